@@ -1,0 +1,1130 @@
+//! Check: resolves names and types in the AST and builds the [`model::Model`].
+//!
+//! Every error the file has is reported in one run; each names the rule (or
+//! test, or default) it is in and carries a help line where one helps.
+
+pub(crate) mod model;
+
+use crate::decision::{Action, AlertTarget, Disposition};
+use crate::diagnostics::{did_you_mean, Code, Diagnostic, Span};
+use crate::facts::{
+    canonical_ip, FactId, FactInfo, FactTable, FactType, FactValue, Facts, BUILTIN_COUNT,
+};
+use crate::glob::Glob;
+use crate::limits::Limits;
+use crate::syntax::ast;
+use ipnet::IpNet;
+use model::*;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Checks a parsed file. The model is `None` when there are errors.
+pub(crate) fn check(
+    src: &str,
+    file: &ast::File,
+    limits: &Limits,
+) -> (Option<Model>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        src,
+        limits,
+        diags: Vec::new(),
+        facts: FactTable::builtins(),
+        fact_decls: Vec::new(),
+        fact_used: Vec::new(),
+        lists: HashMap::new(),
+        list_info: Vec::new(),
+        context: String::new(),
+    };
+    let model = c.run(file);
+    let mut diags = c.diags;
+    // A list used by several rules reports a bad element once.
+    let mut seen = HashSet::new();
+    diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
+    diags.sort_by_key(|d| (d.span.start, d.code));
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    (model.filter(|_| ok), diags)
+}
+
+struct Checker<'a> {
+    src: &'a str,
+    limits: &'a Limits,
+    diags: Vec<Diagnostic>,
+    facts: FactTable,
+    fact_decls: Vec<Span>,
+    /// Whether each custom fact is used by a rule condition.
+    fact_used: Vec<bool>,
+    /// List name → index into `list_info` and its declaration.
+    lists: HashMap<String, (usize, &'a ast::ListDecl)>,
+    list_info: Vec<ListInfo>,
+    /// ` in rule "x"` etc., appended to messages.
+    context: String,
+}
+
+fn describe_value(v: &ast::Value) -> &'static str {
+    match v {
+        ast::Value::Str(_) => "a string",
+        ast::Value::Regex(..) => "a regex",
+        ast::Value::Ip(t, _) if t.contains('/') => "a CIDR",
+        ast::Value::Ip(..) => "an IP address",
+        ast::Value::Int(..) => "an integer",
+        ast::Value::Float(..) => "a number",
+        ast::Value::Bool(..) => "a bool",
+        ast::Value::Word(_) => "a bare word",
+    }
+}
+
+impl<'a> Checker<'a> {
+    fn push(&mut self, code: Code, span: Span, message: String, help: Option<String>) {
+        let mut d = Diagnostic::new(code, self.src, span, format!("{message}{}", self.context));
+        d.help = help;
+        self.diags.push(d);
+    }
+
+    fn run(&mut self, file: &'a ast::File) -> Option<Model> {
+        let mut name = None;
+        let mut mode = None;
+        let mut admins = Vec::new();
+        let mut default: Option<DefaultModel> = None;
+        let mut file_allows = Vec::new();
+        let mut pending_allows: Vec<Code> = Vec::new();
+
+        // Declarations first, so that order in the file does not matter.
+        for item in &file.items {
+            match item {
+                ast::Item::Fact(f) => self.declare_fact(f),
+                ast::Item::List(l) => self.declare_list(l),
+                _ => {}
+            }
+        }
+        let rule_count = file
+            .items
+            .iter()
+            .filter(|i| matches!(i, ast::Item::Rule(_)))
+            .count();
+        if rule_count > self.limits.max_rules {
+            let span = file
+                .items
+                .iter()
+                .filter_map(|i| match i {
+                    ast::Item::Rule(r) => Some(r.keyword),
+                    _ => None,
+                })
+                .nth(self.limits.max_rules)
+                .unwrap_or_default();
+            self.push(
+                Code::Limit,
+                span,
+                format!(
+                    "policy has {rule_count} rules, more than the limit of {}",
+                    self.limits.max_rules
+                ),
+                None,
+            );
+        }
+        let test_count = file
+            .items
+            .iter()
+            .filter(|i| matches!(i, ast::Item::Test(_)))
+            .count();
+        if test_count > self.limits.max_tests {
+            self.push(
+                Code::Limit,
+                Span::default(),
+                format!(
+                    "policy has {test_count} tests, more than the limit of {}",
+                    self.limits.max_tests
+                ),
+                None,
+            );
+        }
+
+        let mut rules: Vec<RuleModel> = Vec::new();
+        let mut rule_names: HashMap<&str, Span> = HashMap::new();
+        let mut tests_ast = Vec::new();
+        let mut items = file.items.iter().peekable();
+        while let Some(item) = items.next() {
+            match item {
+                ast::Item::Policy(s, span) => {
+                    if name.is_some() {
+                        self.push(
+                            Code::DuplicateItem,
+                            *span,
+                            "`policy` is given twice".into(),
+                            Some("a policy has at most one name".into()),
+                        );
+                    }
+                    name = Some(s.value.clone());
+                }
+                ast::Item::Mode(m, span) => {
+                    let value = match m.text.as_str() {
+                        "before_queue" => Some(Mode::BeforeQueue),
+                        "after_queue" => Some(Mode::AfterQueue),
+                        _ => {
+                            let hint = did_you_mean(&m.text, ["before_queue", "after_queue"]);
+                            self.push(
+                                Code::Syntax,
+                                m.span,
+                                format!("unknown mode `{}`", m.text),
+                                Some(match hint {
+                                    Some(h) => format!("did you mean `{h}`?"),
+                                    None => "the modes are `before_queue` and `after_queue`".into(),
+                                }),
+                            );
+                            None
+                        }
+                    };
+                    if mode.is_some() {
+                        self.push(
+                            Code::DuplicateItem,
+                            *span,
+                            "`mode` is given twice".into(),
+                            Some("a policy has one mode".into()),
+                        );
+                    }
+                    mode = value.or(mode);
+                }
+                ast::Item::Admin(s, _) => admins.push(s.value.clone()),
+                ast::Item::Allow(names, _) => {
+                    let codes = self.allow_codes(names);
+                    let covers_next = matches!(
+                        items.peek(),
+                        Some(ast::Item::Rule(_) | ast::Item::Default(..) | ast::Item::Allow(..))
+                    );
+                    if covers_next {
+                        pending_allows.extend(codes);
+                    } else {
+                        file_allows.extend(codes);
+                    }
+                    continue;
+                }
+                ast::Item::Rule(r) => {
+                    if let Some(first) = rule_names.get(r.name.value.as_str()) {
+                        let (line, _, _) = crate::diagnostics::locate(self.src, first.start);
+                        self.push(
+                            Code::DuplicateRule,
+                            r.name.span,
+                            format!("rule {:?} is defined twice", r.name.value),
+                            Some(format!(
+                                "the first one is on line {line}; rule names must be unique"
+                            )),
+                        );
+                    } else {
+                        rule_names.insert(&r.name.value, r.name.span);
+                    }
+                    self.context = format!(" in rule {:?}", r.name.value);
+                    let when = r.when.as_ref().and_then(|c| self.expr(c, 0));
+                    let actions = self.actions(&r.actions, r.keyword);
+                    rules.push(RuleModel {
+                        name: r.name.value.clone(),
+                        keyword: r.keyword,
+                        when: when.or(r.when.as_ref().map(|c| Expr {
+                            kind: ExprKind::Const(false),
+                            span: c.span(),
+                        })),
+                        actions,
+                        allows: std::mem::take(&mut pending_allows),
+                    });
+                    self.context.clear();
+                }
+                ast::Item::Default(actions, span) => {
+                    self.context = " in the default".into();
+                    let keyword = Span::new(span.start, span.start + "default".len());
+                    if default.is_some() {
+                        self.push(
+                            Code::DuplicateItem,
+                            keyword,
+                            "`default` is given twice".into(),
+                            Some("a policy has at most one `default`".into()),
+                        );
+                    }
+                    let actions = self.actions(actions, keyword);
+                    default = Some(DefaultModel {
+                        actions,
+                        keyword: Some(keyword),
+                        allows: std::mem::take(&mut pending_allows),
+                    });
+                    self.context.clear();
+                }
+                ast::Item::Test(t) => tests_ast.push(t),
+                ast::Item::Fact(_) | ast::Item::List(_) => {}
+            }
+            // Allows directly before something other than a rule/default cover the file.
+            file_allows.append(&mut pending_allows);
+        }
+        file_allows.append(&mut pending_allows);
+
+        let mut tests = Vec::new();
+        for t in tests_ast {
+            self.context = format!(" in test {:?}", t.name.value);
+            tests.push(self.test(t));
+            self.context.clear();
+        }
+        Some(Model {
+            name,
+            mode: mode.unwrap_or_default(),
+            admins,
+            facts: self.facts.clone(),
+            fact_decls: self.fact_decls.clone(),
+            fact_used: self.fact_used.clone(),
+            lists: self.list_info.clone(),
+            rules,
+            default: default.unwrap_or(DefaultModel {
+                actions: vec![Action::Pass { reply: None }],
+                keyword: None,
+                allows: Vec::new(),
+            }),
+            tests,
+            file_allows,
+        })
+    }
+
+    fn allow_codes(&mut self, names: &[ast::Name]) -> Vec<Code> {
+        let mut codes = Vec::new();
+        for n in names {
+            match Code::from_name(&n.text) {
+                Some(code) => codes.push(code),
+                None => {
+                    let hint = did_you_mean(&n.text, Code::ALL.iter().map(|c| c.as_str()));
+                    let mut d = Diagnostic::new(
+                        Code::UnknownLint,
+                        self.src,
+                        n.span,
+                        format!("unknown lint `{}` in `allow`", n.text),
+                    );
+                    d.help = Some(match hint {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => {
+                            "`policy check --format json` lists the codes of the warnings it gives"
+                                .into()
+                        }
+                    });
+                    self.diags.push(d);
+                }
+            }
+        }
+        codes
+    }
+
+    fn declare_fact(&mut self, f: &ast::FactDecl) {
+        let name = &f.name.text;
+        if crate::facts::BUILTIN_FACTS.contains(&name.as_str()) {
+            self.push(
+                Code::DuplicateItem,
+                f.name.span,
+                format!("fact `{name}` is built in and cannot be declared again"),
+                Some("pick another name for the custom fact".into()),
+            );
+            return;
+        }
+        if let Some(id) = self.facts.lookup(name) {
+            let first = self.fact_decls[id.index() - BUILTIN_COUNT];
+            let (line, _, _) = crate::diagnostics::locate(self.src, first.start);
+            self.push(
+                Code::DuplicateItem,
+                f.name.span,
+                format!("fact `{name}` is declared twice"),
+                Some(format!("the first declaration is on line {line}")),
+            );
+            return;
+        }
+        if self.facts.len() - BUILTIN_COUNT
+            >= self
+                .limits
+                .max_custom_facts
+                .min(crate::limits::MAX_FACT_SLOTS - BUILTIN_COUNT)
+        {
+            self.push(
+                Code::Limit,
+                f.span,
+                format!("more than {} custom facts", self.limits.max_custom_facts),
+                None,
+            );
+            return;
+        }
+        let ty = match &f.ty {
+            ast::TypeExpr::Simple(t) => match t.text.as_str() {
+                "bool" => FactType::Bool,
+                "int" => FactType::Int,
+                "number" => FactType::Number,
+                "string" => FactType::String,
+                "ip" => FactType::Ip,
+                other => {
+                    let hint =
+                        did_you_mean(other, ["bool", "int", "number", "string", "ip", "enum"]);
+                    self.push(Code::Syntax, t.span, format!("unknown type `{other}`"),
+                        Some(match hint { Some(h) => format!("did you mean `{h}`?"), None => "the types are `bool`, `int`, `number`, `string`, `ip` and `enum(a, b, ...)`".into() }));
+                    return;
+                }
+            },
+            ast::TypeExpr::Enum(values, _) => {
+                let mut names: Vec<String> = Vec::new();
+                for v in values {
+                    if names.contains(&v.text) {
+                        self.push(
+                            Code::DuplicateItem,
+                            v.span,
+                            format!("enum value `{}` is listed twice", v.text),
+                            None,
+                        );
+                    } else {
+                        names.push(v.text.clone());
+                    }
+                }
+                FactType::Enum(names)
+            }
+        };
+        self.facts.facts.push(FactInfo {
+            name: name.clone(),
+            ty,
+        });
+        self.fact_decls.push(f.name.span);
+        self.fact_used.push(false);
+    }
+
+    fn declare_list(&mut self, l: &'a ast::ListDecl) {
+        let name = &l.name.text;
+        if let Some((_, first)) = self.lists.get(name) {
+            let (line, _, _) = crate::diagnostics::locate(self.src, first.span.start);
+            self.push(
+                Code::DuplicateList,
+                l.name.span,
+                format!("list `{name}` is declared twice"),
+                Some(format!("the first declaration is on line {line}")),
+            );
+            return;
+        }
+        // One kind of literal per list.
+        if let Some(first) = l.values.first() {
+            let kind = std::mem::discriminant(&normalize_kind(first));
+            for v in &l.values[1..] {
+                if std::mem::discriminant(&normalize_kind(v)) != kind {
+                    self.push(
+                        Code::TypeMismatch,
+                        v.span(),
+                        format!(
+                            "list `{name}` mixes {} and {}",
+                            describe_value(first),
+                            describe_value(v)
+                        ),
+                        Some("a list holds literals of one type".into()),
+                    );
+                    break;
+                }
+            }
+        }
+        for v in &l.values {
+            if let ast::Value::Ip(text, span) = v {
+                let _ = self.parse_net(text, *span);
+            }
+        }
+        self.lists.insert(name.clone(), (self.list_info.len(), l));
+        self.list_info.push(ListInfo {
+            name: name.clone(),
+            span: l.name.span,
+            used: false,
+        });
+    }
+
+    fn lookup_fact(&mut self, name: &ast::Name) -> Option<(FactId, FactType)> {
+        match self.facts.lookup(&name.text) {
+            Some(id) => Some((id, self.facts.get(id).ty.clone())),
+            None => {
+                let help = if self.lists.contains_key(&name.text) {
+                    format!("`{}` is a list; write `FACT in {}`", name.text, name.text)
+                } else {
+                    match did_you_mean(&name.text, self.facts.names()) {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => format!(
+                            "declare it with `fact {}: TYPE` if the filter supplies it",
+                            name.text
+                        ),
+                    }
+                };
+                self.push(
+                    Code::UnknownFact,
+                    name.span,
+                    format!("unknown fact `{}`", name.text),
+                    Some(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn mark_used(&mut self, id: FactId) {
+        if let Some(u) = id
+            .index()
+            .checked_sub(BUILTIN_COUNT)
+            .and_then(|i| self.fact_used.get_mut(i))
+        {
+            *u = true;
+        }
+    }
+
+    fn expr(&mut self, c: &ast::Cond, depth: usize) -> Option<Expr> {
+        let span = c.span();
+        if depth > self.limits.max_nesting {
+            self.push(
+                Code::Limit,
+                span,
+                format!(
+                    "condition nests deeper than the limit of {} levels",
+                    self.limits.max_nesting
+                ),
+                None,
+            );
+            return None;
+        }
+        let kind = match c {
+            ast::Cond::Or(parts, _) | ast::Cond::And(parts, _) => {
+                let mut out = Vec::with_capacity(parts.len());
+                let mut ok = true;
+                for p in parts {
+                    match self.expr(p, depth + 1) {
+                        Some(e) => out.push(e),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                if matches!(c, ast::Cond::Or(..)) {
+                    ExprKind::Or(out)
+                } else {
+                    ExprKind::And(out)
+                }
+            }
+            ast::Cond::Not(inner, _) => ExprKind::Not(Box::new(self.expr(inner, depth + 1)?)),
+            ast::Cond::Paren(inner, _) => {
+                return self
+                    .expr(inner, depth + 1)
+                    .map(|e| Expr { kind: e.kind, span })
+            }
+            ast::Cond::Bool(b, _) => ExprKind::Const(*b),
+            ast::Cond::Known(name, _) => {
+                let (id, _) = self.lookup_fact(name)?;
+                self.mark_used(id);
+                ExprKind::Known(id)
+            }
+            ast::Cond::Fact(name) => {
+                let (id, ty) = self.lookup_fact(name)?;
+                self.mark_used(id);
+                if ty != FactType::Bool {
+                    let help = match &ty {
+                        FactType::Enum(v) => format!(
+                            "compare it: `{} == {}`",
+                            name.text,
+                            v.first().map_or("VALUE", |s| s.as_str())
+                        ),
+                        _ => format!("compare it with a value, or test `known {}`", name.text),
+                    };
+                    self.push(
+                        Code::TypeMismatch,
+                        name.span,
+                        format!(
+                            "fact `{}` is {}, not a bool: it cannot stand alone as a condition",
+                            name.text,
+                            ty.describe()
+                        ),
+                        Some(help),
+                    );
+                    return None;
+                }
+                ExprKind::IsTrue(id)
+            }
+            ast::Cond::Compare(name, op, value, _) => {
+                let (id, ty) = self.lookup_fact(name)?;
+                self.mark_used(id);
+                let op = match op {
+                    ast::CmpOp::Eq => Op::Eq,
+                    ast::CmpOp::Ne => Op::Ne,
+                    ast::CmpOp::Lt => Op::Lt,
+                    ast::CmpOp::Le => Op::Le,
+                    ast::CmpOp::Gt => Op::Gt,
+                    ast::CmpOp::Ge => Op::Ge,
+                };
+                if !matches!(op, Op::Eq | Op::Ne) && !matches!(ty, FactType::Int | FactType::Number)
+                {
+                    self.push(Code::TypeMismatch, span, format!("`{}` compares numbers, but fact `{}` is {}", op_str(op), name.text, ty.describe()), Some("order comparisons work on `int` and `number` facts such as `size` and `spam_score`".into()));
+                    return None;
+                }
+                if let (FactType::Ip, ast::Value::Ip(text, vspan)) = (&ty, value) {
+                    if text.contains('/') {
+                        self.push(
+                            Code::TypeMismatch,
+                            *vspan,
+                            format!(
+                                "`{}` compares one address, but `{text}` is a network",
+                                op_str(op)
+                            ),
+                            Some(format!("test membership with `{} in {text}`", name.text)),
+                        );
+                        return None;
+                    }
+                }
+                let lit = self.literal(&name.text, &ty, value)?;
+                ExprKind::Compare(id, op, lit)
+            }
+            ast::Cond::In(name, operand, _) => {
+                let (id, ty) = self.lookup_fact(name)?;
+                self.mark_used(id);
+                let values: Vec<ast::Value> = match operand {
+                    ast::Operand::List(values, _) => values.clone(),
+                    ast::Operand::ListRef(list) => self.list_values(list)?,
+                    ast::Operand::Value(v @ ast::Value::Ip(..)) if ty == FactType::Ip => {
+                        vec![v.clone()]
+                    }
+                    ast::Operand::Value(v) => {
+                        self.push(
+                            Code::TypeMismatch,
+                            v.span(),
+                            format!("`in` takes a list, not {}", describe_value(v)),
+                            Some(format!(
+                                "write `{} in [...]` or `{} == ...`",
+                                name.text, name.text
+                            )),
+                        );
+                        return None;
+                    }
+                };
+                if ty == FactType::Ip {
+                    let mut nets = Vec::with_capacity(values.len());
+                    let mut ok = true;
+                    for v in &values {
+                        match v {
+                            ast::Value::Ip(text, vspan) => match self.parse_net(text, *vspan) {
+                                Some(n) => nets.push(n),
+                                None => ok = false,
+                            },
+                            other => {
+                                self.push(Code::TypeMismatch, other.span(), format!("fact `{}` is an ip, but the list holds {}", name.text, describe_value(other)), Some("an ip fact is tested against addresses and CIDRs such as `10.0.0.0/8`".into()));
+                                ok = false;
+                            }
+                        }
+                    }
+                    if !ok {
+                        return None;
+                    }
+                    ExprKind::InNets(id, nets.into())
+                } else {
+                    let mut lits = Vec::with_capacity(values.len());
+                    let mut ok = true;
+                    for v in &values {
+                        match self.literal(&name.text, &ty, v) {
+                            Some(l) => lits.push(l),
+                            None => ok = false,
+                        }
+                    }
+                    if !ok {
+                        return None;
+                    }
+                    ExprKind::InSet(id, lits.into())
+                }
+            }
+            ast::Cond::Matches(name, operand, _) => {
+                let (id, ty) = self.lookup_fact(name)?;
+                self.mark_used(id);
+                if ty != FactType::String {
+                    let help = match ty {
+                        FactType::Enum(_) => format!("compare enum values exactly: `{} == VALUE` or `{} in [...]`", name.text, name.text),
+                        FactType::Ip => format!("test networks with `{} in 10.0.0.0/8`", name.text),
+                        _ => "`matches` works on string facts such as `virus`, `sender` and `recipient`".into(),
+                    };
+                    self.push(
+                        Code::TypeMismatch,
+                        span,
+                        format!(
+                            "`matches` needs a string fact, but fact `{}` is {}",
+                            name.text,
+                            ty.describe()
+                        ),
+                        Some(help),
+                    );
+                    return None;
+                }
+                match operand {
+                    ast::Operand::Value(ast::Value::Regex(re, rspan)) => {
+                        ExprKind::Regex(id, Arc::new(self.regex(re, *rspan)?))
+                    }
+                    ast::Operand::Value(ast::Value::Str(s)) => {
+                        ExprKind::Globs(id, vec![self.glob(&s.value, s.span)?].into())
+                    }
+                    ast::Operand::Value(v) => {
+                        self.push(
+                            Code::TypeMismatch,
+                            v.span(),
+                            format!(
+                                "`matches` takes a \"glob\", a /regex/ or a list name, not {}",
+                                describe_value(v)
+                            ),
+                            None,
+                        );
+                        return None;
+                    }
+                    ast::Operand::List(values, _) => {
+                        ExprKind::Globs(id, self.globs(&values.clone())?.into())
+                    }
+                    ast::Operand::ListRef(list) => {
+                        let values = self.list_values(list)?;
+                        ExprKind::Globs(id, self.globs(&values)?.into())
+                    }
+                }
+            }
+        };
+        Some(Expr { kind, span })
+    }
+
+    fn list_values(&mut self, list: &ast::Name) -> Option<Vec<ast::Value>> {
+        match self.lists.get(&list.text) {
+            Some((i, decl)) => {
+                let i = *i;
+                let values = decl.values.clone();
+                self.list_info[i].used = true;
+                Some(values)
+            }
+            None => {
+                let hint = did_you_mean(&list.text, self.lists.keys().map(String::as_str));
+                self.push(
+                    Code::UndefinedList,
+                    list.span,
+                    format!("list `{}` is not defined", list.text),
+                    Some(match hint {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => format!("declare it with `list {} = [...]`", list.text),
+                    }),
+                );
+                None
+            }
+        }
+    }
+
+    fn globs(&mut self, values: &[ast::Value]) -> Option<Vec<Glob>> {
+        let mut out = Vec::with_capacity(values.len());
+        let mut ok = true;
+        for v in values {
+            match v {
+                ast::Value::Str(s) => match self.glob(&s.value, s.span) {
+                    Some(g) => out.push(g),
+                    None => ok = false,
+                },
+                other => {
+                    self.push(
+                        Code::TypeMismatch,
+                        other.span(),
+                        format!(
+                            "`matches` needs string globs, but the list holds {}",
+                            describe_value(other)
+                        ),
+                        None,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn glob(&mut self, text: &str, span: Span) -> Option<Glob> {
+        let g = Glob::new(text);
+        if g.stars() > self.limits.max_glob_stars {
+            self.push(
+                Code::InvalidGlob,
+                span,
+                format!(
+                    "glob has {} `*` wildcards, more than the limit of {}",
+                    g.stars(),
+                    self.limits.max_glob_stars
+                ),
+                Some("use a /regex/ for complex patterns".into()),
+            );
+            return None;
+        }
+        if text.contains(['[', ']', '{', '}']) {
+            // Literal in our globs, but they signal shell-glob habits; accept them.
+        }
+        Some(g)
+    }
+
+    fn regex(&mut self, pattern: &str, span: Span) -> Option<regex::Regex> {
+        let built = regex::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .size_limit(self.limits.max_regex_bytes)
+            .dfa_size_limit(self.limits.max_regex_bytes)
+            .nest_limit(100)
+            .build();
+        match built {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let text = e.to_string();
+                let detail = text
+                    .lines()
+                    .filter(|l| l.starts_with("error:"))
+                    .map(|l| l.trim_start_matches("error: "))
+                    .next()
+                    .unwrap_or(&text)
+                    .to_owned();
+                let help = if pattern.contains("(?=")
+                    || pattern.contains("(?!")
+                    || pattern.contains("(?<")
+                {
+                    Some("look-around is not supported: regexes here run in linear time; split the test into two conditions".to_owned())
+                } else if text.contains("backreference") {
+                    Some(
+                        "back-references are not supported: regexes here run in linear time"
+                            .to_owned(),
+                    )
+                } else if matches!(e, regex::Error::CompiledTooBig(_)) {
+                    Some(format!(
+                        "the compiled regex exceeds {} bytes; simplify it or use a list of globs",
+                        self.limits.max_regex_bytes
+                    ))
+                } else {
+                    None
+                };
+                let detail = if matches!(e, regex::Error::CompiledTooBig(_)) {
+                    "the compiled regex is too big".to_owned()
+                } else {
+                    detail
+                };
+                self.push(
+                    Code::InvalidRegex,
+                    span,
+                    format!("invalid regex: {detail}"),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses an address or network; a single address becomes a host network.
+    fn parse_net(&mut self, text: &str, span: Span) -> Option<IpNet> {
+        if let Some((addr, _)) = text.split_once('/') {
+            match text.parse::<IpNet>() {
+                Ok(net) => {
+                    if net.trunc() != net {
+                        self.push(
+                            Code::InvalidCidr,
+                            span,
+                            format!("CIDR `{text}` has host bits set"),
+                            Some(format!("did you mean `{}`?", net.trunc())),
+                        );
+                        return None;
+                    }
+                    Some(canonical_net(net))
+                }
+                Err(_) => {
+                    let help = if addr.parse::<IpAddr>().is_ok() {
+                        "the prefix length is at most 32 for IPv4 and 128 for IPv6"
+                    } else {
+                        "write an address and prefix length such as `10.0.0.0/8` or `2001:db8::/32`"
+                    };
+                    self.push(
+                        Code::InvalidCidr,
+                        span,
+                        format!("invalid CIDR `{text}`"),
+                        Some(help.into()),
+                    );
+                    None
+                }
+            }
+        } else {
+            self.parse_ip(text, span).map(IpNet::from)
+        }
+    }
+
+    fn parse_ip(&mut self, text: &str, span: Span) -> Option<IpAddr> {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => Some(canonical_ip(ip)),
+            Err(_) => {
+                self.push(Code::InvalidCidr, span, format!("invalid IP address `{text}`"), Some("write an IPv4 address such as `192.0.2.1` or an IPv6 address such as `2001:db8::1`".into()));
+                None
+            }
+        }
+    }
+
+    /// Converts a value to a literal of the fact's type.
+    fn literal(&mut self, fact: &str, ty: &FactType, v: &ast::Value) -> Option<Lit> {
+        let mismatch = |this: &mut Self, help: Option<String>| {
+            this.push(
+                Code::TypeMismatch,
+                v.span(),
+                format!(
+                    "fact `{fact}` is {}, but {} is compared with it",
+                    describe_type(ty),
+                    describe_value(v)
+                ),
+                help,
+            );
+            None
+        };
+        match (ty, v) {
+            (FactType::Bool, ast::Value::Bool(b, _)) => Some(Lit::Bool(*b)),
+            (FactType::Int | FactType::Number, ast::Value::Int(i, _)) => Some(Lit::Int(*i)),
+            (FactType::Int | FactType::Number, ast::Value::Float(f, _, _)) => Some(Lit::Float(*f)),
+            (FactType::String, ast::Value::Str(s)) => Some(Lit::Str(s.value.clone().into())),
+            (FactType::Ip, ast::Value::Ip(text, span)) => {
+                if text.contains('/') {
+                    self.push(
+                        Code::TypeMismatch,
+                        *span,
+                        format!("`{text}` is a network, not an address"),
+                        Some(format!("test membership with `{fact} in {text}`")),
+                    );
+                    return None;
+                }
+                self.parse_ip(text, *span).map(Lit::Ip)
+            }
+            (FactType::Enum(values), ast::Value::Word(w)) => {
+                match values.iter().position(|x| *x == w.text) {
+                    Some(i) => Some(Lit::Enum(i as u16)),
+                    None => {
+                        let hint = did_you_mean(&w.text, values.iter().map(String::as_str));
+                        let help = match hint {
+                            Some(h) => format!("did you mean `{h}`?"),
+                            None => format!(
+                                "the values of `{fact}` are {}",
+                                values
+                                    .iter()
+                                    .map(|v| format!("`{v}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        };
+                        self.push(
+                            Code::UnknownEnumValue,
+                            w.span,
+                            format!("`{}` is not a value of fact `{fact}`", w.text),
+                            Some(help),
+                        );
+                        None
+                    }
+                }
+            }
+            (FactType::Enum(values), ast::Value::Str(s)) => {
+                let help = if values.contains(&s.value) {
+                    format!(
+                        "enum values are bare words: drop the quotes and write `{}`",
+                        s.value
+                    )
+                } else {
+                    format!(
+                        "enum values are bare words; the values of `{fact}` are {}",
+                        values.join(", ")
+                    )
+                };
+                mismatch(self, Some(help))
+            }
+            (FactType::String, ast::Value::Word(w)) => {
+                let help = if self.lists.contains_key(&w.text) {
+                    format!(
+                        "`{}` is a list: write `{fact} in {}` or `{fact} matches {}`",
+                        w.text, w.text, w.text
+                    )
+                } else {
+                    format!("strings are quoted: write \"{}\"", w.text)
+                };
+                mismatch(self, Some(help))
+            }
+            (FactType::String, ast::Value::Regex(..)) => mismatch(
+                self,
+                Some(format!("a regex is tested with `{fact} matches /.../`")),
+            ),
+            (FactType::Ip, ast::Value::Word(w)) if self.lists.contains_key(&w.text) => mismatch(
+                self,
+                Some(format!(
+                    "`{}` is a list: write `{fact} in {}`",
+                    w.text, w.text
+                )),
+            ),
+            (FactType::Bool, _) => mismatch(
+                self,
+                Some("compare it with `true` or `false`, or use the fact alone".into()),
+            ),
+            _ => mismatch(self, None),
+        }
+    }
+
+    fn actions(&mut self, actions: &[ast::Action], at: Span) -> Vec<Action> {
+        let mut out = Vec::with_capacity(actions.len());
+        let mut dispositions: Vec<Span> = Vec::new();
+        let mut quarantine: Option<Span> = None;
+        for a in actions {
+            match a {
+                ast::Action::Disposition(kind, reply, span) => {
+                    dispositions.push(*span);
+                    let d = match kind {
+                        ast::DispositionKind::Pass => Disposition::Pass,
+                        ast::DispositionKind::Discard => Disposition::Discard,
+                        ast::DispositionKind::Bounce => Disposition::Bounce,
+                        ast::DispositionKind::Reject => Disposition::Reject,
+                        ast::DispositionKind::Tempfail => Disposition::Tempfail,
+                    };
+                    out.push(Action::from_disposition(
+                        d,
+                        reply.as_ref().map(|r| r.value.clone()),
+                    ));
+                }
+                ast::Action::Quarantine(bucket, span) => {
+                    if quarantine.is_some() {
+                        self.push(
+                            Code::DuplicateQuarantine,
+                            *span,
+                            "a second `quarantine` in one action list".into(),
+                            Some(
+                                "a message goes to one quarantine bucket; keep one `quarantine`"
+                                    .into(),
+                            ),
+                        );
+                    }
+                    quarantine = Some(*span);
+                    out.push(Action::Quarantine {
+                        bucket: bucket
+                            .as_ref()
+                            .map_or_else(|| "default".to_owned(), |b| b.value.clone()),
+                    });
+                }
+                ast::Action::Alert(to, _) => out.push(Action::Alert {
+                    to: match to {
+                        ast::AlertTo::Admin => AlertTarget::Admin,
+                        ast::AlertTo::Sender => AlertTarget::Sender,
+                        ast::AlertTo::Recipient => AlertTarget::Recipient,
+                        ast::AlertTo::Address(a) => AlertTarget::Address(a.value.clone()),
+                    },
+                }),
+                ast::Action::Tag(text, _) => out.push(Action::Tag {
+                    text: text.value.clone(),
+                }),
+            }
+        }
+        match dispositions.len() {
+            1 => {}
+            0 => self.push(Code::DispositionCount, at, "action list has no disposition".into(), Some("add exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`".into())),
+            _ => self.push(Code::DispositionCount, dispositions[1], format!("action list has {} dispositions", dispositions.len()), Some("a message gets exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`; keep one".into())),
+        }
+        out
+    }
+
+    fn test(&mut self, t: &ast::Test) -> TestModel {
+        let mut given = Facts::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (name, value) in &t.given {
+            if !seen.insert(&name.text) {
+                self.push(
+                    Code::DuplicateItem,
+                    name.span,
+                    format!("fact `{}` is given twice", name.text),
+                    None,
+                );
+            }
+            let Some((id, ty)) = self.lookup_fact(name) else {
+                continue;
+            };
+            let Some(lit) = self.literal(&name.text, &ty, value) else {
+                continue;
+            };
+            let fv = match lit {
+                Lit::Bool(b) => FactValue::Bool(b),
+                Lit::Int(i) if ty == FactType::Number => FactValue::Number(i as f64),
+                Lit::Int(i) => FactValue::Int(i),
+                Lit::Float(f) if ty == FactType::Int => {
+                    self.push(
+                        Code::TypeMismatch,
+                        value.span(),
+                        format!("fact `{}` is an int, but {f} is not whole", name.text),
+                        None,
+                    );
+                    continue;
+                }
+                Lit::Float(f) => FactValue::Number(f),
+                Lit::Str(s) => FactValue::Str(Cow::Owned(s.into())),
+                Lit::Ip(ip) => FactValue::Ip(ip),
+                Lit::Enum(i) => enum_fact_value(id, &ty, i),
+            };
+            given.set(&name.text, fv);
+        }
+        let mut expects = Vec::new();
+        for e in &t.expects {
+            expects.push(match e {
+                ast::Expect::Actions(actions, span) => {
+                    ExpectModel::Actions(self.actions(actions, *span), *span)
+                }
+                ast::Expect::Rule(name, span) => ExpectModel::Rule(name.value.clone(), *span),
+                ast::Expect::Default(span) => ExpectModel::Default(*span),
+            });
+        }
+        TestModel {
+            name: t.name.value.clone(),
+            span: t.span,
+            given,
+            expects,
+        }
+    }
+}
+
+fn op_str(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "==",
+        Op::Ne => "!=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+    }
+}
+
+fn describe_type(ty: &FactType) -> String {
+    match ty {
+        FactType::Bool => "a bool".into(),
+        FactType::Int => "an int".into(),
+        FactType::Number => "a number".into(),
+        FactType::String => "a string".into(),
+        FactType::Ip => "an ip".into(),
+        FactType::Enum(_) => "an enum".into(),
+    }
+}
+
+/// Int and float literals are one kind for list homogeneity; IPs and CIDRs too.
+fn normalize_kind(v: &ast::Value) -> ast::Value {
+    match v {
+        ast::Value::Float(_, _, s) => ast::Value::Int(0, *s),
+        other => other.clone(),
+    }
+}
+
+/// An enum literal as the value a test gives.
+pub(crate) fn enum_fact_value(id: FactId, ty: &FactType, index: u16) -> FactValue<'static> {
+    use crate::facts::{Direction, Scanner};
+    let value = match id {
+        FactId::DIRECTION => Direction::ALL
+            .get(usize::from(index))
+            .map(|d| FactValue::Direction(*d)),
+        FactId::SCANNER => Scanner::ALL
+            .get(usize::from(index))
+            .map(|s| FactValue::Scanner(*s)),
+        _ => match ty {
+            FactType::Enum(values) => values
+                .get(usize::from(index))
+                .map(|v| FactValue::Str(Cow::Owned(v.clone()))),
+            _ => None,
+        },
+    };
+    // The index comes from a checked literal of this very type, so it is in range.
+    value.unwrap_or(FactValue::Bool(false))
+}
+
+/// A network inside `::ffff:0:0/96` as its IPv4 network.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if v6.prefix_len() >= 96 {
+            if let Some(v4) = v6.addr().to_ipv4_mapped() {
+                if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                    return IpNet::V4(n);
+                }
+            }
+        }
+    }
+    net
+}

@@ -1,0 +1,426 @@
+//! Command-line parsing and the four subcommands.
+//!
+//! Exit codes: 0 success; 1 policy/facts errors (or warnings with
+//! `--deny-warnings`, failed tests, unformatted files with `fmt --check`);
+//! 2 usage or I/O problems.
+
+mod render;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mailpolicy::{Facts, FactsInput, MessageVerdict, Policy, Severity};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Exit code for policy or facts errors.
+const EXIT_ERRORS: i32 = 1;
+/// Exit code for usage and I/O problems.
+const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "policy",
+    version,
+    about = "Check, evaluate, test and format mail virus-handling policies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and lint policies: errors, and warnings where a policy breaks the experts' advice.
+    Check {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Exit 1 when there are warnings.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Also warn about rules that no `test` block reaches (`untested-rule`).
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Evaluate a policy over facts and print the decision as JSON.
+    Eval {
+        /// Policy file.
+        file: PathBuf,
+        /// Facts JSON file (`-` for standard input): an object, or an array of objects (one per recipient).
+        #[arg(long, value_name = "FACTS.json")]
+        facts: Option<String>,
+        /// A fact as NAME=VALUE (repeatable; applied after --facts).
+        #[arg(long = "fact", value_name = "NAME=VALUE")]
+        fact: Vec<String>,
+        /// Add a "trace" of the rules tried and why each did (not) apply.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Run the `test` blocks of policies.
+    Test {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a policy in canonical form.
+    Fmt {
+        /// Policy file.
+        file: PathBuf,
+        /// Print nothing; exit 1 if the file is not in canonical form.
+        #[arg(long)]
+        check: bool,
+        /// Rewrite the file in place.
+        #[arg(long, short, conflicts_with = "check")]
+        write: bool,
+    },
+}
+
+/// Runs the tool; returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Check {
+            files,
+            format,
+            deny_warnings,
+            coverage,
+        } => check(&files, format, deny_warnings, coverage),
+        Command::Eval {
+            file,
+            facts,
+            fact,
+            explain,
+        } => eval(&file, facts.as_deref(), &fact, explain),
+        Command::Test { files } => test(&files),
+        Command::Fmt { file, check, write } => fmt(&file, check, write),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Reads a file as bytes; I/O problems are usage errors (exit 2).
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn parse(_path: &Path, bytes: &[u8]) -> Result<Policy, Vec<mailpolicy::Diagnostic>> {
+    Policy::parse_bytes(bytes).map_err(|e| e.diagnostics().to_vec())
+}
+
+fn check(
+    files: &[PathBuf],
+    format: Format,
+    deny_warnings: bool,
+    coverage: bool,
+) -> Result<i32, String> {
+    let mut all = Vec::new();
+    for path in files {
+        let bytes = read(path)?;
+        let diags = match parse(path, &bytes) {
+            Ok(policy) => {
+                if coverage {
+                    policy.check_with_coverage()
+                } else {
+                    policy.check()
+                }
+            }
+            Err(d) => d,
+        };
+        all.push((path.clone(), diags));
+    }
+    let errors = all
+        .iter()
+        .flat_map(|(_, d)| d)
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = all
+        .iter()
+        .flat_map(|(_, d)| d)
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    match format {
+        Format::Json => {
+            let arr: Vec<Value> = all
+                .iter()
+                .flat_map(|(path, diags)| diags.iter().map(move |d| (path, d)))
+                .map(|(path, d)| {
+                    let mut v = json!({
+                        "severity": d.severity,
+                        "code": d.code,
+                        "message": d.message,
+                        "file": path.display().to_string(),
+                        "line": d.line,
+                        "column": d.column,
+                    });
+                    if let Some(obj) = v.as_object_mut() {
+                        if let Some(h) = &d.help {
+                            obj.insert("help".into(), json!(h));
+                        }
+                        if let Some(r) = &d.rule {
+                            obj.insert("rule".into(), json!(r));
+                        }
+                        if let Some(e) = &d.example {
+                            obj.insert("example".into(), json!(e));
+                        }
+                    }
+                    v
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
+            );
+        }
+        Format::Human => {
+            let mut out = std::io::stdout().lock();
+            for (path, diags) in &all {
+                for d in diags {
+                    let _ = writeln!(
+                        out,
+                        "{}\n",
+                        render::diagnostic(&path.display().to_string(), d)
+                    );
+                }
+            }
+            let summary = match (errors, warnings) {
+                (0, 0) => format!("{} file(s) checked: no problems", files.len()),
+                (e, w) => format!(
+                    "{} file(s) checked: {e} error(s), {w} warning(s)",
+                    files.len()
+                ),
+            };
+            let _ = writeln!(out, "{summary}");
+        }
+    }
+    Ok(if errors > 0 || (deny_warnings && warnings > 0) {
+        EXIT_ERRORS
+    } else {
+        0
+    })
+}
+
+fn print_errors(path: &Path, diags: &[mailpolicy::Diagnostic]) {
+    for d in diags.iter().filter(|d| d.severity == Severity::Error) {
+        eprintln!("{}\n", render::diagnostic(&path.display().to_string(), d));
+    }
+}
+
+fn eval(
+    path: &Path,
+    facts_arg: Option<&str>,
+    fact_args: &[String],
+    explain: bool,
+) -> Result<i32, String> {
+    let bytes = read(path)?;
+    let policy = match parse(path, &bytes) {
+        Ok(p) => p,
+        Err(d) => {
+            print_errors(path, &d);
+            return Ok(EXIT_ERRORS);
+        }
+    };
+    let input = match facts_arg {
+        None => FactsInput::One(Facts::new()),
+        Some(source) => {
+            let text = if source == "-" {
+                let mut s = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut s)
+                    .map_err(|e| format!("cannot read standard input: {e}"))?;
+                s
+            } else {
+                read(Path::new(source))?
+            };
+            let name = if source == "-" { "<stdin>" } else { source };
+            let Ok(text) = String::from_utf8(text) else {
+                eprintln!("error: {name}: facts are not valid UTF-8");
+                return Ok(EXIT_ERRORS);
+            };
+            match policy.facts_from_json(&text) {
+                Ok(input) => input,
+                Err(e) => {
+                    eprintln!("error: {name}:{e}");
+                    return Ok(EXIT_ERRORS);
+                }
+            }
+        }
+    };
+    let apply = |facts: &mut Facts| -> Result<(), String> {
+        for arg in fact_args {
+            policy
+                .set_fact_from_str(facts, arg)
+                .map_err(|e| format!("--fact {arg}: {}", strip_position(&e.to_string())))?;
+        }
+        Ok(())
+    };
+    let decision_json = |facts: &Facts| -> Value {
+        // Built through the Serialize impls (not `Value` maps) so that keys keep
+        // the documented order: disposition, reply, quarantine, alerts, tags, rule.
+        let text = if explain {
+            let ex = policy.explain(facts);
+            serde_json::to_string(&WithTrace {
+                decision: ex.decision,
+                trace: &ex.trace,
+            })
+        } else {
+            serde_json::to_string(&policy.evaluate(facts))
+        };
+        serde_json::from_str(&text.unwrap_or_default()).unwrap_or(Value::Null)
+    };
+    let output = match input {
+        FactsInput::One(mut facts) => {
+            if let Err(e) = apply(&mut facts) {
+                eprintln!("error: {e}");
+                return Ok(EXIT_ERRORS);
+            }
+            decision_json(&facts)
+        }
+        FactsInput::PerRecipient(mut all) => {
+            for facts in &mut all {
+                if let Err(e) = apply(facts) {
+                    eprintln!("error: {e}");
+                    return Ok(EXIT_ERRORS);
+                }
+            }
+            let decisions: Vec<_> = all.iter().map(|f| policy.evaluate(f)).collect();
+            let Some(verdict) = MessageVerdict::combine(&decisions) else {
+                eprintln!("error: a facts array needs at least one object");
+                return Ok(EXIT_ERRORS);
+            };
+            let recipients: Vec<Value> = all.iter().map(decision_json).collect();
+            Value::Object(serde_json::Map::from_iter([
+                ("verdict".to_owned(), json!(verdict.verdict)),
+                ("recipients".to_owned(), Value::Array(recipients)),
+            ]))
+        }
+    };
+    println!("{output}");
+    Ok(0)
+}
+
+#[derive(serde::Serialize)]
+struct WithTrace<'a> {
+    #[serde(flatten)]
+    decision: mailpolicy::Decision<'a>,
+    trace: &'a [mailpolicy::RuleTrace],
+}
+
+fn strip_position(s: &str) -> &str {
+    // "1:1: message" → "message"
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(rest))
+            if a.parse::<usize>().is_ok() && b.parse::<usize>().is_ok() =>
+        {
+            rest.trim_start()
+        }
+        _ => s,
+    }
+}
+
+fn test(files: &[PathBuf]) -> Result<i32, String> {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut out = std::io::stdout().lock();
+    for path in files {
+        let bytes = read(path)?;
+        let policy = match parse(path, &bytes) {
+            Ok(p) => p,
+            Err(d) => {
+                print_errors(path, &d);
+                let _ = writeln!(
+                    out,
+                    "{}: the policy has errors; its tests did not run",
+                    path.display()
+                );
+                failed += 1;
+                continue;
+            }
+        };
+        let report = policy.run_tests();
+        for r in &report.results {
+            if r.passed() {
+                let _ = writeln!(
+                    out,
+                    "test {}:{} {:?} ... ok",
+                    path.display(),
+                    r.line,
+                    r.name
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "test {}:{} {:?} ... FAILED",
+                    path.display(),
+                    r.line,
+                    r.name
+                );
+                for f in &r.failures {
+                    let _ = writeln!(out, "    {f}");
+                }
+            }
+        }
+        passed += report.passed();
+        failed += report.failed();
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    Ok(if failed > 0 { EXIT_ERRORS } else { 0 })
+}
+
+fn fmt(path: &Path, check: bool, write: bool) -> Result<i32, String> {
+    let bytes = read(path)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        let diags = match Policy::parse_bytes(&bytes) {
+            Err(e) => e.diagnostics().to_vec(),
+            Ok(_) => Vec::new(),
+        };
+        print_errors(path, &diags);
+        return Ok(EXIT_ERRORS);
+    };
+    let formatted = match mailpolicy::format(text) {
+        Ok(f) => f,
+        Err(e) => {
+            print_errors(path, e.diagnostics());
+            return Ok(EXIT_ERRORS);
+        }
+    };
+    if check {
+        if formatted != text {
+            eprintln!(
+                "{} is not in canonical form (run `policy fmt --write {}`)",
+                path.display(),
+                path.display()
+            );
+            return Ok(EXIT_ERRORS);
+        }
+        return Ok(0);
+    }
+    if write {
+        if formatted != text {
+            std::fs::write(path, &formatted)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        return Ok(0);
+    }
+    print!("{formatted}");
+    Ok(0)
+}

@@ -1,0 +1,299 @@
+//! Evaluation: the reference evaluator (a plain walk over the checked model),
+//! fact sources with memoisation, and `explain`.
+//!
+//! Kleene three-valued logic: a comparison with an unknown fact is unknown;
+//! `and`/`or`/`not` follow Kleene's tables; a rule applies only when its
+//! condition is true. `and` and `or` stop as soon as the answer is settled,
+//! so a fact is only asked for when the rule being tried needs it.
+
+pub(crate) mod explain;
+
+use crate::check::model::{cmp_numbers, Expr, ExprKind, Lit, Model, Val};
+use crate::decision::Decision;
+use crate::facts::{
+    canonical_ip, FactId, FactKey, FactProvider, FactTable, FactType, FactValue, Facts,
+};
+use crate::limits::MAX_FACT_SLOTS;
+use std::net::IpAddr;
+
+/// A Kleene truth value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Truth {
+    False,
+    Unknown,
+    True,
+}
+
+impl Truth {
+    pub(crate) fn from_bool(b: bool) -> Truth {
+        if b {
+            Truth::True
+        } else {
+            Truth::False
+        }
+    }
+
+    pub(crate) fn not(self) -> Truth {
+        match self {
+            Truth::False => Truth::True,
+            Truth::Unknown => Truth::Unknown,
+            Truth::True => Truth::False,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Truth::False => "false",
+            Truth::Unknown => "unknown",
+            Truth::True => "true",
+        }
+    }
+}
+
+/// Where the evaluator gets fact values.
+pub(crate) trait FactSource {
+    /// The value of a fact, converted to its declared type; `None` = unknown.
+    fn value(&mut self, id: FactId) -> Option<Val<'_>>;
+}
+
+/// Converts a supplied value to the fact's type; a value of another type is unknown.
+pub(crate) fn convert<'v>(id: FactId, ty: &FactType, v: &'v FactValue<'_>) -> Option<Val<'v>> {
+    Some(match (ty, v) {
+        (FactType::Bool, FactValue::Bool(b)) => Val::Bool(*b),
+        (FactType::Int, FactValue::Int(i)) => Val::Int(*i),
+        (FactType::Int, FactValue::Number(f)) => {
+            // A whole float within i64 range counts as that int.
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 {
+                Val::Int(*f as i64)
+            } else {
+                return None;
+            }
+        }
+        (FactType::Number, FactValue::Int(i)) => Val::Int(*i),
+        (FactType::Number, FactValue::Number(f)) if f.is_finite() => Val::Float(*f),
+        (FactType::String, FactValue::Str(s)) => Val::Str(s),
+        (FactType::Ip, FactValue::Ip(ip)) => Val::Ip(canonical_ip(*ip)),
+        (FactType::Ip, FactValue::Str(s)) => Val::Ip(canonical_ip(s.parse::<IpAddr>().ok()?)),
+        (FactType::Enum(_), FactValue::Direction(d)) if id == FactId::DIRECTION => {
+            Val::Enum(*d as u16)
+        }
+        (FactType::Enum(_), FactValue::Scanner(s)) if id == FactId::SCANNER => Val::Enum(*s as u16),
+        (FactType::Enum(values), FactValue::Str(s)) => {
+            Val::Enum(values.iter().position(|x| x == s)? as u16)
+        }
+        _ => return None,
+    })
+}
+
+/// Reads a [`Facts`] value directly (it is already in memory: nothing to memoise).
+pub(crate) struct DirectSource<'f, 't> {
+    pub(crate) facts: &'f Facts,
+    pub(crate) table: &'t FactTable,
+}
+
+impl FactSource for DirectSource<'_, '_> {
+    fn value(&mut self, id: FactId) -> Option<Val<'_>> {
+        let info = self.table.facts.get(id.index())?;
+        let v = self.facts.value_ref(id, &info.name)?;
+        convert(id, &info.ty, v)
+    }
+}
+
+/// One memoised fact.
+enum Slot<'p> {
+    Unasked,
+    Unknown,
+    Known(FactValue<'p>),
+}
+
+/// Asks an embedder's provider for each fact at most once per evaluation,
+/// in a fixed table on the stack (no heap allocation).
+pub(crate) struct MemoSource<'p, 't, P: FactProvider + ?Sized> {
+    provider: &'p P,
+    table: &'t FactTable,
+    cache: [Slot<'p>; MAX_FACT_SLOTS],
+}
+
+impl<'p, 't, P: FactProvider + ?Sized> MemoSource<'p, 't, P> {
+    pub(crate) fn new(provider: &'p P, table: &'t FactTable) -> Self {
+        MemoSource {
+            provider,
+            table,
+            cache: std::array::from_fn(|_| Slot::Unasked),
+        }
+    }
+}
+
+impl<P: FactProvider + ?Sized> FactSource for MemoSource<'_, '_, P> {
+    fn value(&mut self, id: FactId) -> Option<Val<'_>> {
+        let info = self.table.facts.get(id.index())?;
+        let slot = self.cache.get_mut(id.index())?;
+        if let Slot::Unasked = slot {
+            *slot = match self.provider.fact(FactKey {
+                id,
+                name: &info.name,
+            }) {
+                Some(v) => Slot::Known(v),
+                None => Slot::Unknown,
+            };
+        }
+        match slot {
+            Slot::Known(v) => convert(id, &info.ty, v),
+            _ => None,
+        }
+    }
+}
+
+/// Evaluates a condition with Kleene logic.
+pub(crate) fn eval_expr(e: &Expr, src: &mut dyn FactSource) -> Truth {
+    match &e.kind {
+        ExprKind::Const(b) => Truth::from_bool(*b),
+        ExprKind::Known(id) => Truth::from_bool(src.value(*id).is_some()),
+        ExprKind::Not(inner) => eval_expr(inner, src).not(),
+        ExprKind::And(parts) => {
+            let mut acc = Truth::True;
+            for p in parts {
+                match eval_expr(p, src) {
+                    Truth::False => return Truth::False,
+                    Truth::Unknown => acc = Truth::Unknown,
+                    Truth::True => {}
+                }
+            }
+            acc
+        }
+        ExprKind::Or(parts) => {
+            let mut acc = Truth::False;
+            for p in parts {
+                match eval_expr(p, src) {
+                    Truth::True => return Truth::True,
+                    Truth::Unknown => acc = Truth::Unknown,
+                    Truth::False => {}
+                }
+            }
+            acc
+        }
+        leaf => match leaf_fact(leaf).and_then(|id| src.value(id)) {
+            Some(v) => Truth::from_bool(test_leaf(leaf, v)),
+            None => Truth::Unknown,
+        },
+    }
+}
+
+/// The fact a leaf tests.
+pub(crate) fn leaf_fact(kind: &ExprKind) -> Option<FactId> {
+    match kind {
+        ExprKind::IsTrue(id)
+        | ExprKind::Compare(id, _, _)
+        | ExprKind::InSet(id, _)
+        | ExprKind::InNets(id, _)
+        | ExprKind::Globs(id, _)
+        | ExprKind::Regex(id, _) => Some(*id),
+        _ => None,
+    }
+}
+
+/// Tests a leaf against a known value.
+pub(crate) fn test_leaf(kind: &ExprKind, v: Val<'_>) -> bool {
+    match kind {
+        ExprKind::IsTrue(_) => v == Val::Bool(true),
+        ExprKind::Compare(_, op, lit) => match lit {
+            Lit::Int(_) | Lit::Float(_) => cmp_numbers(v, lit).is_some_and(|o| op.holds(o)),
+            _ => {
+                let eq = lit.equals(v);
+                match op {
+                    crate::check::model::Op::Ne => !eq,
+                    _ => eq,
+                }
+            }
+        },
+        ExprKind::InSet(_, lits) => lits.iter().any(|l| l.equals(v)),
+        ExprKind::InNets(_, nets) => match v {
+            Val::Ip(ip) => nets.iter().any(|n| n.contains(&ip)),
+            _ => false,
+        },
+        ExprKind::Globs(_, globs) => match v {
+            Val::Str(s) => globs.iter().any(|g| g.matches(s)),
+            _ => false,
+        },
+        ExprKind::Regex(_, re) => match v {
+            Val::Str(s) => re.is_match(s),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// First rule whose condition is true decides; otherwise the default.
+pub(crate) fn decide<'p>(model: &'p Model, src: &mut dyn FactSource) -> Decision<'p> {
+    for rule in &model.rules {
+        let applies = match &rule.when {
+            None => true,
+            Some(e) => eval_expr(e, src) == Truth::True,
+        };
+        if applies {
+            return Decision {
+                actions: &rule.actions,
+                rule: Some(&rule.name),
+            };
+        }
+    }
+    Decision {
+        actions: &model.default.actions,
+        rule: None,
+    }
+}
+
+/// Like [`eval_expr`], reporting every leaf it evaluates to `record`
+/// (leaf span, fact read, its value, the leaf's truth).
+pub(crate) fn eval_expr_traced(
+    e: &Expr,
+    src: &mut dyn FactSource,
+    record: &mut dyn FnMut(crate::diagnostics::Span, Option<FactId>, Option<Val<'_>>, Truth),
+) -> Truth {
+    match &e.kind {
+        ExprKind::Not(inner) => eval_expr_traced(inner, src, record).not(),
+        ExprKind::And(parts) => {
+            let mut acc = Truth::True;
+            for p in parts {
+                match eval_expr_traced(p, src, record) {
+                    Truth::False => return Truth::False,
+                    Truth::Unknown => acc = Truth::Unknown,
+                    Truth::True => {}
+                }
+            }
+            acc
+        }
+        ExprKind::Or(parts) => {
+            let mut acc = Truth::False;
+            for p in parts {
+                match eval_expr_traced(p, src, record) {
+                    Truth::True => return Truth::True,
+                    Truth::Unknown => acc = Truth::Unknown,
+                    Truth::False => {}
+                }
+            }
+            acc
+        }
+        ExprKind::Const(b) => {
+            let t = Truth::from_bool(*b);
+            record(e.span, None, None, t);
+            t
+        }
+        ExprKind::Known(id) => {
+            let v = src.value(*id);
+            let t = Truth::from_bool(v.is_some());
+            record(e.span, Some(*id), v, t);
+            t
+        }
+        leaf => {
+            let id = leaf_fact(leaf);
+            let v = id.and_then(|id| src.value(id));
+            let t = match v {
+                Some(v) => Truth::from_bool(test_leaf(leaf, v)),
+                None => Truth::Unknown,
+            };
+            record(e.span, id, v, t);
+            t
+        }
+    }
+}

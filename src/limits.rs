@@ -1,0 +1,57 @@
+//! Size limits, part of the API as in the `regex` crate: a policy that exceeds
+//! one is refused with a positioned `limit` error, never a crash or a hang.
+
+/// Limits applied while parsing and checking a policy.
+///
+/// The defaults suit any hand-written or generated site policy (10,000 rules
+/// parse in milliseconds); a service that accepts policies from users may
+/// lower them.
+///
+/// ```
+/// use mailpolicy::{Limits, Policy};
+/// let limits = Limits { max_rules: 2, ..Limits::default() };
+/// let src = r#"rule "a" { then pass } rule "b" { then pass } rule "c" { then pass }"#;
+/// let err = Policy::parse_with_limits(src, &limits).unwrap_err();
+/// assert_eq!(err.diagnostics()[0].code.as_str(), "limit");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest policy source, in bytes.
+    pub max_source_bytes: usize,
+    /// Deepest nesting of parentheses plus `not`s in one condition.
+    pub max_nesting: usize,
+    /// Most rules in one policy.
+    pub max_rules: usize,
+    /// Most elements in one list (named or inline).
+    pub max_list_items: usize,
+    /// Longest string, glob or regex literal, in bytes.
+    pub max_string_bytes: usize,
+    /// Largest compiled size of one regex (`regex::RegexBuilder::size_limit`).
+    pub max_regex_bytes: usize,
+    /// Most custom facts (`fact` declarations).
+    pub max_custom_facts: usize,
+    /// Most `*` wildcards in one glob.
+    pub max_glob_stars: usize,
+    /// Most `test` blocks.
+    pub max_tests: usize,
+}
+
+/// The hard ceiling on custom facts: evaluation memoises facts in a fixed,
+/// stack-allocated table of this many built-in plus custom slots.
+pub const MAX_FACT_SLOTS: usize = 64;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_source_bytes: 16 * 1024 * 1024,
+            max_nesting: 200,
+            max_rules: 100_000,
+            max_list_items: 100_000,
+            max_string_bytes: 64 * 1024,
+            max_regex_bytes: 1024 * 1024,
+            max_custom_facts: MAX_FACT_SLOTS - crate::facts::BUILTIN_COUNT,
+            max_glob_stars: 32,
+            max_tests: 100_000,
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The public facade: [`Policy`] ties the stages together.
+
+use crate::check::{self, model::Model};
+use crate::decision::Decision;
+use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::eval::{self, explain::Explanation, DirectSource, MemoSource};
+use crate::facts::{FactProvider, Facts};
+use crate::facts_json::{self, FactsError, FactsInput};
+use crate::limits::Limits;
+use crate::syntax;
+use std::fmt;
+
+pub use crate::check::model::Mode;
+
+/// A parsed and checked policy, ready to evaluate. `Send + Sync`: share it
+/// between threads with an `Arc`.
+///
+/// ```
+/// use mailpolicy::{Direction, Disposition, Facts, Policy, Scanner};
+/// let policy = Policy::parse(r#"
+///     rule "scanner failed" { when scanner in [error, timeout] then tempfail }
+///     rule "outbound virus" {
+///         when direction == outbound and scanner == infected
+///         then discard, quarantine "outbound", alert admin
+///     }
+///     rule "virus" { when scanner == infected then discard, quarantine }
+///     default pass
+/// "#)?;
+/// let facts = Facts::new().direction(Direction::Outbound).scanner(Scanner::Infected);
+/// let decision = policy.evaluate(&facts);
+/// assert_eq!(decision.disposition(), Disposition::Discard);
+/// assert_eq!(decision.quarantine(), Some("outbound"));
+/// assert_eq!(decision.rule(), Some("outbound virus"));
+/// // Unknown facts never make a rule apply: an unknown scanner result passes here.
+/// assert_eq!(policy.evaluate(&Facts::new()).disposition(), Disposition::Pass);
+/// # Ok::<(), mailpolicy::ParseError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) model: Model,
+    pub(crate) source: String,
+    /// Warnings found while checking (e.g. an unknown lint in `allow`).
+    pub(crate) check_warnings: Vec<Diagnostic>,
+}
+
+/// A policy that cannot be used: every error found, each with a position.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ParseError {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl ParseError {
+    /// The errors (and any warnings found alongside), in source order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// The errors only.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+}
+
+impl fmt::Display for ParseError {
+    /// Each error as `error[code]: LINE:COL: message`, its line, a caret and a help line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for d in self.errors() {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// Parses and checks a policy with the default [`Limits`].
+    pub fn parse(source: &str) -> Result<Policy, ParseError> {
+        Policy::parse_with_limits(source, &Limits::default())
+    }
+
+    /// Parses and checks a policy from bytes: invalid UTF-8 is an error at its position.
+    pub fn parse_bytes(source: &[u8]) -> Result<Policy, ParseError> {
+        match std::str::from_utf8(source) {
+            Ok(s) => Policy::parse(s),
+            Err(e) => Err(ParseError {
+                diagnostics: vec![utf8_error(source, &e)],
+            }),
+        }
+    }
+
+    /// Parses and checks a policy with the given limits.
+    pub fn parse_with_limits(source: &str, limits: &Limits) -> Result<Policy, ParseError> {
+        let parsed = syntax::parse(source, limits);
+        if parsed.fatal {
+            return Err(ParseError {
+                diagnostics: parsed.errors,
+            });
+        }
+        let (model, mut diagnostics) = check::check(source, &parsed.file, limits);
+        if !parsed.errors.is_empty() {
+            diagnostics.extend(parsed.errors);
+            diagnostics.sort_by_key(|d| (d.span.start, d.code));
+            return Err(ParseError { diagnostics });
+        }
+        match model {
+            Some(model) => Ok(Policy {
+                model,
+                source: source.to_owned(),
+                check_warnings: diagnostics,
+            }),
+            None => Err(ParseError { diagnostics }),
+        }
+    }
+
+    /// The lints: the experts' advice about this policy (warnings), sorted by
+    /// position. Honors `allow(...)`.
+    pub fn check(&self) -> Vec<Diagnostic> {
+        let mut out = self.check_warnings.clone();
+        out.extend(crate::lint::lint(self, false));
+        out
+    }
+
+    /// Like [`Policy::check`], with `untested-rule` for rules no `test` reaches.
+    pub fn check_with_coverage(&self) -> Vec<Diagnostic> {
+        let mut out = self.check_warnings.clone();
+        out.extend(crate::lint::lint(self, true));
+        out
+    }
+
+    /// Decides what to do with a message for one recipient. Infallible and
+    /// allocation-free; unknown facts are unknown (see the crate docs).
+    pub fn evaluate(&self, facts: &Facts) -> Decision<'_> {
+        eval::decide(
+            &self.model,
+            &mut DirectSource {
+                facts,
+                table: &self.model.facts,
+            },
+        )
+    }
+
+    /// Decides with facts from an embedder's provider, asking for each fact
+    /// only when a rule needs it and at most once.
+    pub fn evaluate_lazy<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {
+        eval::decide(
+            &self.model,
+            &mut MemoSource::new(provider, &self.model.facts),
+        )
+    }
+
+    /// The reference evaluator: a plain walk over the checked rules. Kept as
+    /// the model that faster evaluators are tested against.
+    pub fn evaluate_reference(&self, facts: &Facts) -> Decision<'_> {
+        eval::decide(
+            &self.model,
+            &mut DirectSource {
+                facts,
+                table: &self.model.facts,
+            },
+        )
+    }
+
+    /// Which rules were tried and why each did (not) apply.
+    pub fn explain(&self, facts: &Facts) -> Explanation<'_> {
+        eval::explain::explain(
+            &self.model,
+            &self.source,
+            &mut DirectSource {
+                facts,
+                table: &self.model.facts,
+            },
+        )
+    }
+
+    /// Reads facts JSON (an object, or an array of objects, one per recipient),
+    /// checked against this policy's facts.
+    ///
+    /// ```
+    /// use mailpolicy::{FactsInput, Policy};
+    /// let policy = Policy::parse("fact dnsbl_listed: bool").unwrap();
+    /// let input = policy.facts_from_json(r#"{"scanner":"clean","dnsbl_listed":true}"#).unwrap();
+    /// assert!(matches!(input, FactsInput::One(_)));
+    /// let err = policy.facts_from_json(r#"{"scaner":"clean"}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), "1:10: unknown fact `scaner` (did you mean `scanner`?)");
+    /// ```
+    pub fn facts_from_json(&self, json: &str) -> Result<FactsInput, FactsError> {
+        facts_json::parse(&self.model.facts, json)
+    }
+
+    /// Sets a fact from `NAME=VALUE` text, the value read by the fact's type.
+    pub fn set_fact_from_str(&self, facts: &mut Facts, assignment: &str) -> Result<(), FactsError> {
+        facts_json::parse_assignment(&self.model.facts, assignment, facts)
+    }
+
+    /// Runs the policy's `test` blocks.
+    pub fn run_tests(&self) -> crate::testing::TestReport {
+        crate::testing::run(self)
+    }
+
+    /// The `policy "NAME"`, if given.
+    pub fn name(&self) -> Option<&str> {
+        self.model.name.as_deref()
+    }
+
+    /// Where the filter sits relative to the queue.
+    pub fn mode(&self) -> Mode {
+        self.model.mode
+    }
+
+    /// The addresses `alert admin` reaches.
+    pub fn admins(&self) -> &[String] {
+        &self.model.admins
+    }
+
+    /// The rules' names, in order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.model.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// The policy's source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+fn utf8_error(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
+    let at = e.valid_up_to();
+    // Position within the valid prefix, which is UTF-8 by definition.
+    let prefix = std::str::from_utf8(&bytes[..at]).unwrap_or("");
+    let mut d = Diagnostic::new(
+        Code::Syntax,
+        prefix,
+        Span::new(at, at + 1),
+        format!(
+            "invalid UTF-8 (byte 0x{:02x} at offset {at})",
+            bytes.get(at).copied().unwrap_or(0)
+        ),
+    );
+    d.help = Some("policies are UTF-8 text; re-save the file as UTF-8".into());
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_is_send_sync() {
+        fn assert<T: Send + Sync>() {}
+        assert::<Policy>();
+    }
+}
+
+impl ParseError {
+    pub(crate) fn from_diagnostics(diagnostics: Vec<Diagnostic>) -> ParseError {
+        ParseError { diagnostics }
+    }
+}

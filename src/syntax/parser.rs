@@ -1,0 +1,644 @@
+//! The pest binding: turns the grammar's pairs into the typed AST.
+
+use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::limits::Limits;
+use crate::syntax::ast::*;
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/policy.pest"]
+struct PestParser;
+
+/// Parses `src` (already pre-scanned) into items; errors are pushed to `errors`.
+/// The flag is true when the grammar rejected the text.
+pub(crate) fn parse_items(
+    src: &str,
+    limits: &Limits,
+    errors: &mut Vec<Diagnostic>,
+) -> (Vec<Item>, bool) {
+    let pairs = match PestParser::parse(Rule::file, src) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            errors.push(syntax_error(src, &e));
+            return (Vec::new(), true);
+        }
+    };
+    let mut b = Builder {
+        src,
+        limits,
+        errors,
+    };
+    let mut items = Vec::new();
+    for file in pairs {
+        for pair in file.into_inner() {
+            if pair.as_rule() != Rule::EOI {
+                items.push(b.item(pair));
+            }
+        }
+    }
+    (items, false)
+}
+
+fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+struct Builder<'s, 'e> {
+    src: &'s str,
+    limits: &'e Limits,
+    errors: &'e mut Vec<Diagnostic>,
+}
+
+impl Builder<'_, '_> {
+    fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors
+            .push(Diagnostic::new(code, self.src, span, message));
+        let last = self.errors.len() - 1;
+        &mut self.errors[last]
+    }
+
+    fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
+        let span = span_of(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        // Every item starts with its keyword; the grammar guarantees the parts
+        // below, so a missing one would be a grammar/builder mismatch: we fall
+        // back to empty values rather than panic.
+        let keyword = inner.next().map(|p| span_of(&p)).unwrap_or(span);
+        match rule {
+            Rule::policy_item => Item::Policy(self.string_opt(inner.next(), span), span),
+            Rule::mode_item => Item::Mode(self.name_opt(inner.next(), span), span),
+            Rule::admin_item => Item::Admin(self.string_opt(inner.next(), span), span),
+            Rule::fact_item => {
+                let name = self.name_opt(inner.next(), span);
+                let ty = match inner.next().and_then(|t| t.into_inner().next()) {
+                    Some(t) if t.as_rule() == Rule::enum_type => {
+                        let tspan = span_of(&t);
+                        let values = t
+                            .into_inner()
+                            .filter(|p| p.as_rule() == Rule::ident)
+                            .map(|p| self.name(p))
+                            .collect();
+                        TypeExpr::Enum(values, tspan)
+                    }
+                    Some(t) => TypeExpr::Simple(self.name_opt(t.into_inner().next(), span)),
+                    None => TypeExpr::Simple(Name {
+                        text: String::new(),
+                        span,
+                    }),
+                };
+                Item::Fact(FactDecl { name, ty, span })
+            }
+            Rule::list_item => {
+                let name = self.name_opt(inner.next(), span);
+                let values = match inner.next() {
+                    Some(list) => self.list_values(list),
+                    None => Vec::new(),
+                };
+                Item::List(ListDecl { name, values, span })
+            }
+            Rule::allow_item => Item::Allow(inner.map(|p| self.name(p)).collect(), span),
+            Rule::rule_item => {
+                let name = self.string_opt(inner.next(), span);
+                let mut when = None;
+                let mut actions = Vec::new();
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::when_clause => {
+                            when = part.into_inner().nth(1).map(|c| self.condition(c));
+                        }
+                        Rule::then_clause => {
+                            if let Some(a) = part.into_inner().nth(1) {
+                                actions = self.actions(a);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Item::Rule(Rule_ {
+                    name,
+                    when,
+                    actions,
+                    keyword,
+                    span,
+                })
+            }
+            Rule::default_item => {
+                let actions = inner.next().map(|a| self.actions(a)).unwrap_or_default();
+                Item::Default(actions, span)
+            }
+            Rule::test_item => {
+                let name = self.string_opt(inner.next(), span);
+                let mut given = Vec::new();
+                let mut expects = Vec::new();
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::given_clause => {
+                            for g in part.into_inner().filter(|p| p.as_rule() == Rule::given) {
+                                let gspan = span_of(&g);
+                                let mut gi = g.into_inner();
+                                let fact = self.name_opt(gi.next(), gspan);
+                                let value = match gi.next() {
+                                    Some(v) => self.value(v),
+                                    None => Value::Bool(false, gspan),
+                                };
+                                given.push((fact, value));
+                            }
+                        }
+                        Rule::expect_clause => {
+                            let espan = span_of(&part);
+                            let Some(what) = part.into_inner().nth(1) else {
+                                continue;
+                            };
+                            expects.push(match what.as_rule() {
+                                Rule::expect_rule => {
+                                    let s = what.into_inner().nth(1);
+                                    Expect::Rule(self.string_opt(s, espan), espan)
+                                }
+                                Rule::expect_default => Expect::Default(espan),
+                                _ => Expect::Actions(self.actions(what), espan),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                Item::Test(Test {
+                    name,
+                    given,
+                    expects,
+                    span,
+                })
+            }
+            _ => Item::Allow(Vec::new(), keyword),
+        }
+    }
+
+    fn name(&mut self, pair: Pair<'_, Rule>) -> Name {
+        Name {
+            text: pair.as_str().to_owned(),
+            span: span_of(&pair),
+        }
+    }
+
+    fn name_opt(&mut self, pair: Option<Pair<'_, Rule>>, fallback: Span) -> Name {
+        match pair {
+            Some(p) => self.name(p),
+            None => Name {
+                text: String::new(),
+                span: fallback,
+            },
+        }
+    }
+
+    fn string_opt(&mut self, pair: Option<Pair<'_, Rule>>, fallback: Span) -> StrLit {
+        match pair {
+            Some(p) => self.string(p),
+            None => StrLit {
+                value: String::new(),
+                span: fallback,
+            },
+        }
+    }
+
+    /// Decodes a string literal's escapes; a bad escape is an `invalid-escape` error.
+    fn string(&mut self, pair: Pair<'_, Rule>) -> StrLit {
+        let span = span_of(&pair);
+        let raw = pair.as_str();
+        let body = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+        let body_start = span.start + 1;
+        if body.len() > self.limits.max_string_bytes {
+            let max = self.limits.max_string_bytes;
+            self.error(
+                Code::Limit,
+                span,
+                format!(
+                    "string is {} bytes, more than the limit of {max}",
+                    body.len()
+                ),
+            );
+            return StrLit {
+                value: String::new(),
+                span,
+            };
+        }
+        let mut value = String::with_capacity(body.len());
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            let esc_start = body_start + i;
+            match chars.next() {
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((j, 'u')) => {
+                    // \u{HEX}: up to six hex digits naming a Unicode scalar value.
+                    let rest = &body[j + 1..];
+                    let decoded = rest
+                        .strip_prefix('{')
+                        .and_then(|r| r.find('}').map(|end| &r[..end]))
+                        .filter(|hex| !hex.is_empty() && hex.len() <= 6)
+                        .and_then(|hex| {
+                            u32::from_str_radix(hex, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                                .map(|c| (c, hex.len()))
+                        });
+                    match decoded {
+                        Some((c, n)) => {
+                            value.push(c);
+                            for _ in 0..n + 2 {
+                                chars.next();
+                            }
+                        }
+                        None => {
+                            let end = esc_start + 2 + rest.find('}').map_or(0, |e| e + 1).min(10);
+                            self.error(
+                                Code::InvalidEscape,
+                                Span::new(esc_start, end),
+                                "invalid unicode escape: expected `\\u{HEX}` naming a character",
+                            )
+                            .help = Some(
+                                "write `\\u{E9}` for `é`: one to six hex digits in braces".into(),
+                            );
+                        }
+                    }
+                }
+                Some((_, other)) => {
+                    let len = 1 + other.len_utf8();
+                    self.error(Code::InvalidEscape, Span::new(esc_start, esc_start + len), format!("unknown escape `\\{other}` in string"))
+                        .help = Some("the escapes are `\\\"`, `\\\\`, `\\n`, `\\t` and `\\u{HEX}`; write `\\\\` for a backslash".into());
+                }
+                None => {}
+            }
+        }
+        StrLit { value, span }
+    }
+
+    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
+        let span = span_of(&pair);
+        let text = pair.as_str();
+        match pair.as_rule() {
+            Rule::string => Value::Str(self.string(pair)),
+            Rule::regex => {
+                let body = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+                if body.len() > self.limits.max_string_bytes {
+                    let max = self.limits.max_string_bytes;
+                    self.error(
+                        Code::Limit,
+                        span,
+                        format!(
+                            "regex is {} bytes, more than the limit of {max}",
+                            body.len()
+                        ),
+                    );
+                }
+                Value::Regex(body.replace("\\/", "/"), span)
+            }
+            Rule::ip_lit => Value::Ip(text.to_owned(), span),
+            Rule::number => {
+                if text.contains(['.', 'e', 'E']) {
+                    match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Value::Float(f, text.to_owned(), span),
+                        _ => {
+                            self.error(
+                                Code::Syntax,
+                                span,
+                                format!("number `{text}` is out of range"),
+                            );
+                            Value::Int(0, span)
+                        }
+                    }
+                } else {
+                    match text.parse::<i64>() {
+                        Ok(i) => Value::Int(i, span),
+                        Err(_) => {
+                            self.error(
+                                Code::Syntax,
+                                span,
+                                format!("integer `{text}` does not fit in 64 bits"),
+                            );
+                            Value::Int(0, span)
+                        }
+                    }
+                }
+            }
+            Rule::bool_lit => Value::Bool(text == "true", span),
+            _ => Value::Word(self.name(pair)),
+        }
+    }
+
+    fn list_values(&mut self, pair: Pair<'_, Rule>) -> Vec<Value> {
+        let span = span_of(&pair);
+        let values: Vec<Value> = pair.into_inner().map(|v| self.value(v)).collect();
+        if values.len() > self.limits.max_list_items {
+            let max = self.limits.max_list_items;
+            self.error(
+                Code::Limit,
+                span,
+                format!(
+                    "list has {} items, more than the limit of {max}",
+                    values.len()
+                ),
+            );
+        }
+        values
+    }
+
+    fn condition(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        // condition -> or_expr
+        let span = span_of(&pair);
+        match pair.into_inner().next() {
+            Some(or) => self.or_expr(or),
+            None => Cond::Bool(false, span),
+        }
+    }
+
+    fn or_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        let span = span_of(&pair);
+        let mut parts: Vec<Cond> = pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::and_expr)
+            .map(|p| self.and_expr(p))
+            .collect();
+        if parts.len() == 1 {
+            parts.pop().unwrap_or(Cond::Bool(false, span))
+        } else {
+            Cond::Or(parts, span)
+        }
+    }
+
+    fn and_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        let span = span_of(&pair);
+        let mut parts: Vec<Cond> = pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::not_expr)
+            .map(|p| self.not_expr(p))
+            .collect();
+        if parts.len() == 1 {
+            parts.pop().unwrap_or(Cond::Bool(false, span))
+        } else {
+            Cond::And(parts, span)
+        }
+    }
+
+    fn not_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        let span = span_of(&pair);
+        let mut nots = Vec::new();
+        let mut atom = None;
+        for p in pair.into_inner() {
+            if p.as_rule() == Rule::kw_not {
+                nots.push(span_of(&p).start);
+            } else {
+                atom = Some(self.atom(p));
+            }
+        }
+        let mut cond = atom.unwrap_or(Cond::Bool(false, span));
+        // The pre-pass bounded the number of `not`s, so this nesting is shallow.
+        for start in nots.into_iter().rev() {
+            let s = Span::new(start, cond.span().end);
+            cond = Cond::Not(Box::new(cond), s);
+        }
+        cond
+    }
+
+    fn atom(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        let span = span_of(&pair);
+        match pair.as_rule() {
+            Rule::paren => match pair.into_inner().next() {
+                Some(c) => Cond::Paren(Box::new(self.condition(c)), span),
+                None => Cond::Bool(false, span),
+            },
+            Rule::bool_lit => Cond::Bool(pair.as_str() == "true", span),
+            Rule::known_test => {
+                let fact = self.name_opt(pair.into_inner().nth(1), span);
+                Cond::Known(fact, span)
+            }
+            Rule::bare_fact => Cond::Fact(self.name_opt(pair.into_inner().next(), span)),
+            Rule::comparison => {
+                let mut inner = pair.into_inner();
+                let fact = self.name_opt(inner.next(), span);
+                let Some(tail) = inner.next() else {
+                    return Cond::Bool(false, span);
+                };
+                let tail_rule = tail.as_rule();
+                let mut ti = tail.into_inner();
+                match tail_rule {
+                    Rule::cmp_tail => {
+                        let op = match ti.next().map(|p| p.as_str()) {
+                            Some("==") => CmpOp::Eq,
+                            Some("!=") => CmpOp::Ne,
+                            Some("<") => CmpOp::Lt,
+                            Some("<=") => CmpOp::Le,
+                            Some(">") => CmpOp::Gt,
+                            _ => CmpOp::Ge,
+                        };
+                        let value = match ti.next() {
+                            Some(v) => self.value(v),
+                            None => Value::Bool(false, span),
+                        };
+                        Cond::Compare(fact, op, value, span)
+                    }
+                    Rule::in_tail | Rule::matches_tail => {
+                        let operand = match ti.nth(1) {
+                            Some(p) if p.as_rule() == Rule::list_literal => {
+                                let lspan = span_of(&p);
+                                Operand::List(self.list_values(p), lspan)
+                            }
+                            Some(p) if p.as_rule() == Rule::list_ref => {
+                                Operand::ListRef(self.name_opt(p.into_inner().next(), span))
+                            }
+                            Some(p) => Operand::Value(self.value(p)),
+                            None => Operand::List(Vec::new(), span),
+                        };
+                        if tail_rule == Rule::in_tail {
+                            Cond::In(fact, operand, span)
+                        } else {
+                            Cond::Matches(fact, operand, span)
+                        }
+                    }
+                    _ => Cond::Bool(false, span),
+                }
+            }
+            _ => Cond::Bool(false, span),
+        }
+    }
+
+    fn actions(&mut self, pair: Pair<'_, Rule>) -> Vec<Action> {
+        let mut out = Vec::new();
+        for a in pair.into_inner() {
+            let span = span_of(&a);
+            let rule = a.as_rule();
+            let mut inner = a.into_inner();
+            let action = match rule {
+                Rule::disposition => {
+                    let kind = match inner.next().map(|k| k.as_str()) {
+                        Some("pass") => DispositionKind::Pass,
+                        Some("discard") => DispositionKind::Discard,
+                        Some("bounce") => DispositionKind::Bounce,
+                        Some("reject") => DispositionKind::Reject,
+                        _ => DispositionKind::Tempfail,
+                    };
+                    let reply = inner.next().map(|s| self.string(s));
+                    Action::Disposition(kind, reply, span)
+                }
+                Rule::quarantine => Action::Quarantine(inner.nth(1).map(|s| self.string(s)), span),
+                Rule::alert => {
+                    let target = inner.nth(1).and_then(|t| t.into_inner().next());
+                    let to = match target {
+                        Some(t) if t.as_rule() == Rule::string => AlertTo::Address(self.string(t)),
+                        Some(t) if t.as_str() == "admin" => AlertTo::Admin,
+                        Some(t) if t.as_str() == "sender" => AlertTo::Sender,
+                        _ => AlertTo::Recipient,
+                    };
+                    Action::Alert(to, span)
+                }
+                _ => {
+                    let text = self.string_opt(inner.nth(1), span);
+                    Action::Tag(text, span)
+                }
+            };
+            out.push(action);
+        }
+        out
+    }
+}
+
+// `Rule` is pest's rule enum here; the AST's rule struct is imported under another name.
+use crate::syntax::ast::Rule as Rule_;
+
+/// Turns pest's error into a `syntax` diagnostic with friendly expectations.
+fn syntax_error(src: &str, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let found = describe_found(src, pos);
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<&str> =
+                positives.iter().filter_map(|r| describe_rule(*r)).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            match expected.len() {
+                0 => format!("unexpected {found}"),
+                1 => format!("expected {}, found {found}", expected[0]),
+                _ => {
+                    let last = expected.pop().unwrap_or_default();
+                    format!("expected {} or {last}, found {found}", expected.join(", "))
+                }
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let end = (pos + found_len(src, pos)).min(src.len());
+    let mut d = Diagnostic::new(Code::Syntax, src, Span::new(pos, end), message);
+    if let Some(help) = syntax_help(src, pos) {
+        d.help = Some(help);
+    }
+    d
+}
+
+fn found_len(src: &str, pos: usize) -> usize {
+    let rest = src.get(pos..).unwrap_or("");
+    let word: usize = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum();
+    if word > 0 {
+        word
+    } else {
+        rest.chars().next().map_or(0, char::len_utf8)
+    }
+}
+
+fn describe_found(src: &str, pos: usize) -> String {
+    let rest = src.get(pos..).unwrap_or("");
+    match rest.chars().next() {
+        None => "end of file".to_owned(),
+        Some(c) if c.is_alphanumeric() || c == '_' => {
+            format!("`{}`", &rest[..found_len(src, pos)])
+        }
+        Some('\n') | Some('\r') => "end of line".to_owned(),
+        Some(c) if c.is_control() => format!("control character U+{:04X}", c as u32),
+        Some(c) => format!("`{c}`"),
+    }
+}
+
+fn syntax_help(src: &str, pos: usize) -> Option<String> {
+    let rest = src.get(pos..).unwrap_or("");
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    match word.as_str() {
+        "and" | "or" | "not" | "in" | "matches" | "known" | "when" | "then" | "true" | "false" => {
+            Some(format!(
+                "`{word}` is a keyword and cannot be used as a name"
+            ))
+        }
+        "if" => Some("conditions start with `when`".into()),
+        "AND" | "OR" | "NOT" => Some(format!(
+            "keywords are lowercase: write `{}`",
+            word.to_lowercase()
+        )),
+        _ if rest.starts_with('=') && !rest.starts_with("==") => Some("compare with `==`".into()),
+        _ if rest.starts_with("&&") => Some("write `and`".into()),
+        _ if rest.starts_with("||") => Some("write `or`".into()),
+        _ if rest.starts_with('!') && !rest.starts_with("!=") => Some("write `not`".into()),
+        _ if rest.starts_with('\'') => Some("strings use double quotes".into()),
+        _ => None,
+    }
+}
+
+fn describe_rule(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::policy_item | Rule::kw_policy => "`policy`",
+        Rule::mode_item | Rule::kw_mode => "`mode`",
+        Rule::admin_item | Rule::kw_admin => "`admin`",
+        Rule::fact_item | Rule::kw_fact => "`fact`",
+        Rule::list_item | Rule::kw_list => "`list`",
+        Rule::allow_item | Rule::kw_allow => "`allow`",
+        Rule::rule_item | Rule::kw_rule | Rule::expect_rule => "`rule`",
+        Rule::default_item | Rule::kw_default | Rule::expect_default => "`default`",
+        Rule::test_item | Rule::kw_test => "`test`",
+        Rule::given_clause | Rule::kw_given => "`given`",
+        Rule::expect_clause | Rule::kw_expect => "`expect`",
+        Rule::when_clause | Rule::kw_when => "`when`",
+        Rule::then_clause | Rule::kw_then => "`then`",
+        Rule::fact_type | Rule::simple_type => "a type",
+        Rule::enum_type | Rule::kw_enum => "`enum(...)`",
+        Rule::lint_name => "a lint name",
+        Rule::given => "`FACT = VALUE`",
+        Rule::condition | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
+        Rule::paren => "`(`",
+        Rule::known_test | Rule::kw_known => "`known`",
+        Rule::bare_fact | Rule::comparison | Rule::ident => "a name",
+        Rule::cmp_tail | Rule::cmp_op => "a comparison operator",
+        Rule::in_tail | Rule::kw_in => "`in`",
+        Rule::matches_tail | Rule::kw_matches => "`matches`",
+        Rule::list_ref => "a list name",
+        Rule::list_literal => "`[`",
+        Rule::bool_lit => "`true` or `false`",
+        Rule::number => "a number",
+        Rule::ip_lit | Rule::ipv4_text | Rule::ipv6_text => "an IP address",
+        Rule::string | Rule::string_inner | Rule::string_escape => "a string",
+        Rule::regex | Rule::regex_inner => "a `/regex/`",
+        Rule::actions | Rule::disposition | Rule::disposition_kw => "an action",
+        Rule::quarantine | Rule::kw_quarantine => "`quarantine`",
+        Rule::alert | Rule::kw_alert => "`alert`",
+        Rule::alert_target | Rule::alert_role => "`admin`, `sender`, `recipient` or an address",
+        Rule::tag | Rule::kw_tag => "`tag`",
+        Rule::kw_and => "`and`",
+        Rule::kw_or => "`or`",
+        Rule::kw_not => "`not`",
+        _ => return None,
+    })
+}

@@ -1,0 +1,134 @@
+//! `policy test`: runs a policy's `test` blocks.
+
+use crate::check::model::ExpectModel;
+use crate::decision::{Action, Decision};
+use crate::Policy;
+use serde::Serialize;
+
+/// The outcome of all `test` blocks of a policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestReport {
+    /// One entry per test, in file order.
+    pub results: Vec<TestResult>,
+}
+
+/// One test's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestResult {
+    /// The test's name.
+    pub name: String,
+    /// The line of its `test` keyword.
+    pub line: usize,
+    /// What did not hold; empty when the test passed.
+    pub failures: Vec<String>,
+}
+
+impl TestResult {
+    /// Whether every `expect` held.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl TestReport {
+    /// How many tests passed.
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed()).count()
+    }
+
+    /// How many tests failed.
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+}
+
+pub(crate) fn run(policy: &Policy) -> TestReport {
+    let model = &policy.model;
+    let results = model
+        .tests
+        .iter()
+        .map(|t| {
+            let decision = policy.evaluate(&t.given);
+            let mut failures = Vec::new();
+            for e in &t.expects {
+                if let Some(f) = check_expect(e, &decision) {
+                    let line = crate::diagnostics::locate(&policy.source, expect_span(e).start).0;
+                    failures.push(format!("line {line}: {f}"));
+                }
+            }
+            TestResult {
+                name: t.name.clone(),
+                line: crate::diagnostics::locate(&policy.source, t.span.start).0,
+                failures,
+            }
+        })
+        .collect();
+    TestReport { results }
+}
+
+fn expect_span(e: &ExpectModel) -> crate::diagnostics::Span {
+    match e {
+        ExpectModel::Actions(_, s) | ExpectModel::Rule(_, s) | ExpectModel::Default(s) => *s,
+    }
+}
+
+/// Describes a decision the way a policy would write it.
+pub(crate) fn describe(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Quarantine { bucket } if bucket == "default" => "quarantine".to_owned(),
+            Action::Quarantine { bucket } => format!("quarantine {bucket:?}"),
+            Action::Alert { to } => match to {
+                crate::AlertTarget::Address(a) => format!("alert {a:?}"),
+                other => format!("alert {}", other.as_str()),
+            },
+            Action::Tag { text } => format!("tag {text:?}"),
+            other => match other.disposition() {
+                Some((d, Some(r))) => format!("{d} {r:?}"),
+                Some((d, None)) => d.to_string(),
+                None => String::new(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_expect(e: &ExpectModel, d: &Decision<'_>) -> Option<String> {
+    let got = || {
+        let by = d
+            .rule()
+            .map_or_else(|| "the default".to_owned(), |r| format!("rule {r:?}"));
+        format!("got `{}` from {by}", describe(d.actions()))
+    };
+    match e {
+        ExpectModel::Rule(name, _) => match d.rule() {
+            Some(r) if r == name => None,
+            _ => Some(format!("expected rule {name:?} to decide, {}", got())),
+        },
+        ExpectModel::Default(_) => match d.rule() {
+            None => None,
+            Some(_) => Some(format!("expected the default to decide, {}", got())),
+        },
+        ExpectModel::Actions(expected, _) => {
+            let want = Decision {
+                actions: expected,
+                rule: None,
+            };
+            let mut ok =
+                want.disposition() == d.disposition() && want.quarantine() == d.quarantine();
+            if let Some(reply) = want.reply() {
+                ok &= d.reply() == Some(reply);
+            }
+            let sorted = |mut v: Vec<String>| {
+                v.sort();
+                v
+            };
+            ok &= sorted(want.alerts().map(|a| a.as_str().to_owned()).collect())
+                == sorted(d.alerts().map(|a| a.as_str().to_owned()).collect());
+            ok &= sorted(want.tags().map(str::to_owned).collect())
+                == sorted(d.tags().map(str::to_owned).collect());
+            (!ok).then(|| format!("expected `{}`, {}", describe(expected), got()))
+        }
+    }
+}
