@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 /// Facts given as JSON: one object, or an array of objects (one per recipient).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once per message, never stored in bulk
 pub enum FactsInput {
     /// A single facts object.
     One(Facts),
@@ -113,7 +114,10 @@ impl Problem {
                 line,
                 column,
             },
-            Problem::Duplicate(name) => FactsError::Duplicate { name, line, column },
+            Problem::Duplicate(name) => {
+                let column = column.saturating_sub(name.chars().count() + 1).max(1);
+                FactsError::Duplicate { name, line, column }
+            }
             Problem::Shape(message) => FactsError::Shape {
                 message,
                 line,

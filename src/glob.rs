@@ -53,16 +53,6 @@ impl Glob {
         self.tokens.iter().filter(|t| **t == Tok::Star).count()
     }
 
-    /// The literal text if the glob has no wildcard (so it matches exactly one
-    /// string, up to case).
-    pub(crate) fn literal(&self) -> Option<&str> {
-        (!self
-            .tokens
-            .iter()
-            .any(|t| matches!(t, Tok::Star | Tok::One)))
-        .then_some(self.source.as_str())
-    }
-
     /// Whether the glob matches all of `text`, ignoring case.
     pub(crate) fn matches(&self, text: &str) -> bool {
         let toks = &self.tokens;

@@ -185,7 +185,7 @@ impl Policy {
     /// let input = policy.facts_from_json(r#"{"scanner":"clean","dnsbl_listed":true}"#).unwrap();
     /// assert!(matches!(input, FactsInput::One(_)));
     /// let err = policy.facts_from_json(r#"{"scaner":"clean"}"#).unwrap_err();
-    /// assert_eq!(err.to_string(), "1:10: unknown fact `scaner` (did you mean `scanner`?)");
+    /// assert_eq!(err.to_string(), "1:2: unknown fact `scaner` (did you mean `scanner`?)");
     /// ```
     pub fn facts_from_json(&self, json: &str) -> Result<FactsInput, FactsError> {
         facts_json::parse(&self.model.facts, json)
@@ -244,6 +244,12 @@ fn utf8_error(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
     d
 }
 
+impl ParseError {
+    pub(crate) fn from_diagnostics(diagnostics: Vec<Diagnostic>) -> ParseError {
+        ParseError { diagnostics }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,11 +258,5 @@ mod tests {
     fn policy_is_send_sync() {
         fn assert<T: Send + Sync>() {}
         assert::<Policy>();
-    }
-}
-
-impl ParseError {
-    pub(crate) fn from_diagnostics(diagnostics: Vec<Diagnostic>) -> ParseError {
-        ParseError { diagnostics }
     }
 }

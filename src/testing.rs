@@ -106,10 +106,9 @@ fn check_expect(e: &ExpectModel, d: &Decision<'_>) -> Option<String> {
             Some(r) if r == name => None,
             _ => Some(format!("expected rule {name:?} to decide, {}", got())),
         },
-        ExpectModel::Default(_) => match d.rule() {
-            None => None,
-            Some(_) => Some(format!("expected the default to decide, {}", got())),
-        },
+        ExpectModel::Default(_) => d
+            .rule()
+            .map(|_| format!("expected the default to decide, {}", got())),
         ExpectModel::Actions(expected, _) => {
             let want = Decision {
                 actions: expected,

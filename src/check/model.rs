@@ -25,6 +25,7 @@ pub enum Mode {
 
 /// The checked policy.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // lint inputs (allows, declarations) are read by the linter
 pub(crate) struct Model {
     pub(crate) name: Option<String>,
     pub(crate) mode: Mode,
@@ -44,6 +45,7 @@ pub(crate) struct Model {
 
 /// A named list, for `unused-list`.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub(crate) struct ListInfo {
     pub(crate) name: String,
     pub(crate) span: Span,
@@ -52,6 +54,7 @@ pub(crate) struct ListInfo {
 
 /// One rule.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub(crate) struct RuleModel {
     pub(crate) name: String,
     /// The `rule` keyword.
@@ -64,6 +67,7 @@ pub(crate) struct RuleModel {
 
 /// The default actions.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub(crate) struct DefaultModel {
     pub(crate) actions: Vec<Action>,
     /// The `default` keyword; `None` when the policy has no `default` (implicit `pass`).

@@ -61,13 +61,11 @@ pub(crate) fn convert<'v>(id: FactId, ty: &FactType, v: &'v FactValue<'_>) -> Op
     Some(match (ty, v) {
         (FactType::Bool, FactValue::Bool(b)) => Val::Bool(*b),
         (FactType::Int, FactValue::Int(i)) => Val::Int(*i),
-        (FactType::Int, FactValue::Number(f)) => {
-            // A whole float within i64 range counts as that int.
-            if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 {
-                Val::Int(*f as i64)
-            } else {
-                return None;
-            }
+        // A whole float within i64 range counts as that int.
+        (FactType::Int, FactValue::Number(f))
+            if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 =>
+        {
+            Val::Int(*f as i64)
         }
         (FactType::Number, FactValue::Int(i)) => Val::Int(*i),
         (FactType::Number, FactValue::Number(f)) if f.is_finite() => Val::Float(*f),
@@ -243,12 +241,16 @@ pub(crate) fn decide<'p>(model: &'p Model, src: &mut dyn FactSource) -> Decision
     }
 }
 
+/// Receives each evaluated leaf: its span, the fact read, its value, its truth.
+pub(crate) type LeafRecorder<'r> =
+    dyn FnMut(crate::diagnostics::Span, Option<FactId>, Option<Val<'_>>, Truth) + 'r;
+
 /// Like [`eval_expr`], reporting every leaf it evaluates to `record`
 /// (leaf span, fact read, its value, the leaf's truth).
 pub(crate) fn eval_expr_traced(
     e: &Expr,
     src: &mut dyn FactSource,
-    record: &mut dyn FnMut(crate::diagnostics::Span, Option<FactId>, Option<Val<'_>>, Truth),
+    record: &mut LeafRecorder<'_>,
 ) -> Truth {
     match &e.kind {
         ExprKind::Not(inner) => eval_expr_traced(inner, src, record).not(),

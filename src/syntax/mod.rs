@@ -27,7 +27,7 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Parsed {
                     items: Vec::new(),
                     comments: Vec::new(),
                 },
-                errors: vec![d],
+                errors: vec![*d],
                 fatal: true,
             }
         }

@@ -11,19 +11,21 @@ use crate::syntax::ast::Comment;
 
 /// Checks the limits and collects comments. On a limit error the caller
 /// stops: the input is not handed to pest.
-pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Diagnostic> {
+pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Diagnostic>> {
     if src.len() > limits.max_source_bytes {
-        return Err(Diagnostic::new(
-            Code::Limit,
-            src,
-            Span::new(limits.max_source_bytes, limits.max_source_bytes),
-            format!(
-                "policy is {} bytes, more than the limit of {} bytes",
-                src.len(),
-                limits.max_source_bytes
-            ),
-        )
-        .with_help("split the policy or raise `Limits::max_source_bytes`"));
+        return Err(Box::new(
+            Diagnostic::new(
+                Code::Limit,
+                src,
+                Span::new(limits.max_source_bytes, limits.max_source_bytes),
+                format!(
+                    "policy is {} bytes, more than the limit of {} bytes",
+                    src.len(),
+                    limits.max_source_bytes
+                ),
+            )
+            .with_help("split the policy or raise `Limits::max_source_bytes`"),
+        ));
     }
     let bytes = src.as_bytes();
     let mut comments = Vec::new();
@@ -86,7 +88,7 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Diagno
                 }
                 let total = depth + nots.iter().sum::<usize>();
                 if total > limits.max_nesting {
-                    return Err(nesting_error(src, i, limits));
+                    return Err(Box::new(nesting_error(src, i, limits)));
                 }
                 i += 1;
                 last_word = "";
@@ -104,7 +106,7 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Diagno
                             *n += 1;
                         }
                         if depth + nots.iter().sum::<usize>() > limits.max_nesting {
-                            return Err(nesting_error(src, start, limits));
+                            return Err(Box::new(nesting_error(src, start, limits)));
                         }
                     }
                     // A new condition starts: earlier `not`s are done.
