@@ -96,13 +96,18 @@ enum Problem {
 
 impl Problem {
     fn at(self, line: usize, column: usize) -> FactsError {
+        // serde reports the position after a key's closing quote: point at its opening quote.
+        let key_start = |name: &str| column.saturating_sub(name.chars().count() + 1).max(1);
         match self {
-            Problem::Unknown(name, suggestion) => FactsError::UnknownFact {
-                name,
-                suggestion,
-                line,
-                column,
-            },
+            Problem::Unknown(name, suggestion) => {
+                let column = key_start(&name);
+                FactsError::UnknownFact {
+                    name,
+                    suggestion,
+                    line,
+                    column,
+                }
+            }
             Problem::Invalid {
                 name,
                 expected,
@@ -115,7 +120,7 @@ impl Problem {
                 column,
             },
             Problem::Duplicate(name) => {
-                let column = column.saturating_sub(name.chars().count() + 1).max(1);
+                let column = key_start(&name);
                 FactsError::Duplicate { name, line, column }
             }
             Problem::Shape(message) => FactsError::Shape {
