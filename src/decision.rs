@@ -253,6 +253,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The SMTP reply a filter gives when the policy has no text of its own.
+    pub fn default_smtp_reply(self) -> &'static str {
+        match self {
+            Verdict::Accept => "250 2.0.0 Ok: message accepted",
+            Verdict::Discard => "250 2.7.0 Ok: message discarded",
+            Verdict::Reject => "554 5.7.1 Message rejected by content policy",
+            Verdict::Tempfail => "451 4.7.1 Message deferred, try again later",
+        }
+    }
+
     /// The keyword.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -297,6 +307,9 @@ pub struct MessageVerdict {
     /// With `accept`: indexes of recipients for which the filter sends its own
     /// clean DSN and drops the copy (`bounce`, and `reject` outvoted by others).
     pub bounce: Vec<usize>,
+    /// With `reject` or `tempfail`: the policy's reply text for the SMTP
+    /// answer (the first deciding recipient's that has one), if any.
+    pub reply: Option<String>,
 }
 
 impl MessageVerdict {
@@ -315,11 +328,22 @@ impl MessageVerdict {
         } else {
             Verdict::Accept
         };
+        let wanted = match verdict {
+            Verdict::Tempfail => Some(Disposition::Tempfail),
+            Verdict::Reject => Some(Disposition::Reject),
+            _ => None,
+        };
+        let reply = decisions
+            .iter()
+            .filter(|d| Some(d.disposition()) == wanted)
+            .find_map(|d| d.reply())
+            .map(str::to_owned);
         let mut v = MessageVerdict {
             verdict,
             deliver_to: Vec::new(),
             drop: Vec::new(),
             bounce: Vec::new(),
+            reply,
         };
         if verdict == Verdict::Accept {
             for (i, d) in dispositions().enumerate() {

@@ -4,7 +4,7 @@ use crate::check::{self, model::Model};
 use crate::decision::Decision;
 use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::eval::{self, explain::Explanation, DirectSource, MemoSource};
-use crate::facts::{FactProvider, Facts};
+use crate::facts::{FactId, FactKey, FactProvider, Facts};
 use crate::facts_json::{self, FactsError, FactsInput};
 use crate::limits::Limits;
 use crate::syntax;
@@ -224,6 +224,63 @@ impl Policy {
     /// The policy's source text.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The facts this policy's rules can ever ask for, in id order: an
+    /// embedder can skip a scanner run or a lookup that nothing reads.
+    /// (`test` blocks do not count: they never run in the mail path.)
+    ///
+    /// ```
+    /// use mailpolicy::Policy;
+    /// let policy = Policy::parse(r#"
+    ///     fact dnsbl_listed: bool
+    ///     fact ldap_group: string
+    ///     rule "listed" { when scanner == infected or dnsbl_listed then reject }
+    /// "#).unwrap();
+    /// let names: Vec<&str> = policy.facts_needed().iter().map(|k| k.name).collect();
+    /// assert_eq!(names, ["scanner", "dnsbl_listed"]);
+    /// ```
+    pub fn facts_needed(&self) -> Vec<FactKey<'_>> {
+        let mut needed = vec![false; self.model.facts.len()];
+        for rule in &self.model.rules {
+            if let Some(e) = &rule.when {
+                mark_facts(e, &mut needed);
+            }
+        }
+        self.model
+            .facts
+            .facts
+            .iter()
+            .zip(needed)
+            .enumerate()
+            .filter(|(_, (_, n))| *n)
+            .map(|(i, (info, _))| FactKey {
+                id: FactId(i as u16),
+                name: &info.name,
+            })
+            .collect()
+    }
+}
+
+/// Marks every fact an expression reads.
+fn mark_facts(e: &crate::check::model::Expr, needed: &mut [bool]) {
+    use crate::check::model::ExprKind;
+    match &e.kind {
+        ExprKind::Const(_) => {}
+        ExprKind::Known(id) => {
+            if let Some(n) = needed.get_mut(id.index()) {
+                *n = true;
+            }
+        }
+        ExprKind::Not(inner) => mark_facts(inner, needed),
+        ExprKind::And(parts) | ExprKind::Or(parts) => {
+            parts.iter().for_each(|p| mark_facts(p, needed))
+        }
+        leaf => {
+            if let Some(n) = eval::leaf_fact(leaf).and_then(|id| needed.get_mut(id.index())) {
+                *n = true;
+            }
+        }
     }
 }
 
