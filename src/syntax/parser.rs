@@ -20,7 +20,24 @@ pub(crate) fn parse_items(
     let pairs = match PestParser::parse(Rule::file, src) {
         Ok(pairs) => pairs,
         Err(e) => {
-            errors.push(syntax_error(src, &e));
+            let first = syntax_error(src, 0, &e);
+            let mut at = first.span.start;
+            errors.push(first);
+            // Recover: resume at the next line that starts an item, so that one
+            // run reports the syntax errors of every broken item.
+            while errors.len() < MAX_SYNTAX_ERRORS {
+                let Some(next) = next_item_start(src, at) else {
+                    break;
+                };
+                match PestParser::parse(Rule::file, &src[next..]) {
+                    Ok(_) => break,
+                    Err(e) => {
+                        let d = syntax_error(src, next, &e);
+                        at = d.span.start.max(next + 1);
+                        errors.push(d);
+                    }
+                }
+            }
             return (Vec::new(), true);
         }
     };
@@ -512,12 +529,39 @@ impl Builder<'_, '_> {
 // `Rule` is pest's rule enum here; the AST's rule struct is imported under another name.
 use crate::syntax::ast::Rule as Rule_;
 
-/// Turns pest's error into a `syntax` diagnostic with friendly expectations.
-fn syntax_error(src: &str, e: &pest::error::Error<Rule>) -> Diagnostic {
-    let pos = match e.location {
-        pest::error::InputLocation::Pos(p) => p,
-        pest::error::InputLocation::Span((s, _)) => s,
-    };
+/// Most syntax errors reported for one file.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// The keywords that start a top-level item.
+const ITEM_KEYWORDS: [&str; 9] = [
+    "policy", "mode", "admin", "fact", "list", "allow", "rule", "default", "test",
+];
+
+/// The byte offset of the first line after `after` whose first word starts an item.
+fn next_item_start(src: &str, after: usize) -> Option<usize> {
+    let mut line_start = src.get(after..)?.find('\n').map(|i| after + i + 1)?;
+    loop {
+        let line = &src[line_start..];
+        let indent = line.len() - line.trim_start_matches([' ', '\t', '\r']).len();
+        let rest = &line[indent..];
+        let word: &str = &rest[..rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())];
+        if ITEM_KEYWORDS.contains(&word) {
+            return Some(line_start + indent);
+        }
+        line_start += line.find('\n')? + 1;
+    }
+}
+
+/// Turns pest's error (from parsing `src[offset..]`) into a `syntax`
+/// diagnostic with friendly expectations.
+fn syntax_error(src: &str, offset: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = offset
+        + match e.location {
+            pest::error::InputLocation::Pos(p) => p,
+            pest::error::InputLocation::Span((s, _)) => s,
+        };
     let found = describe_found(src, pos);
     let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => {
