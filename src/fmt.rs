@@ -71,6 +71,14 @@ impl Printer<'_> {
             }
             let _ = writeln!(self.out, "{indent}#{}", c.text.trim_end());
             self.next_comment += 1;
+            // Keep a blank line that separates a top-level comment block from what follows.
+            let after = self.src.get(c.span.end..).unwrap_or("");
+            let gap = &after[..after
+                .find(|ch: char| !ch.is_whitespace())
+                .unwrap_or(after.len())];
+            if indent.is_empty() && gap.matches('\n').count() >= 2 && pos != usize::MAX {
+                self.out.push('\n');
+            }
         }
     }
 
@@ -234,7 +242,11 @@ impl Printer<'_> {
 
     fn when(&mut self, c: &Cond) {
         let flat = cond(c);
-        if INDENT.len() + 5 + flat.len() <= MAX_WIDTH {
+        let span = c.span();
+        let has_comment = self.comments[self.next_comment..]
+            .iter()
+            .any(|k| k.span.start > span.start && k.span.start < span.end);
+        if !has_comment && INDENT.len() + 5 + flat.len() <= MAX_WIDTH {
             let _ = write!(self.out, "{INDENT}when {flat}");
             self.end_line(c.span().end);
             return;

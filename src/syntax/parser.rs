@@ -57,9 +57,37 @@ pub(crate) fn parse_items(
     (items, false)
 }
 
+/// The pair's place. Rules that end in an optional or repeated part also
+/// swallow the whitespace and comments pest skipped while looking for it;
+/// those end where their last part ends, so that a comment after `then
+/// discard` stays outside the action's span.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    let ends_loosely = matches!(
+        pair.as_rule(),
+        Rule::disposition
+            | Rule::quarantine
+            | Rule::actions
+            | Rule::condition
+            | Rule::or_expr
+            | Rule::and_expr
+            | Rule::when_clause
+            | Rule::then_clause
+            | Rule::given_clause
+            | Rule::expect_clause
+            | Rule::default_item
+    );
+    let end = if ends_loosely {
+        // The recursion follows the chain of last children only: its depth is
+        // the nesting depth, which the pre-pass bounds.
+        pair.clone()
+            .into_inner()
+            .last()
+            .map_or(s.end(), |last| span_of(&last).end)
+    } else {
+        s.end()
+    };
+    Span::new(s.start(), end)
 }
 
 struct Builder<'s, 'e> {
