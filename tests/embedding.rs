@@ -251,9 +251,11 @@ fn a_shared_policy_evaluates_on_many_threads() {
                     Scanner::Clean
                 };
                 let facts = Facts::new().scanner(scanner).custom("dnsbl_listed", false);
-                (0..1000)
-                    .map(|_| policy.evaluate(&facts).disposition())
-                    .last()
+                let mut last = None;
+                for _ in 0..1000 {
+                    last = Some(policy.evaluate(&facts).disposition());
+                }
+                last
             })
         })
         .collect();
