@@ -167,15 +167,20 @@ pub struct Diagnostic {
     /// The byte range it points at.
     #[serde(skip)]
     pub span: Span,
-    /// The text of the line it points at (for rendering without the source).
+    /// The text of the line it points at (for rendering without the source);
+    /// a very long line is cut to a window around the column.
     #[serde(skip)]
     pub source_line: String,
+    /// The 1-based column, in characters, within [`Diagnostic::source_line`]
+    /// (equal to `column` unless the line was cut).
+    #[serde(skip)]
+    pub snippet_column: usize,
 }
 
 impl Diagnostic {
     /// A diagnostic at `span` of `src`.
     pub(crate) fn new(code: Code, src: &str, span: Span, message: impl Into<String>) -> Diagnostic {
-        let (line, column, source_line) = locate(src, span.start);
+        let (line, column, source_line, snippet_column) = locate_with_window(src, span.start);
         Diagnostic {
             severity: code.severity(),
             code,
@@ -187,6 +192,7 @@ impl Diagnostic {
             example: None,
             span,
             source_line,
+            snippet_column,
         }
     }
 
@@ -206,14 +212,14 @@ impl Diagnostic {
         let pad: usize = self
             .source_line
             .chars()
-            .take(self.column.saturating_sub(1))
+            .take(self.snippet_column.saturating_sub(1))
             .map(|c| if c == '\t' { 4 } else { 1 })
             .sum();
         let remaining = self
             .source_line
             .chars()
             .count()
-            .saturating_sub(self.column - 1);
+            .saturating_sub(self.snippet_column.saturating_sub(1));
         let width = (self.span.end.saturating_sub(self.span.start)).clamp(1, remaining.max(1));
         format!("{}{}", " ".repeat(pad), "^".repeat(width))
     }
@@ -245,31 +251,39 @@ impl fmt::Display for Diagnostic {
 
 /// Longest line kept for rendering; longer lines are cut around the column.
 const MAX_RENDERED_LINE: usize = 300;
+/// Characters shown on each side of the column in a cut line.
+const WINDOW: usize = 100;
 
-/// 1-based line and column (in characters) of byte `offset`, and the line's
-/// text (cut to a window around the column when the line is very long).
+/// 1-based line and column (in characters) of byte `offset`.
 pub(crate) fn locate(src: &str, offset: usize) -> (usize, usize, String) {
+    let (line, column, text, _) = locate_with_window(src, offset);
+    (line, column, text)
+}
+
+/// Line, column, the line's text (a window around the column when the line
+/// is very long), and the column within that text.
+fn locate_with_window(src: &str, offset: usize) -> (usize, usize, String, usize) {
     let mut offset = offset.min(src.len());
     while !src.is_char_boundary(offset) {
         offset -= 1;
     }
     let before = &src[..offset];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line = memchr_count(before.as_bytes()) + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
     let column = src[line_start..offset].chars().count() + 1;
     let text = &src[line_start..line_end];
     let text = text.strip_suffix('\r').unwrap_or(text);
-    let shown = if text.len() > MAX_RENDERED_LINE {
-        // Keep the column meaningful: show the line's start up to a window past it.
-        text.chars()
-            .take(column + 60)
-            .take(MAX_RENDERED_LINE + column)
-            .collect()
-    } else {
-        text.to_owned()
-    };
-    (line, column, shown)
+    if text.len() <= MAX_RENDERED_LINE {
+        return (line, column, text.to_owned(), column);
+    }
+    let first = column.saturating_sub(1).saturating_sub(WINDOW);
+    let shown: String = text.chars().skip(first).take(2 * WINDOW).collect();
+    (line, column, shown, column - first)
+}
+
+fn memchr_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// "did you mean" help: the closest candidate within a small edit distance.

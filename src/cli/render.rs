@@ -16,7 +16,7 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
     // The caret, in bytes within the shown line.
     let start: usize = line
         .chars()
-        .take(d.column.saturating_sub(1))
+        .take(d.snippet_column.saturating_sub(1))
         .map(char::len_utf8)
         .sum();
     let width = d.span.end.saturating_sub(d.span.start).max(1);
@@ -29,10 +29,13 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
     } else {
         end
     };
-    let snippet = Snippet::source(line)
+    let mut snippet = Snippet::source(line)
         .line_start(d.line)
-        .path(file)
         .annotation(AnnotationKind::Primary.span(start..end));
+    // A cut line's columns are not the file's: name the file only for whole lines.
+    if d.snippet_column == d.column {
+        snippet = snippet.path(file);
+    }
     let mut group = level
         .primary_title(title)
         .id(d.code.as_str())
