@@ -178,9 +178,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic at `span` of `src`.
-    pub(crate) fn new(code: Code, src: &str, span: Span, message: impl Into<String>) -> Diagnostic {
-        let (line, column, source_line, snippet_column) = locate_with_window(src, span.start);
+    /// A diagnostic at `span` of `src`. Its line and column are filled in by
+    /// [`place_all`] before it leaves the crate (one pass for all of them, so
+    /// that 10,000 diagnostics on a large policy stay linear).
+    pub(crate) fn new(
+        code: Code,
+        _src: &str,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let (line, column, source_line, snippet_column) = (0, 0, String::new(), 0);
         Diagnostic {
             severity: code.severity(),
             code,
@@ -254,32 +261,72 @@ const MAX_RENDERED_LINE: usize = 300;
 /// Characters shown on each side of the column in a cut line.
 const WINDOW: usize = 100;
 
-/// 1-based line and column (in characters) of byte `offset`.
-pub(crate) fn locate(src: &str, offset: usize) -> (usize, usize, String) {
-    let (line, column, text, _) = locate_with_window(src, offset);
-    (line, column, text)
+/// Fills in the line, column and line text of every diagnostic.
+pub(crate) fn place_all(src: &str, diagnostics: &mut [Diagnostic]) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let index = LineIndex::new(src);
+    for d in diagnostics {
+        let (line, column, text, snippet_column) = index.locate_with_window(src, d.span.start);
+        d.line = line;
+        d.column = column;
+        d.source_line = text;
+        d.snippet_column = snippet_column;
+    }
 }
 
-/// Line, column, the line's text (a window around the column when the line
-/// is very long), and the column within that text.
-fn locate_with_window(src: &str, offset: usize) -> (usize, usize, String, usize) {
-    let mut offset = offset.min(src.len());
-    while !src.is_char_boundary(offset) {
-        offset -= 1;
+/// Where each line starts, for turning byte offsets into lines and columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(src: &str) -> LineIndex {
+        let mut starts = Vec::with_capacity(memchr_count(src.as_bytes()) + 1);
+        starts.push(0);
+        starts.extend(
+            src.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
     }
-    let before = &src[..offset];
-    let line = memchr_count(before.as_bytes()) + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
-    let column = src[line_start..offset].chars().count() + 1;
-    let text = &src[line_start..line_end];
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if text.len() <= MAX_RENDERED_LINE {
-        return (line, column, text.to_owned(), column);
+
+    /// The 1-based line of byte `offset`.
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
     }
-    let first = column.saturating_sub(1).saturating_sub(WINDOW);
-    let shown: String = text.chars().skip(first).take(2 * WINDOW).collect();
-    (line, column, shown, column - first)
+
+    /// 1-based line and column (in characters) of byte `offset`.
+    #[cfg(test)]
+    pub(crate) fn locate(&self, src: &str, offset: usize) -> (usize, usize) {
+        let (line, column, _, _) = self.locate_with_window(src, offset);
+        (line, column)
+    }
+
+    /// Line, column, the line's text (a window around the column when the
+    /// line is very long), and the column within that text.
+    fn locate_with_window(&self, src: &str, offset: usize) -> (usize, usize, String, usize) {
+        let mut offset = offset.min(src.len());
+        while !src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line(offset);
+        let line_start = self.starts.get(line - 1).copied().unwrap_or(0).min(offset);
+        let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
+        let column = src[line_start..offset].chars().count() + 1;
+        let text = &src[line_start..line_end];
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.len() <= MAX_RENDERED_LINE {
+            return (line, column, text.to_owned(), column);
+        }
+        let first = column.saturating_sub(1).saturating_sub(WINDOW);
+        let shown: String = text.chars().skip(first).take(2 * WINDOW).collect();
+        (line, column, shown, column - first)
+    }
 }
 
 fn memchr_count(bytes: &[u8]) -> usize {
@@ -325,8 +372,12 @@ mod tests {
     #[test]
     fn locate_counts_lines_and_chars() {
         let src = "a\nbé c\n";
-        assert_eq!(locate(src, 5), (2, 3, "bé c".to_owned()));
-        assert_eq!(locate(src, 0), (1, 1, "a".to_owned()));
+        let index = LineIndex::new(src);
+        assert_eq!(index.locate(src, 5), (2, 3));
+        assert_eq!(index.locate(src, 0), (1, 1));
+        assert_eq!(index.locate(src, 2), (2, 1));
+        assert_eq!(index.locate(src, 1), (1, 2));
+        assert_eq!(index.locate(src, 99), (3, 1));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 pub fn format(source: &str) -> Result<String, ParseError> {
     let parsed = syntax::parse(source, &Limits::default());
     if !parsed.errors.is_empty() {
-        return Err(ParseError::from_diagnostics(parsed.errors));
+        return Err(ParseError::from_diagnostics(source, parsed.errors));
     }
     let file = parsed.file;
     let mut p = Printer {

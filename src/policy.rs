@@ -2,7 +2,7 @@
 
 use crate::check::{self, model::Model};
 use crate::decision::Decision;
-use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::diagnostics::{self, Code, Diagnostic, LineIndex, Span};
 use crate::eval::{self, explain::Explanation, DirectSource, MemoSource};
 use crate::facts::{FactId, FactKey, FactProvider, Facts};
 use crate::facts_json::{self, FactsError, FactsInput};
@@ -39,6 +39,8 @@ pub use crate::check::model::Mode;
 pub struct Policy {
     pub(crate) model: Model,
     pub(crate) source: String,
+    /// Line starts of `source`, for positions in traces and test reports.
+    pub(crate) lines: LineIndex,
     /// Warnings found while checking (e.g. an unknown lint in `allow`).
     pub(crate) check_warnings: Vec<Diagnostic>,
 }
@@ -86,9 +88,15 @@ impl Policy {
     pub fn parse_bytes(source: &[u8]) -> Result<Policy, ParseError> {
         match std::str::from_utf8(source) {
             Ok(s) => Policy::parse(s),
-            Err(e) => Err(ParseError {
-                diagnostics: vec![utf8_error(source, &e)],
-            }),
+            Err(e) => {
+                let at = e.valid_up_to();
+                // The prefix before the first bad byte is UTF-8 by definition.
+                let prefix = std::str::from_utf8(&source[..at]).unwrap_or("");
+                Err(ParseError::from_diagnostics(
+                    prefix,
+                    vec![utf8_error(source, &e)],
+                ))
+            }
         }
     }
 
@@ -96,23 +104,27 @@ impl Policy {
     pub fn parse_with_limits(source: &str, limits: &Limits) -> Result<Policy, ParseError> {
         let parsed = syntax::parse(source, limits);
         if parsed.fatal {
-            return Err(ParseError {
-                diagnostics: parsed.errors,
-            });
+            return Err(ParseError::from_diagnostics(source, parsed.errors));
         }
         let (model, mut diagnostics) = check::check(source, &parsed.file, limits);
         if !parsed.errors.is_empty() {
             diagnostics.extend(parsed.errors);
             diagnostics.sort_by_key(|d| (d.span.start, d.code));
-            return Err(ParseError { diagnostics });
+            return Err(ParseError::from_diagnostics(source, diagnostics));
         }
         match model {
-            Some(model) => Ok(Policy {
-                model,
-                source: source.to_owned(),
-                check_warnings: diagnostics,
-            }),
-            None => Err(ParseError { diagnostics }),
+            Some(model) => {
+                let lines = LineIndex::new(source);
+                let mut check_warnings = diagnostics;
+                diagnostics::place_all(source, &mut check_warnings);
+                Ok(Policy {
+                    model,
+                    source: source.to_owned(),
+                    lines,
+                    check_warnings,
+                })
+            }
+            None => Err(ParseError::from_diagnostics(source, diagnostics)),
         }
     }
 
@@ -121,6 +133,7 @@ impl Policy {
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut out = self.check_warnings.clone();
         out.extend(crate::lint::lint(self, false));
+        diagnostics::place_all(&self.source, &mut out);
         out
     }
 
@@ -128,6 +141,7 @@ impl Policy {
     pub fn check_with_coverage(&self) -> Vec<Diagnostic> {
         let mut out = self.check_warnings.clone();
         out.extend(crate::lint::lint(self, true));
+        diagnostics::place_all(&self.source, &mut out);
         out
     }
 
@@ -169,6 +183,7 @@ impl Policy {
         eval::explain::explain(
             &self.model,
             &self.source,
+            &self.lines,
             &mut DirectSource {
                 facts,
                 table: &self.model.facts,
@@ -302,7 +317,9 @@ fn utf8_error(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
 }
 
 impl ParseError {
-    pub(crate) fn from_diagnostics(diagnostics: Vec<Diagnostic>) -> ParseError {
+    /// Errors about `source`, with their lines and columns filled in.
+    pub(crate) fn from_diagnostics(source: &str, mut diagnostics: Vec<Diagnostic>) -> ParseError {
+        diagnostics::place_all(source, &mut diagnostics);
         ParseError { diagnostics }
     }
 }

@@ -52,13 +52,13 @@ pub(crate) fn run(policy: &Policy) -> TestReport {
             let mut failures = Vec::new();
             for e in &t.expects {
                 if let Some(f) = check_expect(e, &decision) {
-                    let line = crate::diagnostics::locate(&policy.source, expect_span(e).start).0;
+                    let line = policy.lines.line(expect_span(e).start);
                     failures.push(format!("line {line}: {f}"));
                 }
             }
             TestResult {
                 name: t.name.clone(),
-                line: crate::diagnostics::locate(&policy.source, t.span.start).0,
+                line: policy.lines.line(t.span.start),
                 failures,
             }
         })

@@ -36,6 +36,7 @@ pub(crate) fn check(
         lists: HashMap::new(),
         list_info: Vec::new(),
         context: String::new(),
+        lines: crate::diagnostics::LineIndex::new(src),
     };
     let model = c.run(file);
     let mut diags = c.diags;
@@ -60,6 +61,7 @@ struct Checker<'a> {
     list_info: Vec<ListInfo>,
     /// ` in rule "x"` etc., appended to messages.
     context: String,
+    lines: crate::diagnostics::LineIndex,
 }
 
 fn describe_value(v: &ast::Value) -> &'static str {
@@ -201,7 +203,7 @@ impl<'a> Checker<'a> {
                 }
                 ast::Item::Rule(r) => {
                     if let Some(first) = rule_names.get(r.name.value.as_str()) {
-                        let (line, _, _) = crate::diagnostics::locate(self.src, first.start);
+                        let line = self.lines.line(first.start);
                         self.push(
                             Code::DuplicateRule,
                             r.name.span,
@@ -320,7 +322,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(id) = self.facts.lookup(name) {
             let first = self.fact_decls[id.index() - BUILTIN_COUNT];
-            let (line, _, _) = crate::diagnostics::locate(self.src, first.start);
+            let line = self.lines.line(first.start);
             self.push(
                 Code::DuplicateItem,
                 f.name.span,
@@ -386,7 +388,7 @@ impl<'a> Checker<'a> {
     fn declare_list(&mut self, l: &'a ast::ListDecl) {
         let name = &l.name.text;
         if let Some((_, first)) = self.lists.get(name) {
-            let (line, _, _) = crate::diagnostics::locate(self.src, first.span.start);
+            let line = self.lines.line(first.span.start);
             self.push(
                 Code::DuplicateList,
                 l.name.span,

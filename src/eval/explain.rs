@@ -48,6 +48,7 @@ pub struct CheckTrace {
 pub(crate) fn explain<'p>(
     model: &'p Model,
     source: &str,
+    lines: &crate::diagnostics::LineIndex,
     src: &mut dyn FactSource,
 ) -> Explanation<'p> {
     let mut trace = Vec::new();
@@ -73,7 +74,7 @@ pub(crate) fn explain<'p>(
             }),
         };
         let applied = result == Truth::True;
-        let line = crate::diagnostics::locate(source, rule.keyword.start).0;
+        let line = lines.line(rule.keyword.start);
         trace.push(RuleTrace {
             rule: rule.name.clone(),
             line,
