@@ -137,10 +137,23 @@ fn valid_corpus(bugs: bool) -> (usize, Vec<String>) {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        let policy = match Policy::parse(&read(&path)) {
+        let src = read(&path);
+        let policy = match Policy::parse(&src) {
             Ok(p) => p,
             Err(e) => {
                 failures.push(format!("{name}: does not parse:\n{e}"));
+                continue;
+            }
+        };
+        // `policy fmt` keeps the meaning: the formatted policy decides the same.
+        let formatted = match mailpolicy::format(&src).map(|f| Policy::parse(&f)) {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                failures.push(format!("{name}: the formatted policy does not parse:\n{e}"));
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("{name}: does not format:\n{e}"));
                 continue;
             }
         };
@@ -155,11 +168,9 @@ fn valid_corpus(bugs: bool) -> (usize, Vec<String>) {
             }
             let label = case.get("name").and_then(Value::as_str).unwrap_or("");
             ran += 1;
-            failures.extend(run_case(
-                &policy,
-                case,
-                &format!("{name} case {i} ({label})"),
-            ));
+            let what = format!("{name} case {i} ({label})");
+            failures.extend(run_case(&policy, case, &what));
+            failures.extend(run_case(&formatted, case, &format!("{what}, formatted")));
         }
     }
     (ran, failures)
