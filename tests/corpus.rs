@@ -420,3 +420,16 @@ fn the_language_reference_examples_are_valid() {
         );
     }
 }
+
+/// `policy fmt` keeps an end-of-line comment at the end of its line.
+#[test]
+#[ignore = "bug: a trailing comment after an action list ending in `pass`/`quarantine` (no string) moves to the next line"]
+fn fmt_keeps_trailing_comments_after_actions() {
+    for src in [
+        "default pass  # why\n\ntest \"t\" {\n    expect pass\n}\n",
+        "rule \"r\" {\n    when scanner == infected\n    then discard, quarantine  # why not\n}\n",
+    ] {
+        let formatted = mailpolicy::format(src).expect("formats");
+        assert_eq!(formatted, src);
+    }
+}
