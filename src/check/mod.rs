@@ -42,7 +42,8 @@ pub(crate) fn check(
     let mut diags = c.diags;
     // A list used by several rules reports a bad element once.
     let mut seen = HashSet::new();
-    diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
+    // (The first report wins: declarations are checked before the rules using them.)
+    diags.retain(|d| seen.insert((d.code, d.span)));
     diags.sort_by_key(|d| (d.span.start, d.code));
     let ok = !diags.iter().any(Diagnostic::is_error);
     (model.filter(|_| ok), diags)

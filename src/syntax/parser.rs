@@ -45,6 +45,7 @@ pub(crate) fn parse_items(
         src,
         limits,
         errors,
+        context: String::new(),
     };
     let mut items = Vec::new();
     for file in pairs {
@@ -94,17 +95,22 @@ struct Builder<'s, 'e> {
     src: &'s str,
     limits: &'e Limits,
     errors: &'e mut Vec<Diagnostic>,
+    /// ` in rule "x"` while building a rule (or test), appended to messages.
+    context: String,
 }
 
 impl Builder<'_, '_> {
     fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        let message = format!("{}{}", message.into(), self.context);
         self.errors
             .push(Diagnostic::new(code, self.src, span, message));
+        // Just pushed, so the vector is not empty and `last` is in bounds.
         let last = self.errors.len() - 1;
         &mut self.errors[last]
     }
 
     fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
+        self.context.clear();
         let span = span_of(&pair);
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
@@ -144,9 +150,16 @@ impl Builder<'_, '_> {
                 };
                 Item::List(ListDecl { name, values, span })
             }
-            Rule::allow_item => Item::Allow(inner.map(|p| self.name(p)).collect(), span),
+            Rule::allow_item => Item::Allow(
+                inner
+                    .filter(|p| p.as_rule() == Rule::lint_name)
+                    .map(|p| self.name(p))
+                    .collect(),
+                span,
+            ),
             Rule::rule_item => {
                 let name = self.string_opt(inner.next(), span);
+                self.context = format!(" in rule {:?}", name.value);
                 let mut when = None;
                 let mut actions = Vec::new();
                 for part in inner {
@@ -176,6 +189,7 @@ impl Builder<'_, '_> {
             }
             Rule::test_item => {
                 let name = self.string_opt(inner.next(), span);
+                self.context = format!(" in test {:?}", name.value);
                 let mut given = Vec::new();
                 let mut expects = Vec::new();
                 for part in inner {
@@ -380,7 +394,11 @@ impl Builder<'_, '_> {
 
     fn list_values(&mut self, pair: Pair<'_, Rule>) -> Vec<Value> {
         let span = span_of(&pair);
-        let values: Vec<Value> = pair.into_inner().map(|v| self.value(v)).collect();
+        let values: Vec<Value> = pair
+            .into_inner()
+            .filter(|p| p.as_rule() != Rule::rbracket)
+            .map(|v| self.value(v))
+            .collect();
         if values.len() > self.limits.max_list_items {
             let max = self.limits.max_list_items;
             self.error(
@@ -591,10 +609,12 @@ fn syntax_error(src: &str, offset: usize, e: &pest::error::Error<Rule>) -> Diagn
             pest::error::InputLocation::Span((s, _)) => s,
         };
     let found = describe_found(src, pos);
+    let mut name_expected = false;
     let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => {
             let mut expected: Vec<&str> =
                 positives.iter().filter_map(|r| describe_rule(*r)).collect();
+            name_expected = expected.contains(&"a name");
             expected.sort_unstable();
             expected.dedup();
             match expected.len() {
@@ -610,7 +630,7 @@ fn syntax_error(src: &str, offset: usize, e: &pest::error::Error<Rule>) -> Diagn
     };
     let end = (pos + found_len(src, pos)).min(src.len());
     let mut d = Diagnostic::new(Code::Syntax, src, Span::new(pos, end), message);
-    if let Some(help) = syntax_help(src, pos) {
+    if let Some(help) = syntax_help(src, pos, name_expected) {
         d.help = Some(help);
     }
     d
@@ -643,14 +663,16 @@ fn describe_found(src: &str, pos: usize) -> String {
     }
 }
 
-fn syntax_help(src: &str, pos: usize) -> Option<String> {
+fn syntax_help(src: &str, pos: usize, name_expected: bool) -> Option<String> {
     let rest = src.get(pos..).unwrap_or("");
     let word: String = rest
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
     match word.as_str() {
-        "and" | "or" | "not" | "in" | "matches" | "known" | "when" | "then" | "true" | "false" => {
+        "and" | "or" | "not" | "in" | "matches" | "known" | "when" | "then" | "true" | "false"
+            if name_expected =>
+        {
             Some(format!(
                 "`{word}` is a keyword and cannot be used as a name"
             ))
@@ -711,6 +733,9 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
         Rule::kw_not => "`not`",
+        Rule::rbrace => "`}`",
+        Rule::rparen => "`)`",
+        Rule::rbracket => "`]`",
         _ => return None,
     })
 }
