@@ -264,7 +264,7 @@ fn invalid_corpus(bugs: bool) -> (usize, Vec<String>) {
                 d.code.as_str() == e.code
                     && d.line == e.line
                     && d.column == e.column
-                    && e.message.as_ref().map_or(true, |m| d.message.contains(m))
+                    && e.message.as_ref().is_none_or(|m| d.message.contains(m))
             });
         if !matches {
             failures.push(format!(
