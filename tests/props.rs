@@ -16,8 +16,8 @@
 #[path = "common/policy_gen.rs"]
 mod policy_gen;
 
-use policy_gen::{case_strategy, Case};
 use mailpolicy::{Decision, FactKey, FactProvider, FactValue, Facts, Policy};
+use policy_gen::{case_strategy, Case};
 use proptest::prelude::*;
 
 fn cases(default: u32) -> ProptestConfig {
@@ -133,17 +133,70 @@ proptest! {
 /// from every part of the parser and checker, not only the first byte.
 fn token_soup() -> impl Strategy<Value = String> {
     let token = prop_oneof![
-        Just("rule"), Just("\"r\""), Just("{"), Just("}"), Just("when"), Just("then"),
-        Just("scanner"), Just("=="), Just("infected"), Just("and"), Just("or"), Just("not"),
-        Just("("), Just(")"), Just("["), Just("]"), Just(","), Just("discard"), Just("pass"),
-        Just("quarantine"), Just("alert"), Just("admin"), Just("tag"), Just("default"),
-        Just("list"), Just("l"), Just("="), Just("fact"), Just("f"), Just(":"), Just("bool"),
-        Just("enum"), Just("matches"), Just("/a\\/b/"), Just("\"W32*\""), Just("in"),
-        Just("10.0.0.0/8"), Just("10.1.2.3/8"), Just("::1"), Just("1.5"), Just("-3"),
-        Just("known"), Just("size"), Just("<"), Just(">="), Just("test"), Just("given"),
-        Just("expect"), Just("\"\\q\""), Just("\"\\u{110000}\""), Just("#c\n"), Just("\n"),
-        Just(" "), Just("\t"), Just("é"), Just("\u{0}"), Just("\r\n"), Just("\""), Just("allow"),
-        Just("mode"), Just("after_queue"), Just("policy"), Just("/"), Just("\\"),
+        Just("rule"),
+        Just("\"r\""),
+        Just("{"),
+        Just("}"),
+        Just("when"),
+        Just("then"),
+        Just("scanner"),
+        Just("=="),
+        Just("infected"),
+        Just("and"),
+        Just("or"),
+        Just("not"),
+        Just("("),
+        Just(")"),
+        Just("["),
+        Just("]"),
+        Just(","),
+        Just("discard"),
+        Just("pass"),
+        Just("quarantine"),
+        Just("alert"),
+        Just("admin"),
+        Just("tag"),
+        Just("default"),
+        Just("list"),
+        Just("l"),
+        Just("="),
+        Just("fact"),
+        Just("f"),
+        Just(":"),
+        Just("bool"),
+        Just("enum"),
+        Just("matches"),
+        Just("/a\\/b/"),
+        Just("\"W32*\""),
+        Just("in"),
+        Just("10.0.0.0/8"),
+        Just("10.1.2.3/8"),
+        Just("::1"),
+        Just("1.5"),
+        Just("-3"),
+        Just("known"),
+        Just("size"),
+        Just("<"),
+        Just(">="),
+        Just("test"),
+        Just("given"),
+        Just("expect"),
+        Just("\"\\q\""),
+        Just("\"\\u{110000}\""),
+        Just("#c\n"),
+        Just("\n"),
+        Just(" "),
+        Just("\t"),
+        Just("é"),
+        Just("\u{0}"),
+        Just("\r\n"),
+        Just("\""),
+        Just("allow"),
+        Just("mode"),
+        Just("after_queue"),
+        Just("policy"),
+        Just("/"),
+        Just("\\"),
     ];
     proptest::collection::vec(token, 0..60).prop_map(|t| t.join(" "))
 }
@@ -151,8 +204,14 @@ fn token_soup() -> impl Strategy<Value = String> {
 /// A generated policy with a random edit: cut, a byte range deleted or a
 /// character inserted.
 fn mutated() -> impl Strategy<Value = String> {
-    (case_strategy(0), any::<usize>(), any::<usize>(), any::<char>(), 0..3u8).prop_map(
-        |(case, a, b, ch, how)| {
+    (
+        case_strategy(0),
+        any::<usize>(),
+        any::<usize>(),
+        any::<char>(),
+        0..3u8,
+    )
+        .prop_map(|(case, a, b, ch, how)| {
             let s = case.source;
             let cut = |i: usize| {
                 let mut i = i % (s.len() + 1);
@@ -168,8 +227,7 @@ fn mutated() -> impl Strategy<Value = String> {
                 1 => format!("{}{}", &s[..i], &s[j..]),
                 _ => format!("{}{ch}{}", &s[..i], &s[i..]),
             }
-        },
-    )
+        })
 }
 
 /// Checks that an error's position lies inside `src` and that `Display` names it.
@@ -179,10 +237,26 @@ fn check_error_positions(src: &str, err: &mailpolicy::ParseError) -> Result<(), 
     let shown = err.to_string();
     for d in err.diagnostics() {
         prop_assert!(d.line >= 1 && d.column >= 1, "{d:?}");
-        prop_assert!(d.line <= lines.len() + 1, "line {} outside the input ({} lines)", d.line, lines.len());
+        prop_assert!(
+            d.line <= lines.len() + 1,
+            "line {} outside the input ({} lines)",
+            d.line,
+            lines.len()
+        );
         let len = lines.get(d.line - 1).map_or(0, |l| l.chars().count());
-        prop_assert!(d.column <= len + 1, "column {} past the end of line {} ({} chars): {d:?}", d.column, d.line, len);
-        prop_assert!(d.span.start <= src.len() && d.span.end <= src.len() + 1, "span {:?} outside {} bytes", d.span, src.len());
+        prop_assert!(
+            d.column <= len + 1,
+            "column {} past the end of line {} ({} chars): {d:?}",
+            d.column,
+            d.line,
+            len
+        );
+        prop_assert!(
+            d.span.start <= src.len() && d.span.end <= src.len() + 1,
+            "span {:?} outside {} bytes",
+            d.span,
+            src.len()
+        );
         prop_assert!(!d.message.is_empty());
         if d.is_error() {
             let pos = format!("{}:{}", d.line, d.column);
