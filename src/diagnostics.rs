@@ -167,19 +167,24 @@ pub struct Diagnostic {
     /// The byte range it points at.
     #[serde(skip)]
     pub span: Span,
-    /// The text of the line it points at (for rendering without the source).
+    /// The text of the line it points at (for rendering without the source);
+    /// a very long line is cut to a window around the column, marked `…`.
     #[serde(skip)]
     pub source_line: String,
+    /// 1-based column (in characters) of the span's start within
+    /// [`Diagnostic::source_line`]: equal to `column` unless the line was cut.
+    #[serde(skip)]
+    pub source_column: usize,
 }
 
 impl Diagnostic {
     /// A diagnostic at `span` of `src`.
     pub(crate) fn new(code: Code, src: &str, span: Span, message: impl Into<String>) -> Diagnostic {
-        let (line, column, source_line) = locate(src, span.start);
+        let (line, column, source_line, source_column) = locate_shown(src, span.start);
         Diagnostic {
             severity: code.severity(),
             code,
-            message: message.into(),
+            message: shorten(message.into()),
             line,
             column,
             help: None,
@@ -187,6 +192,7 @@ impl Diagnostic {
             example: None,
             span,
             source_line,
+            source_column,
         }
     }
 
@@ -212,14 +218,14 @@ impl Diagnostic {
         let pad: usize = self
             .source_line
             .chars()
-            .take(self.column.saturating_sub(1))
+            .take(self.source_column.saturating_sub(1))
             .map(|c| if c == '\t' { 4 } else { 1 })
             .sum();
         let remaining = self
             .source_line
             .chars()
             .count()
-            .saturating_sub(self.column - 1);
+            .saturating_sub(self.source_column.saturating_sub(1));
         let width = (self.span.end.saturating_sub(self.span.start)).clamp(1, remaining.max(1));
         format!("{}{}", " ".repeat(pad), "^".repeat(width))
     }
@@ -255,27 +261,63 @@ const MAX_RENDERED_LINE: usize = 300;
 /// 1-based line and column (in characters) of byte `offset`, and the line's
 /// text (cut to a window around the column when the line is very long).
 pub(crate) fn locate(src: &str, offset: usize) -> (usize, usize, String) {
+    let (line, column, shown, _) = locate_shown(src, offset);
+    (line, column, shown)
+}
+
+/// Longest message kept: messages quote names from the source, and a
+/// megabyte-long name must not make a megabyte-long message.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+fn shorten(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// Characters shown before the column when a long line is cut.
+const WINDOW_BEFORE: usize = 60;
+
+/// Like [`locate`], plus the column within the shown text. A line longer
+/// than [`MAX_RENDERED_LINE`] bytes is cut to at most that many characters
+/// around the column (a 50 MB line must not make a 50 MB message), with `…`
+/// marking a cut start.
+fn locate_shown(src: &str, offset: usize) -> (usize, usize, String, usize) {
     let mut offset = offset.min(src.len());
     while !src.is_char_boundary(offset) {
         offset -= 1;
     }
     let before = &src[..offset];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    // `matches`/`rfind`/`find` on a char and `chars().count()` use core's
+    // optimised searches: fast on a 16 MB line even in a debug build.
+    let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
     let column = src[line_start..offset].chars().count() + 1;
     let text = &src[line_start..line_end];
     let text = text.strip_suffix('\r').unwrap_or(text);
-    let shown = if text.len() > MAX_RENDERED_LINE {
-        // Keep the column meaningful: show the line's start up to a window past it.
-        text.chars()
-            .take(column + 60)
-            .take(MAX_RENDERED_LINE + column)
-            .collect()
-    } else {
-        text.to_owned()
-    };
-    (line, column, shown)
+    if text.len() <= MAX_RENDERED_LINE {
+        return (line, column, text.to_owned(), column);
+    }
+    // The window starts WINDOW_BEFORE characters before the column (found
+    // by walking back from the offset, not forward from the line's start).
+    let in_line = offset - line_start;
+    let start = text[..in_line.min(text.len())]
+        .char_indices()
+        .rev()
+        .nth(WINDOW_BEFORE.saturating_sub(1))
+        .map_or(0, |(i, _)| i);
+    let skip = text[..start].chars().count();
+    let mut shown = String::new();
+    let mut shown_column = column - skip;
+    if skip > 0 {
+        shown.push('…');
+        shown_column += 1;
+    }
+    shown.extend(text[start..].chars().take(MAX_RENDERED_LINE));
+    (line, column, shown, shown_column)
 }
 
 /// "did you mean" help: the closest candidate within a small edit distance.
@@ -319,6 +361,22 @@ mod tests {
         let src = "a\nbé c\n";
         assert_eq!(locate(src, 5), (2, 3, "bé c".to_owned()));
         assert_eq!(locate(src, 0), (1, 1, "a".to_owned()));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_column() {
+        let src = format!("{}^{}", "a".repeat(10_000), "b".repeat(10_000));
+        let (line, column, shown, shown_column) = locate_shown(&src, 10_000);
+        assert_eq!((line, column), (1, 10_001));
+        assert!(shown.starts_with('…'));
+        assert_eq!(shown.chars().nth(shown_column - 1), Some('^'));
+        assert_eq!(shown.chars().count(), MAX_RENDERED_LINE + 1);
+        let d = Diagnostic::new(Code::Syntax, &src, Span::new(10_000, 10_001), "x");
+        assert!(d.to_string().len() < 1_000);
+        assert_eq!(d.caret().trim_start().len(), 1);
+        assert_eq!(d.caret().len(), shown_column);
+        let long = Diagnostic::new(Code::Syntax, &src, Span::new(0, 1), "y".repeat(10_000));
+        assert_eq!(long.message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]

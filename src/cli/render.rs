@@ -16,7 +16,7 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
     // The caret, in bytes within the shown line.
     let start: usize = line
         .chars()
-        .take(d.column.saturating_sub(1))
+        .take(d.source_column.saturating_sub(1))
         .map(char::len_utf8)
         .sum();
     let width = d.span.end.saturating_sub(d.span.start).max(1);

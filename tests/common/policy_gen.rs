@@ -143,7 +143,16 @@ const NETS: &[&str] = &[
     "::/0",
     "fe80::/10",
 ];
-const INTS: &[&str] = &["0", "1", "-1", "8", "1000000", "42", "-7", "9223372036854775807"];
+const INTS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "8",
+    "1000000",
+    "42",
+    "-7",
+    "9223372036854775807",
+];
 const FLOATS: &[&str] = &["0.5", "5.5", "-0.5", "8.0", "1e3", "2.5E-1", "1e308"];
 const DIRECTIONS: &[&str] = &["inbound", "outbound", "internal", "open_relay"];
 const SCANNERS: &[&str] = &["clean", "infected", "encrypted", "error", "timeout"];
@@ -230,7 +239,12 @@ impl Gen<'_, '_> {
 
     fn value_of(&mut self, ty: &Ty) -> String {
         match ty {
-            Ty::Bool => (if self.c.below(2) == 0 { "true" } else { "false" }).into(),
+            Ty::Bool => (if self.c.below(2) == 0 {
+                "true"
+            } else {
+                "false"
+            })
+            .into(),
             Ty::Int => (*self.c.pick(INTS)).into(),
             Ty::Number => {
                 if self.c.below(2) == 0 {
@@ -386,7 +400,12 @@ impl Gen<'_, '_> {
                 let v = self.value_of(&ty);
                 format!("{f} {op} {v}")
             }
-            1 => (if self.c.below(2) == 0 { "true" } else { "false" }).into(),
+            1 => (if self.c.below(2) == 0 {
+                "true"
+            } else {
+                "false"
+            })
+            .into(),
             2 => {
                 let (f, _) = self.fact_where(|_| true).unwrap_or_default();
                 format!("known {f}")
@@ -453,7 +472,11 @@ impl Gen<'_, '_> {
                 match self.lists[i].kind.clone() {
                     ListKind::Str => {
                         let (f, _) = self.fact_where(|t| *t == Ty::Str).unwrap_or_default();
-                        let op = if self.c.below(2) == 0 { "in" } else { "matches" };
+                        let op = if self.c.below(2) == 0 {
+                            "in"
+                        } else {
+                            "matches"
+                        };
                         format!("{f} {op} {name}")
                     }
                     ListKind::Net => {
@@ -572,7 +595,9 @@ impl Gen<'_, '_> {
             let a = self.allow();
             let _ = writeln!(self.out, "{a}");
         }
-        let base = *self.c.pick(&["rule", "virus: discard", "ÄÖ \"q\"", "", "a\\b"]);
+        let base = *self
+            .c
+            .pick(&["rule", "virus: discard", "ÄÖ \"q\"", "", "a\\b"]);
         let name = format!("{base} {i}");
         let q = quote(self.c, &name);
         self.rules.push(name);
@@ -669,17 +694,27 @@ impl Gen<'_, '_> {
             }),
             Ty::Number => match self.c.below(4) {
                 0 => FactValue::Int(self.c.below(20) as i64 - 5),
-                1 => FactValue::Number(
-                    *self
-                        .c
-                        .pick(&[0.5, 5.5, -0.5, 8.0, 1000.0, 0.25, 1e308, f64::INFINITY, -0.0]),
-                ),
+                1 => FactValue::Number(*self.c.pick(&[
+                    0.5,
+                    5.5,
+                    -0.5,
+                    8.0,
+                    1000.0,
+                    0.25,
+                    1e308,
+                    f64::INFINITY,
+                    -0.0,
+                ])),
                 2 => FactValue::Number(self.c.below(200) as f64 / 10.0 - 5.0),
                 _ => FactValue::Number(f64::NAN),
             },
             Ty::Str => {
                 if self.c.below(3) == 0 {
-                    text(&format!("W32/{}.{}@MM", ["Sobig", "Bagle"][self.c.below(2)], self.c.below(30)))
+                    text(&format!(
+                        "W32/{}.{}@MM",
+                        ["Sobig", "Bagle"][self.c.below(2)],
+                        self.c.below(30)
+                    ))
                 } else {
                     let s = *self.c.pick(STRINGS);
                     text(s)
@@ -775,8 +810,9 @@ pub fn generate(data: &[u8], n_facts: usize) -> Case {
 
 /// The proptest strategy: a generated case from random bytes (shrinks
 /// towards fewer rules, simpler conditions and unknown facts).
-#[allow(unexpected_cfgs)]
-#[cfg(not(fuzzing))]
+/// (Integration tests are built with `cfg(test)`; the fuzz targets, which
+/// include this file too, are not and have no proptest.)
+#[cfg(test)]
 pub fn case_strategy(n_facts: usize) -> impl proptest::strategy::Strategy<Value = Case> {
     use proptest::prelude::*;
     proptest::collection::vec(any::<u8>(), 0..1500).prop_map(move |bytes| generate(&bytes, n_facts))
