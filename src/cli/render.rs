@@ -31,8 +31,14 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
     };
     let snippet = Snippet::source(line)
         .line_start(d.line)
-        .path(file)
         .annotation(AnnotationKind::Primary.span(start..end));
+    // The `-->` line counts columns within the shown text: when a long line
+    // was cut, leave it out (the title has the true FILE:LINE:COL).
+    let snippet = if d.source_column == d.column {
+        snippet.path(file)
+    } else {
+        snippet
+    };
     let mut group = level
         .primary_title(title)
         .id(d.code.as_str())
