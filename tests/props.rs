@@ -296,3 +296,26 @@ proptest! {
         }
     }
 }
+
+/// Writes generated policies into the `parse` fuzz target's seed corpus:
+/// `cargo test --test props -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse");
+    std::fs::create_dir_all(&dir).expect("seed dir");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..24 {
+        let bytes: Vec<u8> = (0..400 + 60 * i)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let case = policy_gen::generate(&bytes, 0);
+        assert!(Policy::parse(&case.source).is_ok(), "{}", case.source);
+        std::fs::write(dir.join(format!("gen-{i:02}.policy")), case.source).expect("write seed");
+    }
+}
