@@ -156,7 +156,9 @@ pub(crate) fn parse(table: &FactTable, json: &str) -> Result<FactsInput, FactsEr
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
     result.map_err(|e| {
-        let (line, column) = (e.line(), e.column());
+        // serde_json reports column 0 at the start of a line (an empty
+        // document); positions here are 1-based.
+        let (line, column) = (e.line().max(1), e.column().max(1));
         match ctx.problem.borrow_mut().take() {
             Some(p) => p.at(line, column),
             None => FactsError::Json {

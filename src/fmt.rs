@@ -82,9 +82,26 @@ impl Printer<'_> {
         }
     }
 
+    /// Backs `end` up over trailing blanks and comments: pest's implicit
+    /// whitespace makes a rule that ends in an optional part (`pass` without
+    /// a reply, `a ~ b*`) span the blanks and comments after it, which would
+    /// otherwise pull the next line's comment onto this line.
+    fn code_end(&self, mut end: usize) -> usize {
+        loop {
+            end = self.src.get(..end).map_or(end, |s| s.trim_end().len());
+            // Comments are sorted by position: the last one starting before `end`.
+            let i = self.comments.partition_point(|c| c.span.start < end);
+            match i.checked_sub(1).and_then(|i| self.comments.get(i)) {
+                Some(c) if end <= c.span.end => end = c.span.start,
+                _ => return end,
+            }
+        }
+    }
+
     /// Ends the current line, with the trailing comment that follows `end` on
     /// the same source line, if any.
     fn end_line(&mut self, end: usize) {
+        let end = self.code_end(end);
         if let Some(c) = self.comments.get(self.next_comment) {
             let between = self.src.get(end..c.span.start).unwrap_or("\n");
             if c.trailing && !between.contains('\n') {
