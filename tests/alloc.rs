@@ -127,7 +127,7 @@ fn evaluate_does_not_allocate() {
         gen::no_match_clean(),
         gen::no_match_infected(),
     ];
-    all.extend(gen::varied_facts(200, 1000, 5));
+    all.extend(gen::varied_facts(200, 1000, 3));
     let providers: Vec<Provider<'_>> = all.iter().map(Provider).collect();
     for policy in [&example, &generated] {
         // Warm up: the regex crate fills its per-thread match cache on first use.

@@ -314,14 +314,14 @@ fn generated_policies_agree() {
         assert_eq!(policy.evaluate(&gen::no_match_clean()).rule(), None);
         assert_eq!(policy.evaluate(&gen::no_match_infected()).rule(), None);
         let mut decided = 0;
-        for f in gen::varied_facts(600, n, 11) {
+        for f in gen::varied_facts(600, n, 7) {
             agree(&policy, &f);
             decided += usize::from(policy.evaluate(&f).rule().is_some());
         }
         if n >= 100 {
             // The facts reach rules, not only the default.
             assert!(
-                decided > 50,
+                decided > 100,
                 "only {decided} facts reached a rule for n = {n}"
             );
         }

@@ -50,27 +50,34 @@ const KINDS: [(u32, u8); 8] = [
     (6, 7),  // oversized clean mail for a small mailbox
 ];
 
+/// Each generated rule's kind and two random bytes, deterministic in `(n, seed)`.
+pub fn plan(n: usize, seed: u64) -> Vec<(u8, u32, u32)> {
+    let mut rng = Lcg::new(seed);
+    (0..n)
+        .map(|_| {
+            let mut pick = rng.below(64);
+            let mut kind = 0;
+            for (w, k) in KINDS {
+                if pick < w {
+                    kind = k;
+                    break;
+                }
+                pick -= w;
+            }
+            (kind, rng.below(256), rng.below(256))
+        })
+        .collect()
+}
+
 /// A policy of `n` generated rules plus a header and a default, deterministic
 /// in `(n, seed)`.
 pub fn virus_policy(n: usize, seed: u64) -> String {
-    let mut rng = Lcg::new(seed);
     let mut s = String::with_capacity(n * 160 + 512);
     s.push_str(
         "policy \"generated\"\nmode before_queue\nadmin \"postmaster@example.org\"\n\
          list forgers = [\"W32/Sobig*\", \"W32/Bagle*\", \"W32/Netsky*\", \"W32/Mydoom*\", \"*@MM\"]\n\n",
     );
-    for i in 0..n {
-        let mut pick = rng.below(64);
-        let mut kind = 0;
-        for (w, k) in KINDS {
-            if pick < w {
-                kind = k;
-                break;
-            }
-            pick -= w;
-        }
-        let a = rng.below(256);
-        let b = rng.below(256);
+    for (i, (kind, a, b)) in plan(n, seed).into_iter().enumerate() {
         // `write!` to a String cannot fail.
         let _ = match kind {
             0 => writeln!(
@@ -141,15 +148,22 @@ pub fn no_match_infected() -> Facts {
         .size(48_000)
 }
 
-/// Varied facts for agreement tests: `k` deterministic fact sets, some
+/// Varied facts for agreement tests with `virus_policy(n, seed)`: `k`
+/// deterministic fact sets, half aimed at a generated rule, some
 /// hitting generated rules, some not, with unknowns.
 pub fn varied_facts(k: usize, n: usize, seed: u64) -> Vec<Facts> {
     let mut rng = Lcg::new(seed);
+    let planned = plan(n, seed);
     let n = n.max(1) as u32;
     (0..k)
         .map(|_| {
-            let mut f = Facts::new();
             let i = rng.below(n);
+            if rng.below(2) == 0 {
+                if let Some(&(kind, a, b)) = planned.get(i as usize) {
+                    return aimed(kind, i, a, b);
+                }
+            }
+            let mut f = Facts::new();
             if rng.below(5) > 0 {
                 f = f.direction(Direction::ALL[rng.below(4) as usize]);
             }
@@ -202,4 +216,50 @@ pub fn varied_facts(k: usize, n: usize, seed: u64) -> Vec<Facts> {
             f
         })
         .collect()
+}
+
+/// Facts that make a rule of `kind` (number `i`, random bytes `a`, `b`) apply,
+/// unless an earlier rule does.
+fn aimed(kind: u8, i: u32, a: u32, b: u32) -> Facts {
+    let ip = |s: String| s.parse().expect("a valid address");
+    let f = Facts::new()
+        .sender("someone@example.net")
+        .recipient("nobody@example.org");
+    match kind {
+        0 => f
+            .direction(Direction::Outbound)
+            .scanner(Scanner::Infected)
+            .virus("W32/Novel.A@MM")
+            .client_ip(ip(format!("10.{a}.{b}.9"))),
+        1 => f
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Infected)
+            .virus(format!("W32/Fam{i}.C"))
+            .forges_sender(false),
+        2 => f
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Infected)
+            .virus(format!("trojan.gen{i}.x")),
+        3 => f
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Encrypted)
+            .recipient(format!("alias{i}@example.org")),
+        4 => f
+            .scanner(Scanner::Timeout)
+            .client_ip(ip(format!("172.{}.{b}.1", 16 + a % 16))),
+        5 => f
+            .direction(Direction::Outbound)
+            .scanner(Scanner::Infected)
+            .authenticated(true)
+            .virus("W32/Novel.A@MM")
+            .sender(format!("joe@dept{i}.example.org")),
+        6 => f
+            .scanner(Scanner::Infected)
+            .forges_sender(false)
+            .virus(format!("Worm.X{i}.B")),
+        _ => f
+            .scanner(Scanner::Clean)
+            .size(5_000_000)
+            .recipient(format!("small{i}@example.org")),
+    }
 }
