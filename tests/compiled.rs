@@ -449,3 +449,44 @@ fn lazy_provider_is_asked_only_what_rules_need() {
     // The expensive lookup is never made: no rule tried needs it.
     assert_eq!(p.asked.into_inner(), vec!["scanner".to_owned()]);
 }
+
+#[test]
+fn gates_with_many_lists_fall_back_to_all_their_rules() {
+    // Twelve prefixes of one text, twelve suffixes and exact names: one
+    // lookup yields more lists than the evaluator keeps apart.
+    let mut src = String::new();
+    for i in 1..=12 {
+        let a = "a".repeat(i);
+        src.push_str(&format!(
+            "rule \"p{i}\" {{ when scanner == infected and virus matches \"{a}*b\" then reject }}\n\
+             rule \"s{i}\" {{ when virus matches \"*x{a}\" and forges_sender then discard, quarantine }}\n\
+             rule \"e{i}\" {{ when virus in [\"{a}\", \"z\"] and not known sender then bounce, quarantine }}\n"
+        ));
+    }
+    src.push_str("default pass\n");
+    let policy = Policy::parse(&src).expect("parses");
+    let texts = [
+        "aaaaaaaaaaaaab",
+        "AAAAAAb",
+        "xaaaaaaaaaaaaa",
+        "xAAAAAAAAAAAA",
+        "aaaaaaaaaaaa",
+        "z",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for t in texts {
+        for s in [Scanner::Infected, Scanner::Clean] {
+            for fs in [true, false] {
+                let f = Facts::new().virus(t).scanner(s).forges_sender(fs);
+                agree(&policy, &f);
+                seen.insert(policy.evaluate(&f).rule().map(str::to_owned));
+                agree(&policy, &f.clone().sender("a@b"));
+            }
+        }
+    }
+    assert!(seen.contains(&Some("p1".to_owned())));
+    assert!(seen.contains(&Some("s12".to_owned())));
+    assert!(seen.contains(&Some("e12".to_owned())));
+    assert!(seen.contains(&None));
+}

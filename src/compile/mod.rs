@@ -35,12 +35,14 @@
 //! facts the reference walk asks for, in the same order, each at most once.
 
 mod expr;
+mod gate;
 
 use crate::check::model::{Expr, ExprKind, Model, Val};
 use crate::decision::Decision;
 use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
 use crate::facts::{FactId, FactType};
 use expr::CExpr;
+use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
 
 /// Most cells in the decision table.
@@ -55,9 +57,22 @@ pub(crate) struct Compiled {
     keys: Box<[Key]>,
     /// Per cell: `start..end` in `lists`.
     cells: Box<[(u32, u32)]>,
-    /// Rule indices, ascending within each cell's range.
+    /// Rule indices, ascending within each cell's range (ungated rules only).
     lists: Box<[u32]>,
+    /// Value indexes over string/ip facts (see [`gate`]).
+    gates: Box<[Gate]>,
+    /// Per key and coordinate, the rules that can be true there: a bitset
+    /// of `words` words at `(key.base + code) * words`.
+    member: Box<[u64]>,
+    words: usize,
 }
+
+/// The most keys a table can have (every domain has at least 3 values).
+const MAX_KEYS: usize = 12;
+/// Lists one gate may contribute before falling back to all its rules.
+const PER_GATE: usize = 8;
+/// The cell's list plus every gate's lists.
+const MAX_LISTS: usize = 1 + MAX_GATES * PER_GATE;
 
 /// One indexed fact.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +82,8 @@ struct Key {
     known: u32,
     bool: bool,
     stride: u32,
+    /// This key's first coordinate in `Compiled::member`.
+    base: u32,
 }
 
 impl Key {
@@ -121,16 +138,21 @@ impl Compiled {
                 Some(e) => expr::compile(e, &model.facts),
             })
             .collect();
+        let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
+        let (gates, gated) = gate::build(&whens, &model.facts);
         let mut keys = choose_keys(model);
         let budget = 64 * model.rules.len() + 4096;
         loop {
-            let (cells, lists) = build_table(model, &keys);
-            if lists.len() <= budget || keys.is_empty() {
+            let t = build_table(model, &keys, &gated);
+            if t.lists.len() <= budget || keys.is_empty() {
                 return Compiled {
                     conds,
                     keys: keys.into(),
-                    cells,
-                    lists,
+                    cells: t.cells,
+                    lists: t.lists,
+                    gates: gates.into(),
+                    member: t.member,
+                    words: t.words,
                 };
             }
             keys.pop();
@@ -142,9 +164,13 @@ impl Compiled {
     #[inline]
     pub(crate) fn decide<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
         let mut cell = 0u32;
-        for k in self.keys.iter() {
+        let mut codes = [0u32; MAX_KEYS];
+        for (k, slot) in self.keys.iter().zip(codes.iter_mut()) {
             match k.code(src.value(k.id)) {
-                Some(c) => cell += c * k.stride,
+                Some(c) => {
+                    cell += c * k.stride;
+                    *slot = c;
+                }
                 None => return self.walk(src),
             }
         }
@@ -155,14 +181,82 @@ impl Compiled {
             .lists
             .get(start as usize..end as usize)
             .unwrap_or_default();
-        for &r in list {
-            if let Some(c) = self.conds.get(r as usize) {
-                if c.eval(src) == Truth::True {
-                    return Some(r as usize);
+        if self.gates.is_empty() {
+            for &r in list {
+                if let Some(c) = self.conds.get(r as usize) {
+                    if c.eval(src) == Truth::True {
+                        return Some(r as usize);
+                    }
+                }
+            }
+            return None;
+        }
+        // The cell's ungated rules, plus the gated rules the facts' values
+        // let through, tried in rule order (a merge of sorted lists).
+        let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
+        lists[0] = list;
+        let mut n = 1usize;
+        for g in self.gates.iter() {
+            let Some(v) = src.value(g.id) else {
+                // Unknown: a gate's test is unknown, so its rules are not true.
+                continue;
+            };
+            let first = n;
+            let fits = g.lookup(v, &mut |l| {
+                if n - first < PER_GATE {
+                    if let Some(slot) = lists.get_mut(n) {
+                        *slot = l;
+                        n += 1;
+                        return true;
+                    }
+                }
+                false
+            });
+            if !fits {
+                n = first;
+                if let Some(slot) = lists.get_mut(n) {
+                    *slot = &g.all;
+                    n += 1;
                 }
             }
         }
-        None
+        let mut pos = [0usize; MAX_LISTS];
+        let mut last = u32::MAX;
+        loop {
+            let mut best = u32::MAX;
+            let mut from = usize::MAX;
+            for (i, (l, p)) in lists.iter().zip(pos.iter()).take(n).enumerate() {
+                if let Some(&r) = l.get(*p) {
+                    if r < best {
+                        best = r;
+                        from = i;
+                    }
+                }
+            }
+            let Some(p) = pos.get_mut(from) else {
+                return None;
+            };
+            *p += 1;
+            if best == last || (from != 0 && !self.in_cell(best, &codes)) {
+                continue;
+            }
+            last = best;
+            if let Some(c) = self.conds.get(best as usize) {
+                if c.eval(src) == Truth::True {
+                    return Some(best as usize);
+                }
+            }
+        }
+    }
+
+    /// Whether rule `r` can be true in the cell with these coordinates.
+    #[inline]
+    fn in_cell(&self, r: u32, codes: &[u32; MAX_KEYS]) -> bool {
+        let (w, b) = (r as usize / 64, r % 64);
+        self.keys.iter().zip(codes.iter()).all(|(k, &c)| {
+            let at = (k.base + c) as usize * self.words + w;
+            self.member.get(at).is_some_and(|x| x & (1u64 << b) != 0)
+        })
     }
 
     /// Tries every rule in order (the lazy-provider path; see the module docs).
@@ -180,6 +274,8 @@ impl Compiled {
             + self.keys.len() * std::mem::size_of::<Key>()
             + self.cells.len() * 8
             + self.lists.len() * 4
+            + self.member.len() * 8
+            + self.gates.iter().map(|g| g.heap_bytes()).sum::<usize>()
     }
 
     /// How many cells the decision table has, and how many facts index it.
@@ -219,6 +315,7 @@ fn choose_keys(model: &Model) -> Vec<Key> {
                     known,
                     bool,
                     stride: 0,
+                    base: 0,
                 },
             ));
         }
@@ -228,7 +325,7 @@ fn choose_keys(model: &Model) -> Vec<Key> {
     let mut cells = 1usize;
     for (_, k) in cands {
         let d = k.known as usize + 1;
-        if cells * d <= MAX_CELLS {
+        if cells * d <= MAX_CELLS && keys.len() < MAX_KEYS {
             cells *= d;
             keys.push(k);
         }
@@ -239,9 +336,12 @@ fn choose_keys(model: &Model) -> Vec<Key> {
 
 fn set_strides(keys: &mut [Key]) {
     let mut stride = 1u32;
+    let mut base = 0u32;
     for k in keys.iter_mut() {
         k.stride = stride;
+        k.base = base;
         stride *= k.known + 1;
+        base += k.known + 1;
     }
 }
 
@@ -283,21 +383,43 @@ fn set_of(t: Truth) -> u8 {
     }
 }
 
-/// Kleene `and` (min) / `or` (max) over sets: the lowest/highest bit of the
-/// pairwise results.
-fn combine(a: u8, b: u8, and: bool) -> u8 {
+/// Kleene `and` (min) / `or` (max) over sets: every pairwise result.
+const fn combine(a: u8, b: u8, and: bool) -> u8 {
     let mut out = 0;
-    for x in [F, U, T] {
-        if a & x == 0 {
-            continue;
-        }
-        for y in [F, U, T] {
-            if b & y != 0 {
-                out |= if and { x.min(y) } else { x.max(y) };
+    let mut x = 1u8;
+    while x <= T {
+        let mut y = 1u8;
+        while y <= T {
+            if a & x != 0 && b & y != 0 {
+                let lo = if x < y { x } else { y };
+                let hi = if x < y { y } else { x };
+                out |= if and { lo } else { hi };
             }
+            y <<= 1;
         }
+        x <<= 1;
     }
     out
+}
+
+/// [`combine`] for all pairs of sets, indexed `[and as usize][a][b]`.
+const COMBINE: [[[u8; 8]; 8]; 2] = {
+    let mut t = [[[0u8; 8]; 8]; 2];
+    let mut a = 0;
+    while a < 8 {
+        let mut b = 0;
+        while b < 8 {
+            t[0][a][b] = combine(a as u8, b as u8, false);
+            t[1][a][b] = combine(a as u8, b as u8, true);
+            b += 1;
+        }
+        a += 1;
+    }
+    t
+};
+
+fn and_or(a: u8, b: u8, and: bool) -> u8 {
+    COMBINE[usize::from(and)][usize::from(a & 7)][usize::from(b & 7)]
 }
 
 fn not_set(a: u8) -> u8 {
@@ -316,14 +438,14 @@ fn abstract_eval(e: &Expr, f: FactId, v: Option<Val<'_>>) -> u8 {
             if acc == F {
                 F
             } else {
-                combine(acc, abstract_eval(p, f, v), true)
+                and_or(acc, abstract_eval(p, f, v), true)
             }
         }),
         ExprKind::Or(parts) => parts.iter().fold(F, |acc, p| {
             if acc == T {
                 T
             } else {
-                combine(acc, abstract_eval(p, f, v), false)
+                and_or(acc, abstract_eval(p, f, v), false)
             }
         }),
         leaf => match leaf_fact(leaf) {
@@ -342,7 +464,7 @@ struct KeySets {
     sure: Vec<Vec<u64>>,
 }
 
-fn key_sets(model: &Model, k: &Key, words: usize) -> KeySets {
+fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], uses: &[Vec<bool>]) -> KeySets {
     let mut can = Vec::new();
     let mut sure = Vec::new();
     for code in 0..=k.known {
@@ -350,9 +472,16 @@ fn key_sets(model: &Model, k: &Key, words: usize) -> KeySets {
         let mut c = vec![0u64; words];
         let mut s = vec![0u64; words];
         for (i, r) in model.rules.iter().enumerate() {
+            let mentioned = uses
+                .get(i)
+                .and_then(|u| u.get(k.id.index()))
+                .copied()
+                .unwrap_or(true);
             let set = match &r.when {
                 None => T,
-                Some(e) => abstract_eval(e, k.id, v),
+                Some(e) if mentioned => abstract_eval(e, k.id, v),
+                // Not tested: the same for every value of this fact.
+                Some(_) => base.get(i).copied().unwrap_or(ANY),
             };
             let (w, b) = (i / 64, 1u64 << (i % 64));
             if set & T != 0 {
@@ -372,12 +501,40 @@ fn key_sets(model: &Model, k: &Key, words: usize) -> KeySets {
     KeySets { can, sure }
 }
 
-type Table = (Box<[(u32, u32)]>, Box<[u32]>);
+/// The decision table and the per-key membership bitsets.
+struct Table {
+    cells: Box<[(u32, u32)]>,
+    lists: Box<[u32]>,
+    member: Box<[u64]>,
+    words: usize,
+}
 
-fn build_table(model: &Model, keys: &[Key]) -> Table {
+fn build_table(model: &Model, keys: &[Key], gated: &[bool]) -> Table {
     let n = model.rules.len();
     let words = n.div_ceil(64);
-    let sets: Vec<KeySets> = keys.iter().map(|k| key_sets(model, k, words)).collect();
+    let nfacts = model.facts.facts.len();
+    let uses: Vec<Vec<bool>> = model
+        .rules
+        .iter()
+        .map(|r| {
+            let mut seen = vec![false; nfacts];
+            if let Some(e) = &r.when {
+                mentions(e, &mut seen);
+            }
+            seen
+        })
+        .collect();
+    // Each rule's truth values with no fact fixed (an id no leaf tests).
+    let none = FactId(u16::MAX);
+    let base: Vec<u8> = model
+        .rules
+        .iter()
+        .map(|r| r.when.as_ref().map_or(T, |e| abstract_eval(e, none, None)))
+        .collect();
+    let sets: Vec<KeySets> = keys
+        .iter()
+        .map(|k| key_sets(model, k, words, &base, &uses))
+        .collect();
     let mut always = vec![0u64; words];
     for (i, r) in model.rules.iter().enumerate() {
         let certain = match &r.when {
@@ -394,10 +551,19 @@ fn build_table(model: &Model, keys: &[Key]) -> Table {
     let mut cells = Vec::with_capacity(ncells);
     let mut lists: Vec<u32> = Vec::new();
     let mut seen: HashMap<Vec<u32>, (u32, u32)> = HashMap::new();
+    // Gated rules are proposed by their gates, not by the cells.
+    let mut ungated = vec![!0u64; words];
+    for (i, g) in gated.iter().enumerate() {
+        if *g {
+            if let Some(x) = ungated.get_mut(i / 64) {
+                *x &= !(1u64 << (i % 64));
+            }
+        }
+    }
     let mut can = vec![0u64; words];
     let mut sure = vec![0u64; words];
     for cell in 0..ncells {
-        can.fill(!0);
+        can.copy_from_slice(&ungated);
         sure.copy_from_slice(&always);
         for (k, s) in keys.iter().zip(&sets) {
             let code = (cell / k.stride as usize) % (k.known as usize + 1);
@@ -433,7 +599,18 @@ fn build_table(model: &Model, keys: &[Key]) -> Table {
         });
         cells.push(range);
     }
-    (cells.into(), lists.into())
+    let mut member = Vec::new();
+    for s in &sets {
+        for c in &s.can {
+            member.extend_from_slice(c);
+        }
+    }
+    Table {
+        cells: cells.into(),
+        lists: lists.into(),
+        member: member.into(),
+        words,
+    }
 }
 
 /// Used by `Policy::memory_bytes` and the benches.
