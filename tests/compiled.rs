@@ -292,15 +292,55 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     #[test]
-    fn compiled_equals_reference(src in policy_src(), all in prop::collection::vec(facts(), 1..24)) {
+    fn compiled_equals_reference(
+        src in policy_src(),
+        all in prop::collection::vec((facts(), any::<(bool, usize, u8)>()), 1..24),
+    ) {
         let policy = match Policy::parse(&src) {
             Ok(p) => p,
             Err(e) => panic!("generated policy does not parse: {e}\n{src}"),
         };
-        for f in &all {
+        // Strings that globs and literals of this policy match (or nearly).
+        let pool = literals(&src);
+        for (f, (aim, i, mode)) in &all {
             agree(&policy, f);
+            if *aim && !pool.is_empty() {
+                let v = instantiate(&pool[i % pool.len()], *mode);
+                agree(&policy, &f.clone().virus(v));
+            }
         }
     }
+}
+
+/// The string literals of a policy source (escapes are rare enough to ignore).
+fn literals(src: &str) -> Vec<String> {
+    src.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A text a glob (or exact literal) matches, or nearly matches, by `mode`.
+fn instantiate(glob: &str, mode: u8) -> String {
+    let star = ["", "Ab", "é", "a"][usize::from(mode % 4)];
+    let one = ["a", "\u{212a}", "/"][usize::from(mode % 3)];
+    let mut out: String = glob
+        .chars()
+        .map(|c| match c {
+            '*' => star.to_owned(),
+            '?' => one.to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    match mode % 7 {
+        0 => out = out.to_uppercase(),
+        1 => out = out.to_lowercase(),
+        2 => out.push('a'),
+        3 => out.insert(0, 'b'),
+        _ => {}
+    }
+    out
 }
 
 // ---- fixed cases --------------------------------------------------------

@@ -157,7 +157,9 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable) -> Option<(FactId, Vec<Atom<'m>
         if let Some(id) = atoms(c, table, &mut out) {
             let better = match &best {
                 None => true,
-                Some((_, b)) => rank(&out) < rank(b) || (rank(&out) == rank(b) && out.len() < b.len()),
+                Some((_, b)) => {
+                    rank(&out) < rank(b) || (rank(&out) == rank(b) && out.len() < b.len())
+                }
             };
             if better {
                 best = Some((id, out));
@@ -183,8 +185,16 @@ impl Trie {
         }
         let mut node = 0usize;
         for &c in key {
-            let next = match self.kids.get(node).map(|k| k.binary_search_by_key(&c, |&(k, _)| k)) {
-                Some(Ok(i)) => self.kids.get(node).and_then(|k| k.get(i)).map(|&(_, n)| n as usize),
+            let next = match self
+                .kids
+                .get(node)
+                .map(|k| k.binary_search_by_key(&c, |&(k, _)| k))
+            {
+                Some(Ok(i)) => self
+                    .kids
+                    .get(node)
+                    .and_then(|k| k.get(i))
+                    .map(|&(_, n)| n as usize),
                 Some(Err(i)) => {
                     let n = self.kids.len();
                     self.kids.push(Vec::new());
@@ -349,7 +359,11 @@ impl Gate {
     /// Pushes the lists of rules whose gate may pass for `v`; `false` if
     /// `push` ran out of room (the caller then uses [`Gate::all`]).
     #[inline]
-    pub(crate) fn lookup<'a>(&'a self, v: Val<'_>, push: &mut impl FnMut(&'a [u32]) -> bool) -> bool {
+    pub(crate) fn lookup<'a>(
+        &'a self,
+        v: Val<'_>,
+        push: &mut impl FnMut(&'a [u32]) -> bool,
+    ) -> bool {
         match v {
             Val::Str(s) => {
                 if let Some(l) = self.exact.get(s) {
@@ -455,7 +469,10 @@ pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> (Vec<Gate>, V
         gates.push(Gate {
             id,
             all: list.iter().map(|(r, _)| *r).collect(),
-            exact: exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+            exact: exact
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
             prefix: prefix.freeze(),
             suffix: suffix.freeze(),
             v4,
