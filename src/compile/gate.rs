@@ -25,27 +25,60 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-/// FNV-1a: fast for the short strings facts hold; keys are policy literals,
-/// so hash flooding is not a concern.
+/// An Fx-style hash (rotate, xor, multiply per 8 bytes): fast for the short
+/// strings facts hold; keys are policy literals, so hash flooding is not a concern.
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
 
+const SEED: u64 = 0x51_7cc1_b727_220a_95;
+
+impl Fnv {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
 impl Hasher for Fnv {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            for (d, b) in w.iter_mut().zip(rest) {
+                *d = *b;
+            }
+            self.add(u64::from_le_bytes(w));
+        }
     }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// A range of rule indices in the compiled policy's shared list pool.
+pub(crate) type Range = (u32, u32);
+
+/// Appends `rules` to the pool and returns their range.
+fn store(pool: &mut Vec<u32>, rules: &[u32]) -> Range {
+    let start = pool.len() as u32;
+    pool.extend_from_slice(rules);
+    (start, pool.len() as u32)
 }
 
 type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
@@ -218,10 +251,10 @@ impl Trie {
         }
     }
 
-    fn freeze(self) -> FrozenTrie {
+    fn freeze(self, pool: &mut Vec<u32>) -> FrozenTrie {
         FrozenTrie {
             kids: self.kids.into_iter().map(Vec::into_boxed_slice).collect(),
-            rules: self.rules.into_iter().map(Vec::into_boxed_slice).collect(),
+            rules: self.rules.iter().map(|r| store(pool, r)).collect(),
         }
     }
 }
@@ -229,17 +262,17 @@ impl Trie {
 #[derive(Debug, Clone, Default)]
 struct FrozenTrie {
     kids: Box<[Box<[(char, u32)]>]>,
-    rules: Box<[Box<[u32]>]>,
+    rules: Box<[Range]>,
 }
 
 impl FrozenTrie {
     /// Pushes the rule lists of every node on the path spelled by `chars`;
     /// `false` when `push` refused one (out of room).
     #[inline]
-    fn walk<'a>(
-        &'a self,
+    fn walk(
+        &self,
         chars: impl Iterator<Item = char>,
-        push: &mut impl FnMut(&'a [u32]) -> bool,
+        push: &mut impl FnMut(Range) -> bool,
     ) -> bool {
         if self.kids.is_empty() {
             return true;
@@ -254,8 +287,8 @@ impl FrozenTrie {
                 Ok(i) => node = kids.get(i).map_or(0, |&(_, n)| n as usize),
                 Err(_) => return true,
             }
-            if let Some(r) = self.rules.get(node) {
-                if !r.is_empty() && !push(r) {
+            if let Some(&r) = self.rules.get(node) {
+                if r.0 < r.1 && !push(r) {
                     return false;
                 }
             }
@@ -264,8 +297,7 @@ impl FrozenTrie {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.kids.iter().map(|k| 16 + k.len() * 8).sum::<usize>()
-            + self.rules.iter().map(|r| 16 + r.len() * 4).sum::<usize>()
+        self.kids.iter().map(|k| 16 + k.len() * 8).sum::<usize>() + self.rules.len() * 8
     }
 }
 
@@ -273,7 +305,7 @@ impl FrozenTrie {
 #[derive(Debug, Clone)]
 struct Segments<T> {
     starts: Box<[T]>,
-    lists: Box<[Box<[u32]>]>,
+    lists: Box<[Range]>,
 }
 
 impl<T> Default for Segments<T> {
@@ -288,7 +320,12 @@ impl<T> Default for Segments<T> {
 impl<T: Ord + Copy> Segments<T> {
     /// Builds from `(start, end, rule)` with inclusive ends; `None` when the
     /// postings would exceed `budget`.
-    fn build(items: &[(T, T, u32)], next: impl Fn(T) -> Option<T>, budget: usize) -> Option<Self> {
+    fn build(
+        items: &[(T, T, u32)],
+        next: impl Fn(T) -> Option<T>,
+        budget: usize,
+        pool: &mut Vec<u32>,
+    ) -> Option<Self> {
         let mut starts: Vec<T> = Vec::with_capacity(items.len() * 2);
         for &(s, e, _) in items {
             starts.push(s);
@@ -322,22 +359,21 @@ impl<T: Ord + Copy> Segments<T> {
         }
         Some(Segments {
             starts: starts.into(),
-            lists: lists.into_iter().map(Vec::into_boxed_slice).collect(),
+            lists: lists.iter().map(|l| store(pool, l)).collect(),
         })
     }
 
     #[inline]
-    fn lookup(&self, x: T) -> &[u32] {
+    fn lookup(&self, x: T) -> Range {
         let i = self.starts.partition_point(|&s| s <= x);
         if i == 0 {
-            return &[];
+            return (0, 0);
         }
-        self.lists.get(i - 1).map_or(&[], |l| l)
+        self.lists.get(i - 1).copied().unwrap_or((0, 0))
     }
 
     fn heap_bytes(&self) -> usize {
-        self.starts.len() * std::mem::size_of::<T>()
-            + self.lists.iter().map(|l| 16 + l.len() * 4).sum::<usize>()
+        self.starts.len() * std::mem::size_of::<T>() + self.lists.len() * 8
     }
 }
 
@@ -347,8 +383,8 @@ pub(crate) struct Gate {
     pub(crate) id: FactId,
     /// Every rule gated here, ascending: the fallback when a lookup
     /// yields more lists than the evaluator has room for.
-    pub(crate) all: Box<[u32]>,
-    exact: FnvMap<Box<str>, Box<[u32]>>,
+    pub(crate) all: Range,
+    exact: FnvMap<Box<str>, Range>,
     prefix: FrozenTrie,
     suffix: FrozenTrie,
     v4: Segments<u32>,
@@ -359,14 +395,10 @@ impl Gate {
     /// Pushes the lists of rules whose gate may pass for `v`; `false` if
     /// `push` ran out of room (the caller then uses [`Gate::all`]).
     #[inline]
-    pub(crate) fn lookup<'a>(
-        &'a self,
-        v: Val<'_>,
-        push: &mut impl FnMut(&'a [u32]) -> bool,
-    ) -> bool {
+    pub(crate) fn lookup(&self, v: Val<'_>, push: &mut impl FnMut(Range) -> bool) -> bool {
         match v {
             Val::Str(s) => {
-                if let Some(l) = self.exact.get(s) {
+                if let Some(&l) = self.exact.get(s) {
                     if !push(l) {
                         return false;
                     }
@@ -375,23 +407,18 @@ impl Gate {
             }
             Val::Ip(IpAddr::V4(a)) => {
                 let l = self.v4.lookup(u32::from(a));
-                l.is_empty() || push(l)
+                l.0 >= l.1 || push(l)
             }
             Val::Ip(IpAddr::V6(a)) => {
                 let l = self.v6.lookup(u128::from(a));
-                l.is_empty() || push(l)
+                l.0 >= l.1 || push(l)
             }
             _ => true,
         }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.all.len() * 4
-            + self
-                .exact
-                .iter()
-                .map(|(k, v)| 40 + k.len() + v.len() * 4)
-                .sum::<usize>()
+        8 + self.exact.keys().map(|k| 32 + k.len()).sum::<usize>()
             + self.prefix.heap_bytes()
             + self.suffix.heap_bytes()
             + self.v4.heap_bytes()
@@ -400,10 +427,15 @@ impl Gate {
 }
 
 /// At most this many facts get a gate.
-pub(crate) const MAX_GATES: usize = 8;
+pub(crate) const MAX_GATES: usize = 6;
 
 /// Builds the gates; returns them and, per rule, whether it is gated.
-pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> (Vec<Gate>, Vec<bool>) {
+/// Posting lists go to `pool`.
+pub(crate) fn build(
+    rules: &[Option<&Expr>],
+    table: &FactTable,
+    pool: &mut Vec<u32>,
+) -> (Vec<Gate>, Vec<bool>) {
     let mut per_fact: Vec<(FactId, Vec<(u32, Vec<Atom<'_>>)>)> = Vec::new();
     for (i, e) in rules.iter().enumerate() {
         let Some((id, atoms)) = e.and_then(|e| rule_gate(e, table)) else {
@@ -454,11 +486,13 @@ pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> (Vec<Gate>, V
             }
         }
         let budget = 16 * list.len() + 1024;
+        let mark = pool.len();
         let (Some(v4), Some(v6)) = (
-            Segments::build(&v4, |x: u32| x.checked_add(1), budget),
-            Segments::build(&v6, |x: u128| x.checked_add(1), budget),
+            Segments::build(&v4, |x: u32| x.checked_add(1), budget, pool),
+            Segments::build(&v6, |x: u128| x.checked_add(1), budget, pool),
         ) else {
             // Networks overlap too much to index: leave these rules ungated.
+            pool.truncate(mark);
             continue;
         };
         for (r, _) in &list {
@@ -466,15 +500,16 @@ pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> (Vec<Gate>, V
                 *g = true;
             }
         }
+        let all: Vec<u32> = list.iter().map(|(r, _)| *r).collect();
         gates.push(Gate {
             id,
-            all: list.iter().map(|(r, _)| *r).collect(),
+            all: store(pool, &all),
             exact: exact
                 .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .map(|(k, v)| (k, store(pool, &v)))
                 .collect(),
-            prefix: prefix.freeze(),
-            suffix: suffix.freeze(),
+            prefix: prefix.freeze(pool),
+            suffix: suffix.freeze(pool),
             v4,
             v6,
         });

@@ -70,7 +70,7 @@ pub(crate) struct Compiled {
 /// The most keys a table can have (every domain has at least 3 values).
 const MAX_KEYS: usize = 12;
 /// Lists one gate may contribute before falling back to all its rules.
-const PER_GATE: usize = 8;
+const PER_GATE: usize = 5;
 /// The cell's list plus every gate's lists.
 const MAX_LISTS: usize = 1 + MAX_GATES * PER_GATE;
 
@@ -139,17 +139,19 @@ impl Compiled {
             })
             .collect();
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
-        let (gates, gated) = gate::build(&whens, &model.facts);
+        let mut pool = Vec::new();
+        let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
         let mut keys = choose_keys(model);
         let budget = 64 * model.rules.len() + 4096;
         loop {
-            let t = build_table(model, &keys, &gated);
-            if t.lists.len() <= budget || keys.is_empty() {
+            let mut lists = pool.clone();
+            let t = build_table(model, &keys, &gated, &mut lists);
+            if lists.len() - pool.len() <= budget || keys.is_empty() {
                 return Compiled {
                     conds,
                     keys: keys.into(),
                     cells: t.cells,
-                    lists: t.lists,
+                    lists: lists.into(),
                     gates: gates.into(),
                     member: t.member,
                     words: t.words,
@@ -192,9 +194,10 @@ impl Compiled {
             return None;
         }
         // The cell's ungated rules, plus the gated rules the facts' values
-        // let through, tried in rule order (a merge of sorted lists).
-        let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
-        lists[0] = list;
+        // let through, tried in rule order (a merge of sorted ranges of
+        // `self.lists`, each as `(next, end)`).
+        let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
+        heads[0] = (start, end);
         let mut n = 1usize;
         for g in self.gates.iter() {
             let Some(v) = src.value(g.id) else {
@@ -202,10 +205,10 @@ impl Compiled {
                 continue;
             };
             let first = n;
-            let fits = g.lookup(v, &mut |l| {
+            let fits = g.lookup(v, &mut |range| {
                 if n - first < PER_GATE {
-                    if let Some(slot) = lists.get_mut(n) {
-                        *slot = l;
+                    if let Some(slot) = heads.get_mut(n) {
+                        *slot = range;
                         n += 1;
                         return true;
                     }
@@ -214,29 +217,41 @@ impl Compiled {
             });
             if !fits {
                 n = first;
-                if let Some(slot) = lists.get_mut(n) {
-                    *slot = &g.all;
+                if let Some(slot) = heads.get_mut(n) {
+                    *slot = g.all;
                     n += 1;
                 }
             }
         }
-        let mut pos = [0usize; MAX_LISTS];
+        if n == 1 {
+            // No gated rule is let through: only the cell's rules.
+            for &r in list {
+                if let Some(c) = self.conds.get(r as usize) {
+                    if c.eval(src) == Truth::True {
+                        return Some(r as usize);
+                    }
+                }
+            }
+            return None;
+        }
         let mut last = u32::MAX;
         loop {
             let mut best = u32::MAX;
             let mut from = usize::MAX;
-            for (i, (l, p)) in lists.iter().zip(pos.iter()).take(n).enumerate() {
-                if let Some(&r) = l.get(*p) {
-                    if r < best {
-                        best = r;
-                        from = i;
+            for (i, &(next, end)) in heads.iter().take(n).enumerate() {
+                if next < end {
+                    if let Some(&r) = self.lists.get(next as usize) {
+                        if r < best {
+                            best = r;
+                            from = i;
+                        }
                     }
                 }
             }
-            let Some(p) = pos.get_mut(from) else {
+            let Some(head) = heads.get_mut(from) else {
                 return None;
             };
-            *p += 1;
+            head.0 += 1;
             if best == last || (from != 0 && !self.in_cell(best, &codes)) {
                 continue;
             }
@@ -504,12 +519,11 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], uses: &[Vec<bool>
 /// The decision table and the per-key membership bitsets.
 struct Table {
     cells: Box<[(u32, u32)]>,
-    lists: Box<[u32]>,
     member: Box<[u64]>,
     words: usize,
 }
 
-fn build_table(model: &Model, keys: &[Key], gated: &[bool]) -> Table {
+fn build_table(model: &Model, keys: &[Key], gated: &[bool], lists: &mut Vec<u32>) -> Table {
     let n = model.rules.len();
     let words = n.div_ceil(64);
     let nfacts = model.facts.facts.len();
@@ -549,7 +563,6 @@ fn build_table(model: &Model, keys: &[Key], gated: &[bool]) -> Table {
     }
     let ncells: usize = keys.iter().map(|k| k.known as usize + 1).product();
     let mut cells = Vec::with_capacity(ncells);
-    let mut lists: Vec<u32> = Vec::new();
     let mut seen: HashMap<Vec<u32>, (u32, u32)> = HashMap::new();
     // Gated rules are proposed by their gates, not by the cells.
     let mut ungated = vec![!0u64; words];
@@ -607,7 +620,6 @@ fn build_table(model: &Model, keys: &[Key], gated: &[bool]) -> Table {
     }
     Table {
         cells: cells.into(),
-        lists: lists.into(),
         member: member.into(),
         words,
     }
