@@ -30,7 +30,7 @@ use std::net::IpAddr;
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
 
-const SEED: u64 = 0x51_7cc1_b727_220a_95;
+const SEED: u64 = 0x517c_c1b7_2722_0a95;
 
 impl Fnv {
     #[inline]
@@ -259,9 +259,12 @@ impl Trie {
     }
 }
 
+/// Per node, its children: `(folded char, node)`, sorted.
+type Kids = Box<[Box<[(char, u32)]>]>;
+
 #[derive(Debug, Clone, Default)]
 struct FrozenTrie {
-    kids: Box<[Box<[(char, u32)]>]>,
+    kids: Kids,
     rules: Box<[Range]>,
 }
 
@@ -429,6 +432,9 @@ impl Gate {
 /// At most this many facts get a gate.
 pub(crate) const MAX_GATES: usize = 6;
 
+/// A rule and its gate's atoms.
+type GatedRule<'m> = (u32, Vec<Atom<'m>>);
+
 /// Builds the gates; returns them and, per rule, whether it is gated.
 /// Posting lists go to `pool`.
 pub(crate) fn build(
@@ -436,7 +442,7 @@ pub(crate) fn build(
     table: &FactTable,
     pool: &mut Vec<u32>,
 ) -> (Vec<Gate>, Vec<bool>) {
-    let mut per_fact: Vec<(FactId, Vec<(u32, Vec<Atom<'_>>)>)> = Vec::new();
+    let mut per_fact: Vec<(FactId, Vec<GatedRule<'_>>)> = Vec::new();
     for (i, e) in rules.iter().enumerate() {
         let Some((id, atoms)) = e.and_then(|e| rule_gate(e, table)) else {
             continue;

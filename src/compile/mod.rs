@@ -141,11 +141,16 @@ impl Compiled {
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let mut pool = Vec::new();
         let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
-        let mut keys = choose_keys(model);
+        let masks: Vec<u64> = model
+            .rules
+            .iter()
+            .map(|r| r.when.as_ref().map_or(0, mentions))
+            .collect();
+        let mut keys = choose_keys(model, &masks);
         let budget = 64 * model.rules.len() + 4096;
         loop {
             let mut lists = pool.clone();
-            let t = build_table(model, &keys, &gated, &mut lists);
+            let t = build_table(model, &keys, &gated, &masks, &mut lists);
             if lists.len() - pool.len() <= budget || keys.is_empty() {
                 return Compiled {
                     conds,
@@ -248,9 +253,8 @@ impl Compiled {
                     }
                 }
             }
-            let Some(head) = heads.get_mut(from) else {
-                return None;
-            };
+            // No list has a rule left: no rule applies.
+            let head = heads.get_mut(from)?;
             head.0 += 1;
             if best == last || (from != 0 && !self.in_cell(best, &codes)) {
                 continue;
@@ -301,16 +305,12 @@ impl Compiled {
 
 /// The enum (≤ 64 values) and bool facts tested by rules, most-tested first,
 /// while the table stays within [`MAX_CELLS`].
-fn choose_keys(model: &Model) -> Vec<Key> {
+fn choose_keys(model: &Model, masks: &[u64]) -> Vec<Key> {
     let n = model.facts.facts.len();
     let mut uses = vec![0usize; n];
-    for r in &model.rules {
-        if let Some(e) = &r.when {
-            let mut seen = vec![false; n];
-            mentions(e, &mut seen);
-            for (u, s) in uses.iter_mut().zip(seen) {
-                *u += usize::from(s);
-            }
+    for m in masks {
+        for (i, u) in uses.iter_mut().enumerate().take(64) {
+            *u += usize::from(m & (1u64 << i) != 0);
         }
     }
     let mut cands: Vec<(usize, Key)> = Vec::new();
@@ -360,28 +360,20 @@ fn set_strides(keys: &mut [Key]) {
     }
 }
 
-fn mentions(e: &Expr, seen: &mut [bool]) {
+/// The facts a condition tests, as a bit per fact id (ids beyond 63 are
+/// counted as bit 63; the fact limit keeps ids below 64).
+fn mentions(e: &Expr) -> u64 {
     match &e.kind {
-        ExprKind::Const(_) => {}
-        ExprKind::Known(id) => mark(seen, *id),
-        ExprKind::Not(inner) => mentions(inner, seen),
-        ExprKind::And(parts) | ExprKind::Or(parts) => {
-            for p in parts {
-                mentions(p, seen);
-            }
-        }
-        leaf => {
-            if let Some(id) = leaf_fact(leaf) {
-                mark(seen, id);
-            }
-        }
+        ExprKind::Const(_) => 0,
+        ExprKind::Known(id) => fact_bit(*id),
+        ExprKind::Not(inner) => mentions(inner),
+        ExprKind::And(parts) | ExprKind::Or(parts) => parts.iter().fold(0, |m, p| m | mentions(p)),
+        leaf => leaf_fact(leaf).map_or(0, fact_bit),
     }
 }
 
-fn mark(seen: &mut [bool], id: FactId) {
-    if let Some(s) = seen.get_mut(id.index()) {
-        *s = true;
-    }
+fn fact_bit(id: FactId) -> u64 {
+    1u64 << id.0.min(63)
 }
 
 /// Sets of truth values as bits: false 1, unknown 2, true 4.
@@ -479,7 +471,7 @@ struct KeySets {
     sure: Vec<Vec<u64>>,
 }
 
-fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], uses: &[Vec<bool>]) -> KeySets {
+fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) -> KeySets {
     let mut can = Vec::new();
     let mut sure = Vec::new();
     for code in 0..=k.known {
@@ -487,11 +479,7 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], uses: &[Vec<bool>
         let mut c = vec![0u64; words];
         let mut s = vec![0u64; words];
         for (i, r) in model.rules.iter().enumerate() {
-            let mentioned = uses
-                .get(i)
-                .and_then(|u| u.get(k.id.index()))
-                .copied()
-                .unwrap_or(true);
+            let mentioned = masks.get(i).map_or(true, |m| m & fact_bit(k.id) != 0);
             let set = match &r.when {
                 None => T,
                 Some(e) if mentioned => abstract_eval(e, k.id, v),
@@ -523,21 +511,15 @@ struct Table {
     words: usize,
 }
 
-fn build_table(model: &Model, keys: &[Key], gated: &[bool], lists: &mut Vec<u32>) -> Table {
+fn build_table(
+    model: &Model,
+    keys: &[Key],
+    gated: &[bool],
+    masks: &[u64],
+    lists: &mut Vec<u32>,
+) -> Table {
     let n = model.rules.len();
     let words = n.div_ceil(64);
-    let nfacts = model.facts.facts.len();
-    let uses: Vec<Vec<bool>> = model
-        .rules
-        .iter()
-        .map(|r| {
-            let mut seen = vec![false; nfacts];
-            if let Some(e) = &r.when {
-                mentions(e, &mut seen);
-            }
-            seen
-        })
-        .collect();
     // Each rule's truth values with no fact fixed (an id no leaf tests).
     let none = FactId(u16::MAX);
     let base: Vec<u8> = model
@@ -547,7 +529,7 @@ fn build_table(model: &Model, keys: &[Key], gated: &[bool], lists: &mut Vec<u32>
         .collect();
     let sets: Vec<KeySets> = keys
         .iter()
-        .map(|k| key_sets(model, k, words, &base, &uses))
+        .map(|k| key_sets(model, k, words, &base, masks))
         .collect();
     let mut always = vec![0u64; words];
     for (i, r) in model.rules.iter().enumerate() {
