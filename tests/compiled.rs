@@ -201,7 +201,7 @@ fn cond() -> impl Strategy<Value = String> {
 fn policy_src() -> impl Strategy<Value = String> {
     (
         prop::collection::vec(prop::option::weighted(0.93, cond()), 0..=14),
-        prop::collection::vec(prop::collection::vec(glob(), 0..=10), 4),
+        prop::collection::vec(prop::collection::vec(glob(), 0..=20), 4),
     )
         .prop_map(|(rules, lists)| {
             let mut s = HEADER.to_owned();
@@ -370,11 +370,23 @@ fn generated_policies_agree() {
 
 #[test]
 fn merged_globs_fold_case_like_the_glob_loop() {
-    // Eight globs: long enough to be merged into one regex.
-    let src = r#"
-        list g = ["w32/sobig*", "*@MM", "a?c", "x", "y*z", "İ*", "k", "q"]
-        rule "g" { when virus matches g then reject }"#;
-    let policy = Policy::parse(src).expect("parses");
+    // Sixteen globs or more: merged into one regex (for ASCII text); fewer:
+    // each in its fastest form.
+    let globs = r#""w32/sobig*", "*@MM", "a?c", "x", "y*z", "İ*", "k", "q""#;
+    let ascii = r#""w32/sobig*", "*@MM", "a?c", "x", "y*z", "k", "q", "*ss""#;
+    let filler = (0..10)
+        .map(|i| format!("\"f{i}*g\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for src in [
+        format!("list g = [{globs}]\nrule \"g\" {{ when virus matches g then reject }}"),
+        format!("list g = [{ascii}, {filler}]\nrule \"g\" {{ when virus matches g then reject }}"),
+    ] {
+        check_globs(&Policy::parse(&src).expect("parses"));
+    }
+}
+
+fn check_globs(policy: &Policy) {
     let hit = |v: &str| policy.evaluate(&Facts::new().virus(v)).rule().is_some();
     assert!(hit("W32/SOBIG.F"));
     assert!(hit("foo@mm"));
@@ -384,8 +396,23 @@ fn merged_globs_fold_case_like_the_glob_loop() {
     assert!(!hit("y-z-"));
     // Non-ASCII text takes the glob loop (simple lowercase): KELVIN SIGN folds to k.
     assert!(hit("\u{212a}"));
-    for v in ["\u{212a}", "i\u{307}x", "İx", "ix", "é", "", "q", "Q", "\n"] {
-        agree(&policy, &Facts::new().virus(v));
+    for v in [
+        "\u{212a}",
+        "i\u{307}x",
+        "İx",
+        "ix",
+        "é",
+        "",
+        "q",
+        "Q",
+        "\n",
+        "ſ",
+        "SS",
+        "xß",
+        "f3g",
+        "F3xG",
+    ] {
+        agree(policy, &Facts::new().virus(v));
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
 use crate::facts::{FactId, FactTable, FactType};
-use crate::glob::Glob;
+use crate::glob::{fold, Glob};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 const LINEAR_MAX: usize = 8;
 
 /// Glob lists at least this long (all ASCII) are merged into one regex.
-pub(crate) const GLOB_MERGE_MIN: usize = 4;
+pub(crate) const GLOB_MERGE_MIN: usize = 16;
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -129,11 +129,61 @@ impl NetTable {
     }
 }
 
-/// One or more globs over one fact; long all-ASCII lists also as one regex,
-/// used when the text is ASCII (where both agree exactly on case folding).
+/// One glob in the form that matches it fastest. Literal characters are
+/// stored folded ([`fold`]), and text characters are folded before they are
+/// compared, exactly as [`Glob::matches`] does.
+#[derive(Debug, Clone)]
+enum FastGlob {
+    /// No wildcard: the whole text.
+    Exact(Box<[char]>),
+    /// `lit*`: the text starts with it.
+    Prefix(Box<[char]>),
+    /// `*lit`: the text ends with it.
+    Suffix(Box<[char]>),
+    /// Anything else: the general matcher.
+    General(usize),
+}
+
+impl FastGlob {
+    fn new(i: usize, g: &Glob) -> FastGlob {
+        let chars: Vec<char> = g.source.chars().collect();
+        let wild = |c: &char| matches!(c, '*' | '?');
+        let lit = |cs: &[char]| cs.iter().map(|c| fold(*c)).collect::<Box<[char]>>();
+        match chars.as_slice() {
+            cs if !cs.iter().any(wild) => FastGlob::Exact(lit(cs)),
+            [rest @ .., '*'] if !rest.iter().any(wild) => FastGlob::Prefix(lit(rest)),
+            ['*', rest @ ..] if !rest.iter().any(wild) => FastGlob::Suffix(lit(rest)),
+            _ => FastGlob::General(i),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, globs: &[Glob], text: &str) -> bool {
+        match self {
+            FastGlob::Exact(lit) => {
+                let mut it = text.chars();
+                lit.iter().all(|l| it.next().map(fold) == Some(*l)) && it.next().is_none()
+            }
+            FastGlob::Prefix(lit) => {
+                let mut it = text.chars();
+                lit.iter().all(|l| it.next().map(fold) == Some(*l))
+            }
+            FastGlob::Suffix(lit) => {
+                let mut it = text.chars().rev();
+                lit.iter().rev().all(|l| it.next().map(fold) == Some(*l))
+            }
+            FastGlob::General(i) => globs.get(*i).is_some_and(|g| g.matches(text)),
+        }
+    }
+}
+
+/// One or more globs over one fact: each in its fastest form (exact,
+/// prefix, suffix, general); long all-ASCII lists also as one regex, used
+/// when the text is ASCII (where both agree exactly on case folding).
 #[derive(Debug, Clone)]
 pub(crate) struct GlobMatcher {
     globs: Arc<[Glob]>,
+    fast: Box<[FastGlob]>,
     merged: Option<regex::Regex>,
 }
 
@@ -169,6 +219,11 @@ impl GlobMatcher {
         };
         GlobMatcher {
             globs: Arc::clone(globs),
+            fast: globs
+                .iter()
+                .enumerate()
+                .map(|(i, g)| FastGlob::new(i, g))
+                .collect(),
             merged,
         }
     }
@@ -177,7 +232,7 @@ impl GlobMatcher {
     pub(crate) fn matches(&self, text: &str) -> bool {
         match &self.merged {
             Some(re) if text.is_ascii() => re.is_match(text),
-            _ => self.globs.iter().any(|g| g.matches(text)),
+            _ => self.fast.iter().any(|f| f.matches(&self.globs, text)),
         }
     }
 }
