@@ -38,7 +38,10 @@ unsafe impl GlobalAlloc for Counting {
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -375,9 +378,11 @@ fn parse(c: &mut Criterion) {
     g.sample_size(10);
     for n in [1_000usize, 10_000] {
         let src = gen::virus_policy(n, 1);
-        g.bench_with_input(BenchmarkId::new("parse_check_compile", n), &src, |b, src| {
-            b.iter(|| Policy::parse(black_box(src)).expect("parses"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("parse_check_compile", n),
+            &src,
+            |b, src| b.iter(|| Policy::parse(black_box(src)).expect("parses")),
+        );
         let p = Policy::parse(&src).expect("parses");
         g.bench_with_input(BenchmarkId::new("compile_only", n), &p, |b, p| {
             b.iter(|| p.recompile())
