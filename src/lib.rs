@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod check;
+mod compile;
 mod decision;
 mod diagnostics;
 mod eval;

@@ -1,6 +1,7 @@
 //! The public facade: [`Policy`] ties the stages together.
 
 use crate::check::{self, model::Model};
+use crate::compile::{self, Compiled};
 use crate::decision::Decision;
 use crate::diagnostics::{self, Code, Diagnostic, LineIndex, Span};
 use crate::eval::{self, explain::Explanation, DirectSource, MemoSource};
@@ -38,6 +39,8 @@ pub use crate::check::model::Mode;
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub(crate) model: Model,
+    /// The evaluation form of `model` (see `crate::compile`).
+    pub(crate) compiled: Compiled,
     pub(crate) source: String,
     /// Line starts of `source`, for positions in traces and test reports.
     pub(crate) lines: LineIndex,
@@ -118,6 +121,7 @@ impl Policy {
                 let mut check_warnings = diagnostics;
                 diagnostics::place_all(source, &mut check_warnings);
                 Ok(Policy {
+                    compiled: Compiled::new(&model),
                     model,
                     source: source.to_owned(),
                     lines,
@@ -148,22 +152,45 @@ impl Policy {
     /// Decides what to do with a message for one recipient. Infallible and
     /// allocation-free; unknown facts are unknown (see the crate docs).
     pub fn evaluate(&self, facts: &Facts) -> Decision<'_> {
-        eval::decide(
-            &self.model,
-            &mut DirectSource {
-                facts,
-                table: &self.model.facts,
-            },
-        )
+        let rule = self.compiled.decide(&mut DirectSource {
+            facts,
+            table: &self.model.facts,
+        });
+        compile::decision(&self.model, rule)
     }
 
     /// Decides with facts from an embedder's provider, asking for each fact
     /// only when a rule needs it and at most once.
     pub fn evaluate_lazy<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {
+        let rule = self
+            .compiled
+            .walk(&mut MemoSource::new(provider, &self.model.facts));
+        compile::decision(&self.model, rule)
+    }
+
+    /// The reference walk with a lazy provider: what [`Policy::evaluate_lazy`]
+    /// is tested against (same decision, same facts asked in the same order).
+    #[doc(hidden)]
+    pub fn evaluate_lazy_reference<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {
         eval::decide(
             &self.model,
             &mut MemoSource::new(provider, &self.model.facts),
         )
+    }
+
+    /// Compiles the checked policy again and returns the compiled form's heap
+    /// bytes: lets the benches time the compile step alone.
+    #[doc(hidden)]
+    pub fn recompile(&self) -> usize {
+        Compiled::new(&self.model).heap_bytes()
+    }
+
+    /// An estimate of the heap memory the compiled evaluation form uses,
+    /// in bytes, with the decision table's shape: `(bytes, cells, indexed facts)`.
+    /// (The checked model and the source text come on top; the benches
+    /// measure the whole `Policy` with a counting allocator.)
+    pub fn compiled_size(&self) -> (usize, usize, usize) {
+        compile::describe(&self.compiled)
     }
 
     /// The reference evaluator: a plain walk over the checked rules. Kept as

@@ -1,0 +1,434 @@
+//! Compiled conditions: the checked [`Expr`] lowered to leaves specialised for
+//! their fact's type (enum and bool tests as bitmasks, sorted string sets,
+//! CIDR lists as sorted interval tables, glob lists merged into one regex).
+//!
+//! Evaluation order and short-circuiting are exactly those of the reference
+//! walk ([`crate::eval::eval_expr`]), so a lazy provider is asked for the
+//! same facts in the same order.
+
+use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
+use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
+use crate::facts::{FactId, FactTable, FactType};
+use crate::glob::{fold, Glob};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Lists at most this long are searched linearly; longer ones by binary search.
+const LINEAR_MAX: usize = 8;
+
+/// Glob lists at least this long (all ASCII) are merged into one regex.
+pub(crate) const GLOB_MERGE_MIN: usize = 16;
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) enum CExpr {
+    /// `true` / `false`.
+    Const(bool),
+    /// `known FACT`.
+    Known(FactId),
+    /// An enum fact's value index is in `mask` (values past 63: `outside`).
+    Enum {
+        id: FactId,
+        mask: u64,
+        outside: bool,
+    },
+    /// A bool fact's value is in `mask` (bit 0: false, bit 1: true).
+    Bool {
+        id: FactId,
+        mask: u8,
+        outside: bool,
+    },
+    /// `FACT == "text"` (or `!=` when `neg`).
+    StrEq {
+        id: FactId,
+        text: Box<str>,
+        neg: bool,
+    },
+    /// `FACT in ["a", "b", ...]`, sorted and deduplicated.
+    StrSet {
+        id: FactId,
+        set: Box<[Box<str>]>,
+    },
+    /// `FACT in [nets]` as merged, sorted, inclusive intervals.
+    Nets {
+        id: FactId,
+        table: Box<NetTable>,
+    },
+    /// `FACT matches` one or more globs.
+    Globs {
+        id: FactId,
+        m: Box<GlobMatcher>,
+    },
+    /// Any other leaf, tested as the reference does.
+    Leaf(Box<ExprKind>),
+    Not(Box<CExpr>),
+    And(Box<[CExpr]>),
+    Or(Box<[CExpr]>),
+}
+
+/// Networks as sorted, merged, inclusive address intervals.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetTable {
+    v4: Box<[(u32, u32)]>,
+    v6: Box<[(u128, u128)]>,
+}
+
+/// Sorts and merges overlapping or adjacent intervals.
+fn merge<T: Ord + Copy>(mut v: Vec<(T, T)>, next: impl Fn(T) -> Option<T>) -> Box<[(T, T)]> {
+    v.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        if let Some(last) = out.last_mut() {
+            let touches = s <= last.1 || next(last.1) == Some(s);
+            if touches {
+                if e > last.1 {
+                    last.1 = e;
+                }
+                continue;
+            }
+        }
+        out.push((s, e));
+    }
+    out.into_boxed_slice()
+}
+
+fn in_intervals<T: Ord + Copy>(table: &[(T, T)], x: T) -> bool {
+    let i = table.partition_point(|&(s, _)| s <= x);
+    // `i - 1` is in bounds when `i > 0`.
+    i > 0 && table.get(i - 1).is_some_and(|&(_, e)| x <= e)
+}
+
+impl NetTable {
+    fn new(nets: &[IpNet]) -> NetTable {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for n in nets {
+            match n {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
+            }
+        }
+        NetTable {
+            v4: merge(v4, |x: u32| x.checked_add(1)),
+            v6: merge(v6, |x: u128| x.checked_add(1)),
+        }
+    }
+
+    /// Whether any network contains `ip` (a v4 address is never in a v6 network,
+    /// as with [`IpNet::contains`]).
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => in_intervals(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => in_intervals(&self.v6, u128::from(a)),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.v4.len() * 8 + self.v6.len() * 32
+    }
+}
+
+/// One glob in the form that matches it fastest. Literal characters are
+/// stored folded ([`fold`]), and text characters are folded before they are
+/// compared, exactly as [`Glob::matches`] does.
+#[derive(Debug, Clone)]
+enum FastGlob {
+    /// No wildcard: the whole text.
+    Exact(Box<[char]>),
+    /// `lit*`: the text starts with it.
+    Prefix(Box<[char]>),
+    /// `*lit`: the text ends with it.
+    Suffix(Box<[char]>),
+    /// Anything else: the general matcher.
+    General(usize),
+}
+
+impl FastGlob {
+    fn new(i: usize, g: &Glob) -> FastGlob {
+        let chars: Vec<char> = g.source.chars().collect();
+        let wild = |c: &char| matches!(c, '*' | '?');
+        let lit = |cs: &[char]| cs.iter().map(|c| fold(*c)).collect::<Box<[char]>>();
+        match chars.as_slice() {
+            cs if !cs.iter().any(wild) => FastGlob::Exact(lit(cs)),
+            [rest @ .., '*'] if !rest.iter().any(wild) => FastGlob::Prefix(lit(rest)),
+            ['*', rest @ ..] if !rest.iter().any(wild) => FastGlob::Suffix(lit(rest)),
+            _ => FastGlob::General(i),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, globs: &[Glob], text: &str) -> bool {
+        match self {
+            FastGlob::Exact(lit) => {
+                let mut it = text.chars();
+                lit.iter().all(|l| it.next().map(fold) == Some(*l)) && it.next().is_none()
+            }
+            FastGlob::Prefix(lit) => {
+                let mut it = text.chars();
+                lit.iter().all(|l| it.next().map(fold) == Some(*l))
+            }
+            FastGlob::Suffix(lit) => {
+                let mut it = text.chars().rev();
+                lit.iter().rev().all(|l| it.next().map(fold) == Some(*l))
+            }
+            FastGlob::General(i) => globs.get(*i).is_some_and(|g| g.matches(text)),
+        }
+    }
+}
+
+/// One or more globs over one fact: each in its fastest form (exact,
+/// prefix, suffix, general); long all-ASCII lists also as one regex, used
+/// when the text is ASCII (where both agree exactly on case folding).
+#[derive(Debug, Clone)]
+pub(crate) struct GlobMatcher {
+    globs: Arc<[Glob]>,
+    fast: Box<[FastGlob]>,
+    merged: Option<regex::Regex>,
+}
+
+impl GlobMatcher {
+    fn new(globs: &Arc<[Glob]>) -> GlobMatcher {
+        let merged = if globs.len() >= GLOB_MERGE_MIN && globs.iter().all(|g| g.source.is_ascii()) {
+            let mut pat = String::from("(?is)^(?:");
+            for (i, g) in globs.iter().enumerate() {
+                if i > 0 {
+                    pat.push('|');
+                }
+                let mut lit = String::new();
+                for c in g.source.chars() {
+                    match c {
+                        '*' | '?' => {
+                            pat.push_str(&regex::escape(&lit));
+                            lit.clear();
+                            pat.push_str(if c == '*' { ".*" } else { "." });
+                        }
+                        c => lit.push(c),
+                    }
+                }
+                pat.push_str(&regex::escape(&lit));
+            }
+            pat.push_str(")$");
+            // A list too large for the regex size limit keeps the plain loop.
+            regex::RegexBuilder::new(&pat)
+                .size_limit(4 << 20)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        GlobMatcher {
+            globs: Arc::clone(globs),
+            fast: globs
+                .iter()
+                .enumerate()
+                .map(|(i, g)| FastGlob::new(i, g))
+                .collect(),
+            merged,
+        }
+    }
+
+    /// Whether any glob matches all of `text`, ignoring case.
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        match &self.merged {
+            Some(re) if text.is_ascii() => re.is_match(text),
+            _ => self.fast.iter().any(|f| f.matches(&self.globs, text)),
+        }
+    }
+}
+
+fn enum_domain(table: &FactTable, id: FactId) -> Option<usize> {
+    match &table.facts.get(id.index())?.ty {
+        FactType::Enum(v) if v.len() <= 64 => Some(v.len()),
+        _ => None,
+    }
+}
+
+fn is_bool(table: &FactTable, id: FactId) -> bool {
+    matches!(
+        table.facts.get(id.index()).map(|f| &f.ty),
+        Some(FactType::Bool)
+    )
+}
+
+fn bit(i: u16) -> u64 {
+    1u64.checked_shl(u32::from(i)).unwrap_or(0)
+}
+
+/// Lowers one checked condition.
+pub(crate) fn compile(e: &Expr, table: &FactTable) -> CExpr {
+    match &e.kind {
+        ExprKind::Const(b) => CExpr::Const(*b),
+        ExprKind::Known(id) => CExpr::Known(*id),
+        ExprKind::Not(inner) => CExpr::Not(Box::new(compile(inner, table))),
+        ExprKind::And(parts) => CExpr::And(parts.iter().map(|p| compile(p, table)).collect()),
+        ExprKind::Or(parts) => CExpr::Or(parts.iter().map(|p| compile(p, table)).collect()),
+        leaf => compile_leaf(leaf, table).unwrap_or_else(|| CExpr::Leaf(Box::new(leaf.clone()))),
+    }
+}
+
+fn compile_leaf(kind: &ExprKind, table: &FactTable) -> Option<CExpr> {
+    let id = leaf_fact(kind)?;
+    if enum_domain(table, id).is_some() {
+        let (mask, outside) = match kind {
+            ExprKind::Compare(_, Op::Eq, Lit::Enum(v)) => (bit(*v), false),
+            ExprKind::Compare(_, Op::Ne, Lit::Enum(v)) => (!bit(*v), true),
+            ExprKind::InSet(_, lits) => {
+                let mut m = 0u64;
+                for l in lits.iter() {
+                    match l {
+                        Lit::Enum(v) if *v < 64 => m |= bit(*v),
+                        _ => return None,
+                    }
+                }
+                (m, false)
+            }
+            _ => return None,
+        };
+        return Some(CExpr::Enum { id, mask, outside });
+    }
+    if is_bool(table, id) {
+        let b = |v: bool| if v { 2u8 } else { 1u8 };
+        let (mask, outside) = match kind {
+            ExprKind::IsTrue(_) => (2, false),
+            ExprKind::Compare(_, Op::Eq, Lit::Bool(v)) => (b(*v), false),
+            ExprKind::Compare(_, Op::Ne, Lit::Bool(v)) => (3 & !b(*v), true),
+            ExprKind::InSet(_, lits) => {
+                let mut m = 0u8;
+                for l in lits.iter() {
+                    match l {
+                        Lit::Bool(v) => m |= b(*v),
+                        _ => return None,
+                    }
+                }
+                (m, false)
+            }
+            _ => return None,
+        };
+        return Some(CExpr::Bool { id, mask, outside });
+    }
+    match kind {
+        ExprKind::Compare(_, op @ (Op::Eq | Op::Ne), Lit::Str(s)) => Some(CExpr::StrEq {
+            id,
+            text: s.clone(),
+            neg: *op == Op::Ne,
+        }),
+        ExprKind::InSet(_, lits) => {
+            let mut set = Vec::with_capacity(lits.len());
+            for l in lits.iter() {
+                match l {
+                    Lit::Str(s) => set.push(s.clone()),
+                    _ => return None,
+                }
+            }
+            set.sort_unstable();
+            set.dedup();
+            Some(CExpr::StrSet {
+                id,
+                set: set.into(),
+            })
+        }
+        ExprKind::InNets(_, nets) => Some(CExpr::Nets {
+            id,
+            table: Box::new(NetTable::new(nets)),
+        }),
+        ExprKind::Globs(_, globs) => Some(CExpr::Globs {
+            id,
+            m: Box::new(GlobMatcher::new(globs)),
+        }),
+        _ => None,
+    }
+}
+
+impl CExpr {
+    /// Evaluates with Kleene logic, in the reference walk's order.
+    #[inline]
+    pub(crate) fn eval<S: FactSource + ?Sized>(&self, src: &mut S) -> Truth {
+        match self {
+            CExpr::Const(b) => Truth::from_bool(*b),
+            CExpr::Known(id) => Truth::from_bool(src.value(*id).is_some()),
+            CExpr::Enum { id, mask, outside } => match src.value(*id) {
+                Some(Val::Enum(i)) => {
+                    Truth::from_bool(if i < 64 { mask & bit(i) != 0 } else { *outside })
+                }
+                // The reference: `==`/`in` false, `!=` true on another type.
+                Some(_) => Truth::from_bool(*outside),
+                None => Truth::Unknown,
+            },
+            CExpr::Bool { id, mask, outside } => match src.value(*id) {
+                Some(Val::Bool(b)) => Truth::from_bool(mask & (1u8 << u8::from(b)) != 0),
+                Some(_) => Truth::from_bool(*outside),
+                None => Truth::Unknown,
+            },
+            CExpr::StrEq { id, text, neg } => match src.value(*id) {
+                Some(Val::Str(s)) => Truth::from_bool((s == &**text) != *neg),
+                Some(_) => Truth::from_bool(*neg),
+                None => Truth::Unknown,
+            },
+            CExpr::StrSet { id, set } => match src.value(*id) {
+                Some(Val::Str(s)) => Truth::from_bool(if set.len() <= LINEAR_MAX {
+                    set.iter().any(|x| &**x == s)
+                } else {
+                    set.binary_search_by(|x| (**x).cmp(s)).is_ok()
+                }),
+                Some(_) => Truth::False,
+                None => Truth::Unknown,
+            },
+            CExpr::Nets { id, table } => match src.value(*id) {
+                Some(Val::Ip(ip)) => Truth::from_bool(table.contains(ip)),
+                Some(_) => Truth::False,
+                None => Truth::Unknown,
+            },
+            CExpr::Globs { id, m } => match src.value(*id) {
+                Some(Val::Str(s)) => Truth::from_bool(m.matches(s)),
+                Some(_) => Truth::False,
+                None => Truth::Unknown,
+            },
+            CExpr::Leaf(kind) => match leaf_fact(kind).and_then(|id| src.value(id)) {
+                Some(v) => Truth::from_bool(test_leaf(kind, v)),
+                None => Truth::Unknown,
+            },
+            CExpr::Not(inner) => inner.eval(src).not(),
+            CExpr::And(parts) => {
+                let mut acc = Truth::True;
+                for p in parts.iter() {
+                    match p.eval(src) {
+                        Truth::False => return Truth::False,
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::True => {}
+                    }
+                }
+                acc
+            }
+            CExpr::Or(parts) => {
+                let mut acc = Truth::False;
+                for p in parts.iter() {
+                    match p.eval(src) {
+                        Truth::True => return Truth::True,
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::False => {}
+                    }
+                }
+                acc
+            }
+        }
+    }
+
+    /// Heap bytes owned by this condition (an estimate: allocator overhead and
+    /// shared glob lists excluded).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let node = std::mem::size_of::<CExpr>();
+        match self {
+            CExpr::StrEq { text, .. } => text.len(),
+            CExpr::StrSet { set, .. } => set.iter().map(|s| s.len() + 16).sum(),
+            CExpr::Nets { table, .. } => std::mem::size_of::<NetTable>() + table.heap_bytes(),
+            CExpr::Globs { .. } => std::mem::size_of::<GlobMatcher>(),
+            CExpr::Leaf(_) => std::mem::size_of::<ExprKind>(),
+            CExpr::Not(inner) => node + inner.heap_bytes(),
+            CExpr::And(parts) | CExpr::Or(parts) => {
+                parts.iter().map(|p| node + p.heap_bytes()).sum()
+            }
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The compiled evaluator: the checked [`Model`] turned into a form built for
+//! evaluation. The plain walk in [`crate::eval`] stays the reference; this
+//! one must give the identical decision (same deciding rule) for all facts,
+//! which `tests/compiled.rs` checks with random policies and facts.
+//!
+//! Two levers:
+//! - **A decision table over the enum and bool facts** (`direction`,
+//!   `scanner`, `forges_sender`, `authenticated`, custom enums/bools): each
+//!   fact's values plus *unknown* (its own value) pick a cell, and each cell
+//!   holds, in rule order, only the rules whose condition can still be *true*
+//!   given those values. A rule that does not test a fact is in every cell
+//!   along that fact. Membership is decided at compile time by an abstract
+//!   Kleene evaluation (each leaf on another fact may be false, unknown or
+//!   true), which over-approximates: a rule that can be true is never left
+//!   out, so the first rule of the cell whose condition is true is the first
+//!   rule of the whole policy whose condition is true. A cell's list also
+//!   stops at the first rule that is certainly true there (e.g.
+//!   `when scanner == infected` in the `scanner == infected` cells).
+//!   Identical cells share one list. The table is at most [`MAX_CELLS`]
+//!   cells; facts are taken most-tested first while the product of their
+//!   domains fits, and dropped again if the lists would exceed a memory
+//!   budget proportional to the rule count.
+//! - **Compiled leaves** ([`expr`]): enum/bool tests as bitmasks, string
+//!   sets sorted, CIDR lists as merged interval tables (binary search), long
+//!   glob lists as one regex.
+//!
+//! Evaluation allocates nothing: the facts are read in place (or through the
+//! reference's stack-allocated memo table for lazy providers).
+//!
+//! **Lazy providers** ([`crate::Policy::evaluate_lazy`]) do not use the
+//! table: reading the table's facts first would ask the provider for
+//! `direction`, `scanner`, ... even when no rule that is tried needs them.
+//! Instead the compiled conditions are tried in rule order with the
+//! reference's short-circuit order, so a provider is asked for exactly the
+//! facts the reference walk asks for, in the same order, each at most once.
+
+mod expr;
+mod gate;
+
+use crate::check::model::{Expr, ExprKind, Model, Val};
+use crate::decision::Decision;
+use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
+use crate::facts::{FactId, FactType};
+use expr::CExpr;
+use gate::{Gate, MAX_GATES};
+use std::collections::HashMap;
+
+/// Most cells in the decision table.
+pub(crate) const MAX_CELLS: usize = 4096;
+
+/// A policy compiled for evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    /// One condition per rule, in rule order.
+    conds: Box<[CExpr]>,
+    /// The facts the table is indexed by.
+    keys: Box<[Key]>,
+    /// Per cell: `start..end` in `lists`.
+    cells: Box<[(u32, u32)]>,
+    /// Rule indices, ascending within each cell's range (ungated rules only).
+    lists: Box<[u32]>,
+    /// Value indexes over string/ip facts (see [`gate`]).
+    gates: Box<[Gate]>,
+    /// Per key and coordinate, the rules that can be true there: a bitset
+    /// of `words` words at `(key.base + code) * words`.
+    member: Box<[u64]>,
+    words: usize,
+}
+
+/// The most keys a table can have (every domain has at least 3 values).
+const MAX_KEYS: usize = 12;
+/// Lists one gate may contribute before falling back to all its rules.
+const PER_GATE: usize = 5;
+/// The cell's list plus every gate's lists.
+const MAX_LISTS: usize = 1 + MAX_GATES * PER_GATE;
+
+/// One indexed fact.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    id: FactId,
+    /// Values before *unknown* (2 for a bool).
+    known: u32,
+    bool: bool,
+    stride: u32,
+    /// This key's first coordinate in `Compiled::member`.
+    base: u32,
+}
+
+impl Key {
+    /// The cell coordinate of a value: its index, or `known` for unknown.
+    /// `None` for a value the table was not built for (never produced by
+    /// fact conversion; handled by trying every rule).
+    #[inline]
+    fn code(&self, v: Option<Val<'_>>) -> Option<u32> {
+        match v {
+            None => Some(self.known),
+            Some(Val::Bool(b)) if self.bool => Some(u32::from(b)),
+            Some(Val::Enum(i)) if !self.bool && u32::from(i) < self.known => Some(u32::from(i)),
+            Some(_) => None,
+        }
+    }
+
+    /// The value for coordinate `code` (`None`: unknown).
+    fn value(&self, code: u32) -> Option<Val<'static>> {
+        if code >= self.known {
+            None
+        } else if self.bool {
+            Some(Val::Bool(code == 1))
+        } else {
+            // `code < known <= 64`, so it fits.
+            Some(Val::Enum(code as u16))
+        }
+    }
+}
+
+/// A rule's index and decision.
+pub(crate) fn decision(model: &Model, rule: Option<usize>) -> Decision<'_> {
+    match rule.and_then(|i| model.rules.get(i)) {
+        Some(r) => Decision {
+            actions: &r.actions,
+            rule: Some(&r.name),
+        },
+        None => Decision {
+            actions: &model.default.actions,
+            rule: None,
+        },
+    }
+}
+
+impl Compiled {
+    /// Compiles a checked model.
+    pub(crate) fn new(model: &Model) -> Compiled {
+        let conds: Box<[CExpr]> = model
+            .rules
+            .iter()
+            .map(|r| match &r.when {
+                None => CExpr::Const(true),
+                Some(e) => expr::compile(e, &model.facts),
+            })
+            .collect();
+        let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
+        let mut pool = Vec::new();
+        let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
+        let masks: Vec<u64> = model
+            .rules
+            .iter()
+            .map(|r| r.when.as_ref().map_or(0, mentions))
+            .collect();
+        let mut keys = choose_keys(model, &masks);
+        let budget = 64 * model.rules.len() + 4096;
+        loop {
+            let mut lists = pool.clone();
+            let t = build_table(model, &keys, &gated, &masks, &mut lists);
+            if lists.len() - pool.len() <= budget || keys.is_empty() {
+                return Compiled {
+                    conds,
+                    keys: keys.into(),
+                    cells: t.cells,
+                    lists: lists.into(),
+                    gates: gates.into(),
+                    member: t.member,
+                    words: t.words,
+                };
+            }
+            keys.pop();
+            set_strides(&mut keys);
+        }
+    }
+
+    /// The index of the first rule whose condition is true (facts already in memory).
+    #[inline]
+    pub(crate) fn decide<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
+        let mut cell = 0u32;
+        let mut codes = [0u32; MAX_KEYS];
+        for (k, slot) in self.keys.iter().zip(codes.iter_mut()) {
+            match k.code(src.value(k.id)) {
+                Some(c) => {
+                    cell += c * k.stride;
+                    *slot = c;
+                }
+                None => return self.walk(src),
+            }
+        }
+        let Some(&(start, end)) = self.cells.get(cell as usize) else {
+            return self.walk(src);
+        };
+        let list = self
+            .lists
+            .get(start as usize..end as usize)
+            .unwrap_or_default();
+        if self.gates.is_empty() {
+            for &r in list {
+                if let Some(c) = self.conds.get(r as usize) {
+                    if c.eval(src) == Truth::True {
+                        return Some(r as usize);
+                    }
+                }
+            }
+            return None;
+        }
+        // The cell's ungated rules, plus the gated rules the facts' values
+        // let through, tried in rule order (a merge of sorted ranges of
+        // `self.lists`, each as `(next, end)`).
+        let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
+        heads[0] = (start, end);
+        let mut n = 1usize;
+        for g in self.gates.iter() {
+            let Some(v) = src.value(g.id) else {
+                // Unknown: a gate's test is unknown, so its rules are not true.
+                continue;
+            };
+            let first = n;
+            let fits = g.lookup(v, &mut |range| {
+                if n - first < PER_GATE {
+                    if let Some(slot) = heads.get_mut(n) {
+                        *slot = range;
+                        n += 1;
+                        return true;
+                    }
+                }
+                false
+            });
+            if !fits {
+                n = first;
+                if let Some(slot) = heads.get_mut(n) {
+                    *slot = g.all;
+                    n += 1;
+                }
+            }
+        }
+        if n == 1 {
+            // No gated rule is let through: only the cell's rules.
+            for &r in list {
+                if let Some(c) = self.conds.get(r as usize) {
+                    if c.eval(src) == Truth::True {
+                        return Some(r as usize);
+                    }
+                }
+            }
+            return None;
+        }
+        let mut last = u32::MAX;
+        loop {
+            let mut best = u32::MAX;
+            let mut from = usize::MAX;
+            for (i, &(next, end)) in heads.iter().take(n).enumerate() {
+                if next < end {
+                    if let Some(&r) = self.lists.get(next as usize) {
+                        if r < best {
+                            best = r;
+                            from = i;
+                        }
+                    }
+                }
+            }
+            // No list has a rule left: no rule applies.
+            let head = heads.get_mut(from)?;
+            head.0 += 1;
+            if best == last || (from != 0 && !self.in_cell(best, &codes)) {
+                continue;
+            }
+            last = best;
+            if let Some(c) = self.conds.get(best as usize) {
+                if c.eval(src) == Truth::True {
+                    return Some(best as usize);
+                }
+            }
+        }
+    }
+
+    /// Whether rule `r` can be true in the cell with these coordinates.
+    #[inline]
+    fn in_cell(&self, r: u32, codes: &[u32; MAX_KEYS]) -> bool {
+        let (w, b) = (r as usize / 64, r % 64);
+        self.keys.iter().zip(codes.iter()).all(|(k, &c)| {
+            let at = (k.base + c) as usize * self.words + w;
+            self.member.get(at).is_some_and(|x| x & (1u64 << b) != 0)
+        })
+    }
+
+    /// Tries every rule in order (the lazy-provider path; see the module docs).
+    #[inline]
+    pub(crate) fn walk<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
+        self.conds.iter().position(|c| c.eval(src) == Truth::True)
+    }
+
+    /// Heap bytes owned by the compiled form (an estimate).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.conds
+            .iter()
+            .map(|c| std::mem::size_of::<CExpr>() + c.heap_bytes())
+            .sum::<usize>()
+            + self.keys.len() * std::mem::size_of::<Key>()
+            + self.cells.len() * 8
+            + self.lists.len() * 4
+            + self.member.len() * 8
+            + self.gates.iter().map(|g| g.heap_bytes()).sum::<usize>()
+    }
+
+    /// How many cells the decision table has, and how many facts index it.
+    pub(crate) fn table_shape(&self) -> (usize, usize) {
+        (self.cells.len(), self.keys.len())
+    }
+}
+
+/// The enum (≤ 64 values) and bool facts tested by rules, most-tested first,
+/// while the table stays within [`MAX_CELLS`].
+fn choose_keys(model: &Model, masks: &[u64]) -> Vec<Key> {
+    let n = model.facts.facts.len();
+    let mut uses = vec![0usize; n];
+    for m in masks {
+        for (i, u) in uses.iter_mut().enumerate().take(64) {
+            *u += usize::from(m & (1u64 << i) != 0);
+        }
+    }
+    let mut cands: Vec<(usize, Key)> = Vec::new();
+    for (i, info) in model.facts.facts.iter().enumerate() {
+        let (known, bool) = match &info.ty {
+            FactType::Bool => (2, true),
+            FactType::Enum(v) if v.len() <= 64 => (v.len() as u32, false),
+            _ => continue,
+        };
+        let u = uses.get(i).copied().unwrap_or(0);
+        if u > 0 {
+            let id = FactId(i as u16);
+            cands.push((
+                u,
+                Key {
+                    id,
+                    known,
+                    bool,
+                    stride: 0,
+                    base: 0,
+                },
+            ));
+        }
+    }
+    cands.sort_by_key(|(u, k)| (std::cmp::Reverse(*u), k.id));
+    let mut keys = Vec::new();
+    let mut cells = 1usize;
+    for (_, k) in cands {
+        let d = k.known as usize + 1;
+        if cells * d <= MAX_CELLS && keys.len() < MAX_KEYS {
+            cells *= d;
+            keys.push(k);
+        }
+    }
+    set_strides(&mut keys);
+    keys
+}
+
+fn set_strides(keys: &mut [Key]) {
+    let mut stride = 1u32;
+    let mut base = 0u32;
+    for k in keys.iter_mut() {
+        k.stride = stride;
+        k.base = base;
+        stride *= k.known + 1;
+        base += k.known + 1;
+    }
+}
+
+/// The facts a condition tests, as a bit per fact id (ids beyond 63 are
+/// counted as bit 63; the fact limit keeps ids below 64).
+fn mentions(e: &Expr) -> u64 {
+    match &e.kind {
+        ExprKind::Const(_) => 0,
+        ExprKind::Known(id) => fact_bit(*id),
+        ExprKind::Not(inner) => mentions(inner),
+        ExprKind::And(parts) | ExprKind::Or(parts) => parts.iter().fold(0, |m, p| m | mentions(p)),
+        leaf => leaf_fact(leaf).map_or(0, fact_bit),
+    }
+}
+
+fn fact_bit(id: FactId) -> u64 {
+    1u64 << id.0.min(63)
+}
+
+/// Sets of truth values as bits: false 1, unknown 2, true 4.
+const F: u8 = 1;
+const U: u8 = 2;
+const T: u8 = 4;
+const ANY: u8 = F | U | T;
+
+fn set_of(t: Truth) -> u8 {
+    match t {
+        Truth::False => F,
+        Truth::Unknown => U,
+        Truth::True => T,
+    }
+}
+
+/// Kleene `and` (min) / `or` (max) over sets: every pairwise result.
+const fn combine(a: u8, b: u8, and: bool) -> u8 {
+    let mut out = 0;
+    let mut x = 1u8;
+    while x <= T {
+        let mut y = 1u8;
+        while y <= T {
+            if a & x != 0 && b & y != 0 {
+                let lo = if x < y { x } else { y };
+                let hi = if x < y { y } else { x };
+                out |= if and { lo } else { hi };
+            }
+            y <<= 1;
+        }
+        x <<= 1;
+    }
+    out
+}
+
+/// [`combine`] for all pairs of sets, indexed `[and as usize][a][b]`.
+const COMBINE: [[[u8; 8]; 8]; 2] = {
+    let mut t = [[[0u8; 8]; 8]; 2];
+    let mut a = 0;
+    while a < 8 {
+        let mut b = 0;
+        while b < 8 {
+            t[0][a][b] = combine(a as u8, b as u8, false);
+            t[1][a][b] = combine(a as u8, b as u8, true);
+            b += 1;
+        }
+        a += 1;
+    }
+    t
+};
+
+fn and_or(a: u8, b: u8, and: bool) -> u8 {
+    COMBINE[usize::from(and)][usize::from(a & 7)][usize::from(b & 7)]
+}
+
+fn not_set(a: u8) -> u8 {
+    (if a & F != 0 { T } else { 0 }) | (a & U) | (if a & T != 0 { F } else { 0 })
+}
+
+/// The truth values `e` can take when fact `f` is `v` (`None`: unknown) and
+/// every other fact is anything.
+fn abstract_eval(e: &Expr, f: FactId, v: Option<Val<'_>>) -> u8 {
+    match &e.kind {
+        ExprKind::Const(b) => set_of(Truth::from_bool(*b)),
+        ExprKind::Known(id) if *id == f => set_of(Truth::from_bool(v.is_some())),
+        ExprKind::Known(_) => F | T,
+        ExprKind::Not(inner) => not_set(abstract_eval(inner, f, v)),
+        ExprKind::And(parts) => parts.iter().fold(T, |acc, p| {
+            if acc == F {
+                F
+            } else {
+                and_or(acc, abstract_eval(p, f, v), true)
+            }
+        }),
+        ExprKind::Or(parts) => parts.iter().fold(F, |acc, p| {
+            if acc == T {
+                T
+            } else {
+                and_or(acc, abstract_eval(p, f, v), false)
+            }
+        }),
+        leaf => match leaf_fact(leaf) {
+            Some(id) if id == f => match v {
+                Some(v) => set_of(Truth::from_bool(test_leaf(leaf, v))),
+                None => U,
+            },
+            _ => ANY,
+        },
+    }
+}
+
+/// Per key and coordinate: the rules that can be true, and those certainly true.
+struct KeySets {
+    can: Vec<Vec<u64>>,
+    sure: Vec<Vec<u64>>,
+}
+
+fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) -> KeySets {
+    let mut can = Vec::new();
+    let mut sure = Vec::new();
+    for code in 0..=k.known {
+        let v = k.value(code);
+        let mut c = vec![0u64; words];
+        let mut s = vec![0u64; words];
+        for (i, r) in model.rules.iter().enumerate() {
+            let mentioned = masks.get(i).map_or(true, |m| m & fact_bit(k.id) != 0);
+            let set = match &r.when {
+                None => T,
+                Some(e) if mentioned => abstract_eval(e, k.id, v),
+                // Not tested: the same for every value of this fact.
+                Some(_) => base.get(i).copied().unwrap_or(ANY),
+            };
+            let (w, b) = (i / 64, 1u64 << (i % 64));
+            if set & T != 0 {
+                if let Some(x) = c.get_mut(w) {
+                    *x |= b;
+                }
+            }
+            if set == T {
+                if let Some(x) = s.get_mut(w) {
+                    *x |= b;
+                }
+            }
+        }
+        can.push(c);
+        sure.push(s);
+    }
+    KeySets { can, sure }
+}
+
+/// The decision table and the per-key membership bitsets.
+struct Table {
+    cells: Box<[(u32, u32)]>,
+    member: Box<[u64]>,
+    words: usize,
+}
+
+fn build_table(
+    model: &Model,
+    keys: &[Key],
+    gated: &[bool],
+    masks: &[u64],
+    lists: &mut Vec<u32>,
+) -> Table {
+    let n = model.rules.len();
+    let words = n.div_ceil(64);
+    // Each rule's truth values with no fact fixed (an id no leaf tests).
+    let none = FactId(u16::MAX);
+    let base: Vec<u8> = model
+        .rules
+        .iter()
+        .map(|r| r.when.as_ref().map_or(T, |e| abstract_eval(e, none, None)))
+        .collect();
+    let sets: Vec<KeySets> = keys
+        .iter()
+        .map(|k| key_sets(model, k, words, &base, masks))
+        .collect();
+    let mut always = vec![0u64; words];
+    for (i, r) in model.rules.iter().enumerate() {
+        let certain = match &r.when {
+            None => true,
+            Some(e) => matches!(e.kind, ExprKind::Const(true)),
+        };
+        if certain {
+            if let Some(x) = always.get_mut(i / 64) {
+                *x |= 1u64 << (i % 64);
+            }
+        }
+    }
+    let ncells: usize = keys.iter().map(|k| k.known as usize + 1).product();
+    let mut cells = Vec::with_capacity(ncells);
+    let mut seen: HashMap<Vec<u32>, (u32, u32)> = HashMap::new();
+    // Gated rules are proposed by their gates, not by the cells.
+    let mut ungated = vec![!0u64; words];
+    for (i, g) in gated.iter().enumerate() {
+        if *g {
+            if let Some(x) = ungated.get_mut(i / 64) {
+                *x &= !(1u64 << (i % 64));
+            }
+        }
+    }
+    let mut can = vec![0u64; words];
+    let mut sure = vec![0u64; words];
+    for cell in 0..ncells {
+        can.copy_from_slice(&ungated);
+        sure.copy_from_slice(&always);
+        for (k, s) in keys.iter().zip(&sets) {
+            let code = (cell / k.stride as usize) % (k.known as usize + 1);
+            if let (Some(c), Some(d)) = (s.can.get(code), s.sure.get(code)) {
+                for (x, y) in can.iter_mut().zip(c) {
+                    *x &= y;
+                }
+                for (x, y) in sure.iter_mut().zip(d) {
+                    *x |= y;
+                }
+            }
+        }
+        let mut list = Vec::new();
+        'words: for (w, (&c, &d)) in can.iter().zip(&sure).enumerate() {
+            let mut bits = c;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let i = w * 64 + b;
+                if i >= n {
+                    break 'words;
+                }
+                list.push(i as u32);
+                if d & (1u64 << b) != 0 {
+                    break 'words;
+                }
+            }
+        }
+        let range = *seen.entry(list).or_insert_with_key(|l| {
+            let start = lists.len() as u32;
+            lists.extend_from_slice(l);
+            (start, lists.len() as u32)
+        });
+        cells.push(range);
+    }
+    let mut member = Vec::new();
+    for s in &sets {
+        for c in &s.can {
+            member.extend_from_slice(c);
+        }
+    }
+    Table {
+        cells: cells.into(),
+        member: member.into(),
+        words,
+    }
+}
+
+/// Used by `Policy::memory_bytes` and the benches.
+pub(crate) fn describe(c: &Compiled) -> (usize, usize, usize) {
+    let (cells, keys) = c.table_shape();
+    (c.heap_bytes(), cells, keys)
+}

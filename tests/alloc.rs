@@ -1,0 +1,150 @@
+//! `Policy::evaluate` and `Policy::evaluate_lazy` allocate nothing: a
+//! counting global allocator sees zero allocations while they run (on this
+//! thread) for facts built beforehand.
+
+#[path = "common/gen.rs"]
+mod gen;
+
+use mailpolicy::{Direction, FactKey, FactProvider, FactValue, Facts, Policy, Scanner};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if COUNTING.with(Cell::get) {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the
+// bookkeeping neither allocates nor touches the memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
+const EXAMPLE: &str = r#"
+policy "example.org"
+mode after_queue
+admin "postmaster@example.org"
+fact dnsbl_listed: bool
+list mynets  = [10.0.0.0/8, 192.168.0.0/16, 2001:db8::/32]
+list forgers = ["W32/Sobig*", "W32/Bagle*", "*@MM"]
+rule "scanner failed: try later" {
+    when scanner in [error, timeout]
+    then tempfail "451 4.7.1 virus scanner unavailable, try again later"
+}
+rule "we emit no viruses" {
+    when (direction != inbound or client_ip in mynets) and scanner == infected
+    then discard, quarantine "outbound", alert admin
+}
+rule "unscannable: deliver, but marked" {
+    when scanner == encrypted
+    then pass, tag "***UNCHECKED***"
+}
+rule "known non-forging viruses get a clean DSN" {
+    when scanner == infected and forges_sender == false
+         and not (virus matches forgers) and sender != ""
+    then bounce, quarantine
+}
+rule "regex family" { when scanner == infected and virus matches /^Worm\./ then reject }
+rule "every other virus is discarded safely" {
+    when scanner == infected
+    then discard, quarantine
+}
+rule "listed senders with spammy mail" {
+    when dnsbl_listed and spam_score >= 8
+    then discard, quarantine "spam"
+}
+default pass
+"#;
+
+struct Provider<'f>(&'f Facts);
+
+impl FactProvider for Provider<'_> {
+    fn fact(&self, key: FactKey<'_>) -> Option<FactValue<'_>> {
+        self.0.fact(key)
+    }
+}
+
+#[test]
+fn evaluate_does_not_allocate() {
+    let example = Policy::parse(EXAMPLE).expect("example parses");
+    let generated = Policy::parse(&gen::virus_policy(1000, 3)).expect("generated parses");
+    let mut all = vec![
+        Facts::new(),
+        Facts::new()
+            .scanner(Scanner::Clean)
+            .direction(Direction::Inbound),
+        Facts::new()
+            .direction(Direction::Outbound)
+            .scanner(Scanner::Infected)
+            .virus("W32/Sobig.F@MM")
+            .client_ip("10.1.2.3".parse().expect("addr")),
+        Facts::new()
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Infected)
+            .virus("Worm.Xyz")
+            .forges_sender(false)
+            .sender("a@b.example"),
+        Facts::new()
+            .scanner(Scanner::Clean)
+            .custom("dnsbl_listed", true)
+            .spam_score(9.5),
+        gen::no_match_clean(),
+        gen::no_match_infected(),
+    ];
+    all.extend(gen::varied_facts(200, 1000, 3));
+    let providers: Vec<Provider<'_>> = all.iter().map(Provider).collect();
+    for policy in [&example, &generated] {
+        // Warm up: the regex crate fills its per-thread match cache on first use.
+        for (f, p) in all.iter().zip(&providers) {
+            policy.evaluate(f);
+            policy.evaluate_lazy(p);
+        }
+        let mut rules = 0usize;
+        let n = allocations(|| {
+            for (f, p) in all.iter().zip(&providers) {
+                rules += usize::from(policy.evaluate(f).rule().is_some());
+                rules += usize::from(policy.evaluate_lazy(p).rule().is_some());
+            }
+        });
+        assert_eq!(n, 0, "evaluate allocated {n} times");
+        assert!(rules > 0);
+    }
+    // The counter itself works.
+    assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 16]))) >= 1);
+}

@@ -1,0 +1,559 @@
+//! The compiled evaluator (`Policy::evaluate`, `Policy::evaluate_lazy`) must
+//! decide exactly as the reference walk does: the same deciding rule, for
+//! random policies and random facts; and a lazy provider must be asked for
+//! the same facts in the same order, each at most once.
+
+#[path = "common/gen.rs"]
+mod gen;
+
+use mailpolicy::{Direction, FactKey, FactProvider, FactValue, Facts, Policy, Scanner};
+use proptest::prelude::*;
+use std::cell::RefCell;
+
+const HEADER: &str = "fact dnsbl: bool\nfact level: enum(low, mid, high)\nfact note: string\n";
+
+/// A provider that records what it is asked for.
+struct Recording<'f> {
+    facts: &'f Facts,
+    asked: RefCell<Vec<String>>,
+}
+
+impl FactProvider for Recording<'_> {
+    fn fact(&self, key: FactKey<'_>) -> Option<FactValue<'_>> {
+        self.asked.borrow_mut().push(key.name.to_owned());
+        self.facts.fact(key)
+    }
+}
+
+fn agree(policy: &Policy, facts: &Facts) {
+    let fast = policy.evaluate(facts);
+    let slow = policy.evaluate_reference(facts);
+    assert_eq!(
+        fast.rule(),
+        slow.rule(),
+        "deciding rule differs for {facts:?}"
+    );
+    assert_eq!(fast, slow, "decision differs for {facts:?}");
+
+    let a = Recording {
+        facts,
+        asked: RefCell::new(Vec::new()),
+    };
+    let b = Recording {
+        facts,
+        asked: RefCell::new(Vec::new()),
+    };
+    let lazy = policy.evaluate_lazy(&a);
+    let lazy_ref = policy.evaluate_lazy_reference(&b);
+    assert_eq!(lazy, lazy_ref, "lazy decision differs for {facts:?}");
+    assert_eq!(lazy, slow, "lazy and direct disagree for {facts:?}");
+    let asked = a.asked.into_inner();
+    assert_eq!(asked, b.asked.into_inner(), "facts asked differ");
+    let mut uniq = asked.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), asked.len(), "a fact was asked twice: {asked:?}");
+}
+
+// ---- random policies ----------------------------------------------------
+
+/// Characters that exercise case folding, including non-ASCII ones where
+/// simple lowercasing and regex case folding could disagree.
+const CHARS: &[&str] = &[
+    "a", "A", "b", "/", ".", "@", "é", "É", "İ", "i", "K", "\u{212a}", "k",
+];
+
+fn text(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(CHARS), 0..=max).prop_map(|v| v.concat())
+}
+
+fn glob() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => prop::sample::select(CHARS).prop_map(str::to_owned),
+            1 => Just("*".to_owned()),
+            1 => Just("?".to_owned()),
+        ],
+        0..=5,
+    )
+    .prop_map(|v| v.concat())
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn list(items: Vec<String>) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+const NETS: &[&str] = &[
+    "10.0.0.0/8",
+    "10.1.0.0/16",
+    "10.1.2.0/24",
+    "10.2.0.0/16",
+    "10.3.0.0/16",
+    "192.168.0.0/16",
+    "0.0.0.0/0",
+    "255.255.255.255/32",
+    "11.0.0.0/8",
+    "2001:db8::/32",
+    "2001:db8:1::/48",
+    "::/0",
+    "::ffff:0:0/96",
+];
+const IPS: &[&str] = &[
+    "10.1.2.3",
+    "10.2.0.1",
+    "192.168.1.1",
+    "8.8.8.8",
+    "10.255.255.255",
+    "11.0.0.0",
+    "255.255.255.255",
+    "2001:db8::5",
+    "2001:db8:1::9",
+    "::ffff:10.1.2.3",
+    "::1",
+];
+const DIRS: &[&str] = &["inbound", "outbound", "internal", "open_relay"];
+const SCANS: &[&str] = &["clean", "infected", "encrypted", "error", "timeout"];
+const FACTS: &[&str] = &[
+    "direction",
+    "scanner",
+    "virus",
+    "forges_sender",
+    "client_ip",
+    "sender",
+    "authenticated",
+    "size",
+    "spam_score",
+    "dnsbl",
+    "level",
+    "note",
+];
+
+fn enum_leaf(fact: &'static str, values: &'static [&'static str]) -> BoxedStrategy<String> {
+    let v = prop::sample::select(values);
+    prop_oneof![
+        v.clone().prop_map(move |x| format!("{fact} == {x}")),
+        v.clone().prop_map(move |x| format!("{fact} != {x}")),
+        prop::collection::vec(v, 0..=3).prop_map(move |xs| format!(
+            "{fact} in {}",
+            list(xs.iter().map(|x| x.to_string()).collect())
+        )),
+    ]
+    .boxed()
+}
+
+fn bool_leaf(fact: &'static str) -> BoxedStrategy<String> {
+    prop_oneof![
+        Just(fact.to_owned()),
+        any::<bool>().prop_map(move |b| format!("{fact} == {b}")),
+        any::<bool>().prop_map(move |b| format!("{fact} != {b}")),
+        prop::collection::vec(any::<bool>(), 0..=2).prop_map(move |bs| format!(
+            "{fact} in {}",
+            list(bs.iter().map(|b| b.to_string()).collect())
+        )),
+    ]
+    .boxed()
+}
+
+fn leaf() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => enum_leaf("direction", DIRS),
+        3 => enum_leaf("scanner", SCANS),
+        1 => enum_leaf("level", &["low", "mid", "high"]),
+        2 => bool_leaf("forges_sender"),
+        1 => bool_leaf("authenticated"),
+        1 => bool_leaf("dnsbl"),
+        1 => prop::sample::select(FACTS).prop_map(|f| format!("known {f}")),
+        1 => any::<bool>().prop_map(|b| b.to_string()),
+        2 => glob().prop_map(|g| format!("virus matches {}", quoted(&g))),
+        2 => (0..4usize).prop_map(|i| format!("virus matches globs{i}")),
+        1 => prop::sample::select(&["/^a/", "/b$/", "/(?-i)A/", "/é/"][..])
+            .prop_map(|r| format!("virus matches {r}")),
+        1 => text(3).prop_map(|t| format!("virus == {}", quoted(&t))),
+        1 => text(3).prop_map(|t| format!("virus != {}", quoted(&t))),
+        1 => prop::collection::vec(text(2), 0..=12)
+            .prop_map(|ts| format!("virus in {}", list(ts.iter().map(|t| quoted(t)).collect()))),
+        1 => prop::sample::select(&["sender == \"\"", "sender != \"\"", "note == \"x\""][..])
+            .prop_map(str::to_owned),
+        2 => prop::collection::vec(prop::sample::select(NETS), 0..=8)
+            .prop_map(|ns| format!("client_ip in {}", list(ns.iter().map(|n| n.to_string()).collect()))),
+        1 => prop::sample::select(IPS).prop_map(|ip| format!("client_ip == {ip}")),
+        1 => (0i64..3000).prop_map(|n| format!("size > {n}")),
+        1 => (0i32..20).prop_map(|n| format!("spam_score >= {}", f64::from(n) / 2.0)),
+    ]
+    .boxed()
+}
+
+fn cond() -> impl Strategy<Value = String> {
+    leaf().prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|c| format!("not ({c})")),
+            prop::collection::vec(inner.clone(), 2..=4)
+                .prop_map(|cs| format!("({})", cs.join(" and "))),
+            prop::collection::vec(inner, 2..=4).prop_map(|cs| format!("({})", cs.join(" or "))),
+        ]
+    })
+}
+
+fn policy_src() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(prop::option::weighted(0.93, cond()), 0..=14),
+        prop::collection::vec(prop::collection::vec(glob(), 0..=20), 4),
+    )
+        .prop_map(|(rules, lists)| {
+            let mut s = HEADER.to_owned();
+            for (i, gs) in lists.iter().enumerate() {
+                let items: Vec<String> = gs.iter().map(|g| quoted(g)).collect();
+                s.push_str(&format!("list globs{i} = {}\n", list(items)));
+            }
+            for (i, c) in rules.iter().enumerate() {
+                let action = [
+                    "pass",
+                    "discard, quarantine",
+                    "reject",
+                    "tempfail",
+                    "bounce, quarantine",
+                ][i % 5];
+                match c {
+                    Some(c) => s.push_str(&format!("rule \"r{i}\" {{ when {c} then {action} }}\n")),
+                    None => s.push_str(&format!("rule \"r{i}\" {{ then {action} }}\n")),
+                }
+            }
+            s.push_str("default pass, tag \"default\"\n");
+            s
+        })
+}
+
+fn facts() -> impl Strategy<Value = Facts> {
+    (
+        prop::option::of(prop::sample::select(&Direction::ALL[..])),
+        prop::option::of(prop::sample::select(&Scanner::ALL[..])),
+        prop::option::of(text(6)),
+        prop::option::of(any::<bool>()),
+        prop::option::of(prop::sample::select(IPS)),
+        prop::option::of(prop::sample::select(&["", "a@b", "x"][..])),
+        prop::option::of(any::<bool>()),
+        prop::option::of(0i64..3000),
+        prop::option::of(0i32..20),
+        0u8..6,
+        0u8..6,
+    )
+        .prop_map(|(d, s, v, fs, ip, snd, auth, size, score, dnsbl, level)| {
+            let mut f = Facts::new();
+            if let Some(d) = d {
+                f = f.direction(d);
+            }
+            if let Some(s) = s {
+                f = f.scanner(s);
+            }
+            if let Some(v) = v {
+                f = f.virus(v);
+            }
+            if let Some(b) = fs {
+                f = f.forges_sender(b);
+            }
+            if let Some(ip) = ip {
+                f = f.client_ip(ip.parse().expect("valid test address"));
+            }
+            if let Some(s) = snd {
+                f = f.sender(s);
+            }
+            if let Some(a) = auth {
+                f = f.authenticated(a);
+            }
+            if let Some(n) = size {
+                f = f.size(n);
+            }
+            if let Some(n) = score {
+                f = f.spam_score(f64::from(n) / 2.0);
+            }
+            // Custom facts, including values of the wrong type (= unknown).
+            f = match dnsbl {
+                0 => f.custom("dnsbl", true),
+                1 => f.custom("dnsbl", false),
+                2 => f.custom("dnsbl", 1i64),
+                _ => f,
+            };
+            f = match level {
+                0 => f.custom("level", "low"),
+                1 => f.custom("level", "high"),
+                2 => f.custom("level", "bogus"),
+                3 => f.custom("level", true),
+                _ => f,
+            };
+            f.custom("note", "x")
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compiled_equals_reference(
+        src in policy_src(),
+        all in prop::collection::vec((facts(), any::<(bool, usize, u8)>()), 1..24),
+    ) {
+        let policy = match Policy::parse(&src) {
+            Ok(p) => p,
+            Err(e) => panic!("generated policy does not parse: {e}\n{src}"),
+        };
+        // Strings that globs and literals of this policy match (or nearly).
+        let pool = literals(&src);
+        for (f, (aim, i, mode)) in &all {
+            agree(&policy, f);
+            if *aim && !pool.is_empty() {
+                let v = instantiate(&pool[i % pool.len()], *mode);
+                agree(&policy, &f.clone().virus(v));
+            }
+        }
+    }
+}
+
+/// The string literals of a policy source (escapes are rare enough to ignore).
+fn literals(src: &str) -> Vec<String> {
+    src.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A text a glob (or exact literal) matches, or nearly matches, by `mode`.
+fn instantiate(glob: &str, mode: u8) -> String {
+    let star = ["", "Ab", "é", "a"][usize::from(mode % 4)];
+    let one = ["a", "\u{212a}", "/"][usize::from(mode % 3)];
+    let mut out: String = glob
+        .chars()
+        .map(|c| match c {
+            '*' => star.to_owned(),
+            '?' => one.to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    match mode % 7 {
+        0 => out = out.to_uppercase(),
+        1 => out = out.to_lowercase(),
+        2 => out.push('a'),
+        3 => out.insert(0, 'b'),
+        _ => {}
+    }
+    out
+}
+
+// ---- fixed cases --------------------------------------------------------
+
+#[test]
+fn generated_policies_agree() {
+    for n in [0, 1, 10, 100, 1000] {
+        let src = gen::virus_policy(n, 7);
+        let policy = Policy::parse(&src).expect("generated policy parses");
+        assert_eq!(policy.rule_names().count(), n + 1);
+        assert_eq!(policy.evaluate(&gen::no_match_clean()).rule(), None);
+        assert_eq!(policy.evaluate(&gen::no_match_infected()).rule(), None);
+        let mut decided = 0;
+        for f in gen::varied_facts(600, n, 7) {
+            agree(&policy, &f);
+            decided += usize::from(policy.evaluate(&f).rule().is_some());
+        }
+        if n >= 100 {
+            // The facts reach rules, not only the default.
+            assert!(
+                decided > 100,
+                "only {decided} facts reached a rule for n = {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn merged_globs_fold_case_like_the_glob_loop() {
+    // Sixteen globs or more: merged into one regex (for ASCII text); fewer:
+    // each in its fastest form.
+    let globs = r#""w32/sobig*", "*@MM", "a?c", "x", "y*z", "İ*", "k", "q""#;
+    let ascii = r#""w32/sobig*", "*@MM", "a?c", "x", "y*z", "k", "q", "*ss""#;
+    let filler = (0..10)
+        .map(|i| format!("\"f{i}*g\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for src in [
+        format!("list g = [{globs}]\nrule \"g\" {{ when virus matches g then reject }}"),
+        format!("list g = [{ascii}, {filler}]\nrule \"g\" {{ when virus matches g then reject }}"),
+    ] {
+        check_globs(&Policy::parse(&src).expect("parses"));
+    }
+}
+
+fn check_globs(policy: &Policy) {
+    let hit = |v: &str| policy.evaluate(&Facts::new().virus(v)).rule().is_some();
+    assert!(hit("W32/SOBIG.F"));
+    assert!(hit("foo@mm"));
+    assert!(hit("ABC"));
+    assert!(!hit("ac"));
+    assert!(hit("Y-Z"));
+    assert!(!hit("y-z-"));
+    // Non-ASCII text takes the glob loop (simple lowercase): KELVIN SIGN folds to k.
+    assert!(hit("\u{212a}"));
+    for v in [
+        "\u{212a}",
+        "i\u{307}x",
+        "İx",
+        "ix",
+        "é",
+        "",
+        "q",
+        "Q",
+        "\n",
+        "ſ",
+        "SS",
+        "xß",
+        "f3g",
+        "F3xG",
+    ] {
+        agree(policy, &Facts::new().virus(v));
+    }
+}
+
+#[test]
+fn cidr_tables_match_edges() {
+    let src = r#"
+        rule "nets" {
+            when client_ip in [10.0.0.0/16, 10.1.0.0/16, 10.3.0.0/16, 192.168.1.0/24, 255.255.255.255/32,
+                               1.2.3.4, 2001:db8::/32, ::/128, 2001:db9::/32, 172.16.0.0/12]
+            then reject
+        }"#;
+    let policy = Policy::parse(src).expect("parses");
+    let ip = |s: &str| {
+        policy
+            .evaluate(&Facts::new().client_ip(s.parse().expect("addr")))
+            .rule()
+            .is_some()
+    };
+    assert!(ip("10.0.0.0"));
+    assert!(ip("10.1.255.255"));
+    assert!(!ip("10.2.0.0"));
+    assert!(ip("10.3.0.1"));
+    assert!(!ip("10.4.0.0"));
+    assert!(ip("255.255.255.255"));
+    assert!(!ip("255.255.255.254"));
+    assert!(ip("1.2.3.4"));
+    assert!(!ip("1.2.3.5"));
+    assert!(ip("::ffff:10.1.2.3"), "IPv4-mapped counts as IPv4");
+    assert!(ip("2001:db9:ffff::1"));
+    assert!(!ip("2001:dba::"));
+    assert!(ip("::"));
+    assert!(!ip("::1"));
+    assert!(!ip("0.0.0.0"));
+}
+
+#[test]
+fn unknown_is_its_own_value_in_the_table() {
+    let src = r#"
+        rule "not inbound" { when direction != inbound then reject }
+        rule "not scanned" { when not (scanner == clean) then tempfail }
+        rule "unknown direction" { when not known direction then discard, quarantine }
+        default pass
+    "#;
+    let policy = Policy::parse(src).expect("parses");
+    // Unknown direction: `!=` is unknown, so the first rule does not apply.
+    assert_eq!(
+        policy
+            .evaluate(&Facts::new().scanner(Scanner::Clean))
+            .rule(),
+        Some("unknown direction")
+    );
+    assert_eq!(
+        policy.evaluate(&Facts::new()).rule(),
+        Some("unknown direction")
+    );
+    assert_eq!(
+        policy
+            .evaluate(
+                &Facts::new()
+                    .direction(Direction::Inbound)
+                    .scanner(Scanner::Error)
+            )
+            .rule(),
+        Some("not scanned")
+    );
+    assert_eq!(
+        policy
+            .evaluate(&Facts::new().direction(Direction::Outbound))
+            .rule(),
+        Some("not inbound")
+    );
+    assert_eq!(
+        policy
+            .evaluate(
+                &Facts::new()
+                    .direction(Direction::Inbound)
+                    .scanner(Scanner::Clean)
+            )
+            .rule(),
+        None
+    );
+}
+
+#[test]
+fn lazy_provider_is_asked_only_what_rules_need() {
+    let src = r#"
+        fact dnsbl_listed: bool
+        rule "failed" { when scanner in [error, timeout] then tempfail }
+        rule "listed" { when scanner == clean and dnsbl_listed then discard, quarantine }
+        default pass
+    "#;
+    let policy = Policy::parse(src).expect("parses");
+    let facts = Facts::new()
+        .scanner(Scanner::Infected)
+        .custom("dnsbl_listed", true);
+    let p = Recording {
+        facts: &facts,
+        asked: RefCell::new(Vec::new()),
+    };
+    assert_eq!(policy.evaluate_lazy(&p).rule(), None);
+    // The expensive lookup is never made: no rule tried needs it.
+    assert_eq!(p.asked.into_inner(), vec!["scanner".to_owned()]);
+}
+
+#[test]
+fn gates_with_many_lists_fall_back_to_all_their_rules() {
+    // Twelve prefixes of one text, twelve suffixes and exact names: one
+    // lookup yields more lists than the evaluator keeps apart.
+    let mut src = String::new();
+    for i in 1..=12 {
+        let a = "a".repeat(i);
+        src.push_str(&format!(
+            "rule \"p{i}\" {{ when scanner == infected and virus matches \"{a}*b\" then reject }}\n\
+             rule \"s{i}\" {{ when virus matches \"*x{a}\" and forges_sender then discard, quarantine }}\n\
+             rule \"e{i}\" {{ when virus in [\"{a}\", \"z\"] and not known sender then bounce, quarantine }}\n"
+        ));
+    }
+    src.push_str("default pass\n");
+    let policy = Policy::parse(&src).expect("parses");
+    let texts = [
+        "aaaaaaaaaaaaab",
+        "AAAAAAb",
+        "xaaaaaaaaaaaaa",
+        "xAAAAAAAAAAAA",
+        "aaaaaaaaaaaa",
+        "z",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for t in texts {
+        for s in [Scanner::Infected, Scanner::Clean] {
+            for fs in [true, false] {
+                let f = Facts::new().virus(t).scanner(s).forges_sender(fs);
+                agree(&policy, &f);
+                seen.insert(policy.evaluate(&f).rule().map(str::to_owned));
+                agree(&policy, &f.clone().sender("a@b"));
+            }
+        }
+    }
+    assert!(seen.contains(&Some("p1".to_owned())));
+    assert!(seen.contains(&Some("s12".to_owned())));
+    assert!(seen.contains(&Some("e12".to_owned())));
+    assert!(seen.contains(&None));
+}
