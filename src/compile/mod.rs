@@ -479,7 +479,7 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) ->
         let mut c = vec![0u64; words];
         let mut s = vec![0u64; words];
         for (i, r) in model.rules.iter().enumerate() {
-            let mentioned = masks.get(i).map_or(true, |m| m & fact_bit(k.id) != 0);
+            let mentioned = masks.get(i).is_none_or(|m| m & fact_bit(k.id) != 0);
             let set = match &r.when {
                 None => T,
                 Some(e) if mentioned => abstract_eval(e, k.id, v),
