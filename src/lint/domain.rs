@@ -814,3 +814,134 @@ fn ip_classes(mut nets: Vec<IpNet>) -> FactClasses {
         is_ip: true,
     }
 }
+
+/// Sorted, disjoint half-open ranges of values.
+pub(crate) type Ranges = Vec<(u32, u32)>;
+
+/// The union of two range lists.
+pub(crate) fn union(a: &[(u32, u32)], b: &[(u32, u32)]) -> Ranges {
+    let mut all: Ranges = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    merge(all)
+}
+
+/// The intersection of two range lists.
+pub(crate) fn intersect(a: &[(u32, u32)], b: &[(u32, u32)]) -> Ranges {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        let lo = x.0.max(y.0);
+        let hi = x.1.min(y.1);
+        if lo < hi {
+            out.push((lo, hi));
+        }
+        if x.1 < y.1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Whether two range lists share a value.
+pub(crate) fn intersects(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        if x.0.max(y.0) < x.1.min(y.1) {
+            return true;
+        }
+        if x.1 < y.1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    false
+}
+
+impl Abstraction {
+    /// Every value of fact variable `v` (its known classes and unknown).
+    pub(crate) fn all_values(&self, v: u32) -> Ranges {
+        let n = self.vars.get(v as usize).map_or(0, |x| x.known + 1);
+        vec![(0, n)]
+    }
+
+    /// Over-approximations of the values of fact variable `v` under which
+    /// `e` can be true, and under which it can be false.
+    pub(crate) fn project(&self, e: &CExpr, v: u32) -> (Ranges, Ranges) {
+        match e {
+            CExpr::Const(Truth::True) => (self.all_values(v), Vec::new()),
+            CExpr::Const(Truth::False) => (Vec::new(), self.all_values(v)),
+            CExpr::Const(Truth::Unknown) => (Vec::new(), Vec::new()),
+            CExpr::Not(inner) => {
+                let (t, f) = self.project(inner, v);
+                (f, t)
+            }
+            CExpr::And(ps) | CExpr::Or(ps) => {
+                let is_and = matches!(e, CExpr::And(_));
+                let mut acc: Option<(Ranges, Ranges)> = None;
+                for p in ps {
+                    let (t, f) = self.project(p, v);
+                    acc = Some(match acc {
+                        None => (t, f),
+                        Some((at, af)) if is_and => (intersect(&at, &t), union(&af, &f)),
+                        Some((at, af)) => (union(&at, &t), intersect(&af, &f)),
+                    });
+                }
+                acc.unwrap_or_else(|| {
+                    if is_and {
+                        (self.all_values(v), Vec::new())
+                    } else {
+                        (Vec::new(), self.all_values(v))
+                    }
+                })
+            }
+            CExpr::Leaf(i) => {
+                let Some(l) = self.leaves.get(*i as usize) else {
+                    return (self.all_values(v), self.all_values(v));
+                };
+                let Some(var) = self.vars.get(v as usize) else {
+                    return (self.all_values(v), self.all_values(v));
+                };
+                if l.var != v {
+                    return (self.all_values(v), self.all_values(v));
+                }
+                let upto = if var.other == NONE {
+                    var.known
+                } else {
+                    var.other
+                };
+                let mut t = l.ranges.clone();
+                let mut f = complement_ranges(&l.ranges, upto);
+                let mut extra_t = Vec::new();
+                let mut extra_f = Vec::new();
+                if var.other != NONE {
+                    let o = (var.other, var.other + 1);
+                    match l.other {
+                        OtherTruth::Const(Truth::True) => extra_t.push(o),
+                        OtherTruth::Const(Truth::False) => extra_f.push(o),
+                        OtherTruth::Const(Truth::Unknown) => {}
+                        OtherTruth::Pat(_) => {
+                            extra_t.push(o);
+                            extra_f.push(o);
+                        }
+                    }
+                }
+                let u = (var.known, var.known + 1);
+                match l.unknown {
+                    Truth::True => extra_t.push(u),
+                    Truth::False => extra_f.push(u),
+                    Truth::Unknown => {}
+                }
+                if !extra_t.is_empty() {
+                    t = union(&t, &extra_t);
+                }
+                if !extra_f.is_empty() {
+                    f = union(&f, &extra_f);
+                }
+                (t, f)
+            }
+        }
+    }
+}

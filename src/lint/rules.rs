@@ -1,7 +1,7 @@
 //! The lints themselves: which questions to ask the search for each rule
 //! (and the default), and how to word the answers.
 
-use super::domain::{Abstraction, Rep};
+use super::domain::{intersect, intersects, Abstraction, Ranges, Rep};
 use super::search::{Con, Need, Outcome, Solver};
 use crate::check::model::{Mode, Model};
 use crate::decision::{Action, AlertTarget, Disposition};
@@ -14,7 +14,7 @@ const QUERY_BUDGET: u64 = 200_000;
 /// Work budget of the fallback query (the rule's own condition alone).
 const FALLBACK_BUDGET: u64 = 50_000;
 /// Work budget of a whole policy; past it, queries go straight to the fallback.
-const TOTAL_BUDGET: u64 = 60_000_000;
+const TOTAL_BUDGET: u64 = 20_000_000;
 /// Up to how many candidate rules `unreachable-rule` tries to name one that covers it.
 const NAME_COVER_CANDIDATES: usize = 16;
 
@@ -40,10 +40,11 @@ struct Ctx<'m, 'a> {
     source: &'m str,
     abs: &'a Abstraction,
     solver: Solver<'a>,
-    /// Per rule: projections of "can be true" onto small (enum/bool) fact variables.
-    proj: Vec<Vec<(u32, u64)>>,
-    /// Which variables are small (projection-capable).
-    small: Vec<bool>,
+    /// Per rule: the values of each fact it reads under which it can be true
+    /// (only where that is not every value).
+    proj: Vec<Vec<(u32, Ranges)>>,
+    /// Start of each line of the source, for positions without rescanning it.
+    line_starts: Vec<usize>,
     out: Vec<Diagnostic>,
 }
 
@@ -158,45 +159,30 @@ fn marks(actions: &[Action]) -> bool {
 
 impl<'m, 'a> Ctx<'m, 'a> {
     fn new(model: &'m Model, source: &'m str, abs: &'a Abstraction) -> Ctx<'m, 'a> {
-        let mut solver = Solver::new(abs);
-        let small: Vec<bool> = abs
-            .vars
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.is_fact()
-                    && v.known < 63
-                    && matches!(
-                        model.facts.facts.get(i).map(|f| &f.ty),
-                        Some(FactType::Bool | FactType::Enum(_))
-                    )
-            })
-            .collect();
+        let solver = Solver::new(abs);
         let mut proj = Vec::with_capacity(abs.rules.len());
         for (expr, vars) in abs.rules.iter().zip(&abs.rule_vars) {
             let mut p = Vec::new();
             for &v in vars {
-                if !small.get(v as usize).copied().unwrap_or(false) {
+                if !abs.vars.get(v as usize).is_some_and(|x| x.is_fact()) {
                     continue;
                 }
-                let known = abs.vars.get(v as usize).map_or(0, |x| x.known);
-                let mut mask = 0u64;
-                for c in 0..=known {
-                    if solver.eval_with(expr, v, c) & super::domain::T != 0 {
-                        mask |= 1 << c;
-                    }
+                let (t, _) = abs.project(expr, v);
+                if t != abs.all_values(v) {
+                    p.push((v, t));
                 }
-                p.push((v, mask));
             }
             proj.push(p);
         }
+        let mut line_starts = vec![0];
+        line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
         Ctx {
             model,
             source,
             abs,
             solver,
             proj,
-            small,
+            line_starts,
             out: Vec::new(),
         }
     }
@@ -213,20 +199,23 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// Like [`Ctx::constraints`], with the indexes of the earlier rules kept.
     fn constraints_indexed(&self, target: Option<usize>, phi: &Phi) -> (Vec<Con<'a>>, Vec<usize>) {
         let abs = self.abs;
-        let nvars = self.small.len();
-        // Allowed classes of small variables: the target's projection and phi.
-        let mut allowed = vec![u64::MAX; nvars.min(crate::limits::MAX_FACT_SLOTS)];
+        // Allowed values of fact variables: the target's projection and phi.
+        let mut allowed: Vec<Option<Ranges>> = vec![None; self.model.facts.facts.len()];
         if let Some(r) = target {
-            for &(v, m) in self.proj.get(r).map_or(&[][..], |p| p.as_slice()) {
-                if let Some(a) = allowed.get_mut(v as usize) {
-                    *a &= m;
+            for (v, t) in self.proj.get(r).map_or(&[][..], |p| p.as_slice()) {
+                if let Some(a) = allowed.get_mut(*v as usize) {
+                    *a = Some(t.clone());
                 }
             }
         }
         for (v, vals) in phi {
             if let Some(a) = allowed.get_mut(*v as usize) {
-                let m = vals.iter().fold(0u64, |m, c| m | (1u64 << (*c).min(63)));
-                *a &= m;
+                let mut rs: Ranges = vals.iter().map(|c| (*c, *c + 1)).collect();
+                rs.sort_unstable();
+                *a = Some(match a.take() {
+                    Some(prev) => intersect(&prev, &rs),
+                    None => rs,
+                });
             }
         }
         let upto = target.unwrap_or(abs.rules.len());
@@ -247,8 +236,10 @@ impl<'m, 'a> Ctx<'m, 'a> {
         }
         for e in 0..upto {
             let relevant = self.proj.get(e).is_none_or(|p| {
-                p.iter()
-                    .all(|&(v, m)| allowed.get(v as usize).is_none_or(|a| a & m != 0))
+                p.iter().all(|(v, t)| match allowed.get(*v as usize) {
+                    Some(Some(a)) => intersects(t, a),
+                    _ => !t.is_empty(),
+                })
             });
             if relevant {
                 if let Some(c) = con(e, Need::NotTrue) {
@@ -685,7 +676,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
         help: &str,
     ) {
         let (words, span, rule) = self.item_words(item);
-        let mut d = Diagnostic::new(code, self.source, span, message(&words))
+        let mut d = self
+            .diagnostic(code, span, message(&words))
             .with_help(help)
             .in_rule(rule.as_deref());
         d.example = Some(match witness {
@@ -693,6 +685,30 @@ impl<'m, 'a> Ctx<'m, 'a> {
             None => "(not computed: the analysis budget ran out)".to_owned(),
         });
         self.out.push(d);
+    }
+
+    /// A diagnostic at `span`, located with the line index (the source is
+    /// not rescanned for each of possibly thousands of warnings).
+    fn diagnostic(&self, code: Code, span: Span, message: String) -> Diagnostic {
+        let line = self
+            .line_starts
+            .partition_point(|s| *s <= span.start)
+            .max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.source.len(), |n| n.saturating_sub(1));
+        match self.source.get(start..end) {
+            Some(text) if span.start >= start => {
+                let local = Span::new(span.start - start, span.end.saturating_sub(start));
+                let mut d = Diagnostic::new(code, text, local, message);
+                d.line = line;
+                d.span = span;
+                d
+            }
+            _ => Diagnostic::new(code, self.source, span, message),
+        }
     }
 
     fn unreachable(&mut self, i: usize) {
@@ -751,7 +767,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 ),
             }
         };
-        let d = Diagnostic::new(Code::UnreachableRule, self.source, rule.keyword, message)
+        let d = self
+            .diagnostic(Code::UnreachableRule, rule.keyword, message)
             .with_help(help)
             .in_rule(Some(&rule.name));
         self.out.push(d);

@@ -52,6 +52,26 @@ pub(crate) enum Outcome {
     GaveUp,
 }
 
+/// One value per segment of `seq` between the `cuts` (all values of a
+/// segment are alike to every leaf of the query).
+fn representatives(seq: Vec<(u32, u32)>, cuts: &[u32]) -> Vec<(u32, u32)> {
+    let mut out = Vec::with_capacity(seq.len());
+    for (lo, hi) in seq {
+        if lo >= hi {
+            continue;
+        }
+        out.push((lo, lo + 1));
+        let from = cuts.partition_point(|c| *c <= lo);
+        for &c in cuts.iter().skip(from) {
+            if c >= hi {
+                break;
+            }
+            out.push((c, c + 1));
+        }
+    }
+    out
+}
+
 fn not_mask(m: u8) -> u8 {
     (m & U) | if m & F != 0 { T } else { 0 } | if m & T != 0 { F } else { 0 }
 }
@@ -80,7 +100,7 @@ struct Frame {
     seg: usize,
     pos: u32,
     trail_len: usize,
-    cursor: usize,
+    cursor: (usize, usize),
 }
 
 impl Frame {
@@ -200,14 +220,6 @@ impl<'a> Solver<'a> {
         }
     }
 
-    /// Evaluates `e` with only `var = val` assigned (for projections).
-    pub(crate) fn eval_with(&mut self, e: &CExpr, var: u32, val: u32) -> u8 {
-        self.set(var, val);
-        let m = self.eval(e);
-        self.set(var, NONE);
-        m
-    }
-
     /// A variable to branch on in `e` and the order to try its values in,
     /// given whether the leaf should come out true.
     fn pick(
@@ -215,6 +227,7 @@ impl<'a> Solver<'a> {
         e: &CExpr,
         want_true: bool,
         unknown_first: bool,
+        avoid: &[u32],
     ) -> Option<(u32, Vec<(u32, u32)>)> {
         // Depth-first, iteratively, tracking polarity.
         let mut stack: Vec<(&CExpr, bool)> = vec![(e, want_true)];
@@ -235,7 +248,7 @@ impl<'a> Solver<'a> {
                         continue;
                     };
                     let val = self.value(l.var);
-                    if val == NONE {
+                    if val == NONE && avoid.binary_search(&l.var).is_err() {
                         let upto = if var.other == NONE {
                             var.known
                         } else {
@@ -263,7 +276,7 @@ impl<'a> Solver<'a> {
                     }
                     if val == var.other {
                         if let OtherTruth::Pat(p) = l.other {
-                            if self.value(p) == NONE {
+                            if self.value(p) == NONE && avoid.binary_search(&p).is_err() {
                                 let seq = if want {
                                     vec![(1, 2), (0, 1)]
                                 } else {
@@ -277,6 +290,25 @@ impl<'a> Solver<'a> {
             }
         }
         None
+    }
+
+    fn collect_cuts(&self, e: &CExpr, var: u32, cuts: &mut Vec<u32>) {
+        let mut stack = vec![e];
+        while let Some(e) = stack.pop() {
+            match e {
+                CExpr::Const(_) => {}
+                CExpr::Not(i) => stack.push(i),
+                CExpr::And(ps) | CExpr::Or(ps) => stack.extend(ps.iter()),
+                CExpr::Leaf(i) => {
+                    if let Some(l) = self.abs.leaves.get(*i as usize).filter(|l| l.var == var) {
+                        for r in &l.ranges {
+                            cuts.push(r.0);
+                            cuts.push(r.1);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Searches for an assignment satisfying every constraint, starting from
@@ -319,21 +351,67 @@ impl<'a> Solver<'a> {
                     done[i] = true;
                 }
             }
-            let mut cursor = 0usize;
+            // Phase one: satisfy the earlier rules (constraints after the
+            // first) through variables the first constraint does not read,
+            // so the search does not enumerate the target's values for them.
+            // Phase two: everything else, in order.
+            let avoid: &[u32] = match cons.first() {
+                Some(c) if c.need == Need::True => c.vars,
+                _ => &[],
+            };
+            let mut cursor = (usize::from(!avoid.is_empty()), 0usize);
             loop {
-                while done.get(cursor).copied().unwrap_or(false) {
-                    cursor += 1;
+                let mut picked = None;
+                if !avoid.is_empty() {
+                    while let Some(c) = cons.get(cursor.0) {
+                        if !done.get(cursor.0).copied().unwrap_or(true) {
+                            picked = self.pick(
+                                c.expr,
+                                c.need == Need::True,
+                                c.need == Need::NotTrue,
+                                avoid,
+                            );
+                            if picked.is_some() {
+                                break;
+                            }
+                        }
+                        cursor.0 += 1;
+                    }
                 }
-                let Some(c) = cons.get(cursor) else {
-                    let mut w: Vec<(u32, u32)> = init.to_vec();
-                    w.extend(frames.iter().map(|f| (f.var, self.value(f.var))));
-                    break 'search Outcome::Sat(w);
-                };
-                let picked = self.pick(c.expr, c.need == Need::True, c.need == Need::NotTrue);
+                if picked.is_none() {
+                    while done.get(cursor.1).copied().unwrap_or(false) {
+                        cursor.1 += 1;
+                    }
+                    let Some(c) = cons.get(cursor.1) else {
+                        let mut w: Vec<(u32, u32)> = init.to_vec();
+                        w.extend(frames.iter().map(|f| (f.var, self.value(f.var))));
+                        break 'search Outcome::Sat(w);
+                    };
+                    picked = self.pick(c.expr, c.need == Need::True, c.need == Need::NotTrue, &[]);
+                }
                 let Some((var, seq)) = picked else {
                     // Cannot happen (an undecided condition reads an
                     // unassigned variable); be safe rather than sorry.
                     break 'search Outcome::GaveUp;
+                };
+                // Values between two cuts of the undecided constraints' leaves
+                // on this variable are alike to all of them: try one of each.
+                let seq = {
+                    let slot = self.occ_slot.get(var as usize).copied().unwrap_or(NONE);
+                    let mut cuts: Vec<u32> = Vec::new();
+                    if let Some(list) = occ.get(slot as usize) {
+                        for &ci in list {
+                            if done.get(ci as usize).copied().unwrap_or(true) {
+                                continue;
+                            }
+                            if let Some(c) = cons.get(ci as usize) {
+                                self.collect_cuts(c.expr, var, &mut cuts);
+                            }
+                        }
+                    }
+                    cuts.sort_unstable();
+                    cuts.dedup();
+                    representatives(seq, &cuts)
                 };
                 frames.push(Frame {
                     var,
@@ -367,8 +445,9 @@ impl<'a> Solver<'a> {
                     self.set(var, val);
                     let mut conflict = false;
                     let slot = self.occ_slot.get(var as usize).copied().unwrap_or(NONE);
-                    if let Some(list) = occ.get(slot as usize) {
-                        for &ci in list {
+                    if let Some(list) = occ.get_mut(slot as usize) {
+                        for k in 0..list.len() {
+                            let Some(&ci) = list.get(k) else { break };
                             let i = ci as usize;
                             if done.get(i).copied().unwrap_or(true) {
                                 continue;
@@ -377,6 +456,9 @@ impl<'a> Solver<'a> {
                             let m = self.eval(c.expr);
                             if m & c.need.mask() == 0 {
                                 conflict = true;
+                                // Move the conflict to the front: the next
+                                // value of this variable likely meets it too.
+                                list.swap(0, k);
                                 break;
                             }
                             if m & !c.need.mask() == 0 {
