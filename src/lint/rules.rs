@@ -658,11 +658,19 @@ impl<'m, 'a> Ctx<'m, 'a> {
             ),
             Item::Default => match self.model.default.keyword {
                 Some(k) => ("the default".to_owned(), k, Some("default".to_owned())),
-                None => (
-                    "the implicit default (`pass`)".to_owned(),
-                    Span::new(self.source.len(), self.source.len()),
-                    Some("default".to_owned()),
-                ),
+                None => {
+                    // No `default` keyword: point at the end of the last line with text.
+                    let end = self.source.trim_end().len();
+                    let start = self.source[..end]
+                        .char_indices()
+                        .next_back()
+                        .map_or(0, |(i, _)| i);
+                    (
+                        "the implicit default (`pass`)".to_owned(),
+                        Span::new(start, end),
+                        Some("default".to_owned()),
+                    )
+                }
             },
         }
     }

@@ -105,16 +105,16 @@ struct Frame {
 
 impl Frame {
     fn next_value(&mut self) -> Option<u32> {
+        // `pos` is the next value within segment `seg`; segments need not be
+        // in ascending order, so entering a segment starts at its low end.
         while let Some(&(lo, hi)) = self.seq.get(self.seg) {
-            if self.pos < lo {
-                self.pos = lo;
-            }
-            if self.pos < hi {
-                let v = self.pos;
-                self.pos += 1;
-                return Some(v);
+            let at = self.pos.max(lo);
+            if at < hi {
+                self.pos = at + 1;
+                return Some(at);
             }
             self.seg += 1;
+            self.pos = 0;
         }
         None
     }
