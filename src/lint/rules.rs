@@ -45,6 +45,9 @@ struct Ctx<'m, 'a> {
     proj: Vec<Vec<(u32, Ranges)>>,
     /// Start of each line of the source, for positions without rescanning it.
     line_starts: Vec<usize>,
+    /// The earlier rules relevant to the current rule's reachability: a
+    /// superset of those relevant to its queries with extra fact values.
+    relevant: Option<(usize, Vec<usize>)>,
     out: Vec<Diagnostic>,
 }
 
@@ -183,6 +186,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
             solver,
             proj,
             line_starts,
+            relevant: None,
             out: Vec::new(),
         }
     }
@@ -234,8 +238,20 @@ impl<'m, 'a> Ctx<'m, 'a> {
         if let Some(r) = target {
             cons.extend(con(r, Need::True));
         }
-        for e in 0..upto {
-            let relevant = self.proj.get(e).is_none_or(|p| {
+        let cached = match (&self.relevant, target) {
+            (Some((r, list)), Some(t)) if *r == t => Some(list.as_slice()),
+            _ => None,
+        };
+        let all: Vec<usize>;
+        let candidates: &[usize] = match cached {
+            Some(list) => list,
+            None => {
+                all = (0..upto).collect();
+                &all
+            }
+        };
+        for &e in candidates {
+            let relevant = self.proj.get(e).map_or(true, |p| {
                 p.iter().all(|(v, t)| match allowed.get(*v as usize) {
                     Some(Some(a)) => intersects(t, a),
                     _ => !t.is_empty(),
@@ -283,7 +299,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// Can `target` (or the default) decide with facts meeting `phi`?
     /// `Some(witness)` when it can (or may: budget exceeded), `None` when it cannot.
     fn can_decide(&mut self, target: Option<usize>, phi: &Phi) -> Option<Option<Vec<(u32, u32)>>> {
-        if self.budget_left() {
+        // The default's few queries always get their own budget: its fallback
+        // (no constraints at all) would warn about nearly everything.
+        if self.budget_left() || target.is_none() {
             let cons = self.constraints(target, phi);
             match self.solve_phi(&cons, phi, QUERY_BUDGET) {
                 Outcome::Sat(w) => return Some(Some(w)),
@@ -327,9 +345,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
         for (i, rule) in model.rules.iter().enumerate() {
             let item = Item::Rule(i, rule);
             // Can the rule decide at all?
+            self.relevant = None;
             let reach = if self.budget_left() {
-                let cons = self.constraints(Some(i), &Vec::new());
-                self.solver.solve(&cons, &[], QUERY_BUDGET)
+                let (cons, idx) = self.constraints_indexed(Some(i), &Vec::new());
+                let outcome = self.solver.solve(&cons, &[], QUERY_BUDGET);
+                self.relevant = Some((i, idx));
+                outcome
             } else {
                 Outcome::GaveUp
             };

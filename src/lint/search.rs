@@ -436,7 +436,30 @@ impl<'a> Solver<'a> {
                     let next = f.next_value();
                     self.set(var, NONE);
                     let Some(val) = next else {
+                        // Every value failed: the undecided constraints are
+                        // unsatisfiable under the frames below. Frames whose
+                        // variable none of them reads cannot change that, so
+                        // skip their other values (backjumping).
                         frames.pop();
+                        while let Some(top) = frames.last() {
+                            let slot = self.occ_slot.get(top.var as usize).copied().unwrap_or(NONE);
+                            let needed = occ.get(slot as usize).is_some_and(|list| {
+                                list.iter()
+                                    .any(|&c| !done.get(c as usize).copied().unwrap_or(true))
+                            });
+                            if needed {
+                                break;
+                            }
+                            let (var, len) = (top.var, top.trail_len);
+                            while trail.len() > len {
+                                if let Some(d) = trail.pop().and_then(|i| done.get_mut(i as usize))
+                                {
+                                    *d = false;
+                                }
+                            }
+                            self.set(var, NONE);
+                            frames.pop();
+                        }
                         continue;
                     };
                     if self.work > limit {
