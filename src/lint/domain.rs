@@ -535,11 +535,16 @@ fn fact_classes(ty: &FactType, g: Gathered) -> FactClasses {
     };
     match ty {
         FactType::Bool => plain(vec![Rep::Bool(false), Rep::Bool(true)]),
-        FactType::Enum(values) => plain(
-            (0..values.len().min(usize::from(u16::MAX)))
-                .map(|i| Rep::Enum(i as u16))
-                .collect(),
-        ),
+        FactType::Enum(values) => {
+            if values.len() > 64 && values.len().saturating_mul(g.leaves) > TABULATE_LIMIT {
+                return opaque();
+            }
+            plain(
+                (0..values.len().min(usize::from(u16::MAX)))
+                    .map(|i| Rep::Enum(i as u16))
+                    .collect(),
+            )
+        }
         FactType::Int | FactType::Number => {
             let reps = number_classes(g.nums, *ty == FactType::Int);
             if reps.len().saturating_mul(g.leaves) > TABULATE_LIMIT {

@@ -14,7 +14,7 @@ const QUERY_BUDGET: u64 = 200_000;
 /// Work budget of the fallback query (the rule's own condition alone).
 const FALLBACK_BUDGET: u64 = 50_000;
 /// Work budget of a whole policy; past it, queries go straight to the fallback.
-const TOTAL_BUDGET: u64 = 20_000_000;
+const TOTAL_BUDGET: u64 = 30_000_000;
 /// Up to how many candidate rules `unreachable-rule` tries to name one that covers it.
 const NAME_COVER_CANDIDATES: usize = 16;
 
@@ -196,12 +196,16 @@ impl<'m, 'a> Ctx<'m, 'a> {
     }
 
     /// The constraints for "`target` decides (or the default, for `None`) and the facts meet `phi`".
-    fn constraints(&self, target: Option<usize>, phi: &Phi) -> Vec<Con<'a>> {
+    fn constraints(&mut self, target: Option<usize>, phi: &Phi) -> Vec<Con<'a>> {
         self.constraints_indexed(target, phi).0
     }
 
     /// Like [`Ctx::constraints`], with the indexes of the earlier rules kept.
-    fn constraints_indexed(&self, target: Option<usize>, phi: &Phi) -> (Vec<Con<'a>>, Vec<usize>) {
+    fn constraints_indexed(
+        &mut self,
+        target: Option<usize>,
+        phi: &Phi,
+    ) -> (Vec<Con<'a>>, Vec<usize>) {
         let abs = self.abs;
         // Allowed values of fact variables: the target's projection and phi.
         let mut allowed: Vec<Option<Ranges>> = vec![None; self.model.facts.facts.len()];
@@ -250,6 +254,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 &all
             }
         };
+        // The scan is cheap per rule but quadratic over a policy: it counts as work.
+        self.solver.work += (candidates.len() / 4) as u64;
         for &e in candidates {
             let relevant = self.proj.get(e).map_or(true, |p| {
                 p.iter().all(|(v, t)| match allowed.get(*v as usize) {
