@@ -614,3 +614,222 @@ fn every_code_has_a_fixture() {
         );
     }
 }
+
+// ---- random small policies ------------------------------------------------------------------
+
+fn random_leaf(r: &mut gen::Rng) -> String {
+    let pick = |r: &mut gen::Rng, xs: &[&str]| xs[r.below(xs.len() as u64) as usize].to_owned();
+    match r.below(12) {
+        0 => format!(
+            "direction {} {}",
+            pick(r, &["==", "!="]),
+            pick(r, &["inbound", "outbound", "internal", "open_relay"])
+        ),
+        1 => format!(
+            "scanner {} {}",
+            pick(r, &["==", "!="]),
+            pick(r, &["clean", "infected", "encrypted", "error", "timeout"])
+        ),
+        2 => format!(
+            "scanner in [{}, {}]",
+            pick(r, &["clean", "infected", "encrypted"]),
+            pick(r, &["error", "timeout", "infected"])
+        ),
+        3 => format!("forges_sender == {}", pick(r, &["true", "false"])),
+        4 => "forges_sender".to_owned(),
+        5 => format!(
+            "sender {} \"{}\"",
+            pick(r, &["==", "!="]),
+            pick(r, &["", "a@example.org"])
+        ),
+        6 => format!(
+            "virus matches \"{}\"",
+            pick(r, &["W32/*", "*@MM", "W32/Sobig*", "*", "?32*"])
+        ),
+        7 => format!(
+            "client_ip in {}",
+            pick(
+                r,
+                &[
+                    "10.0.0.0/8",
+                    "10.1.0.0/16",
+                    "10.1.2.0/24",
+                    "192.168.0.0/16",
+                    "2001:db8::/32"
+                ]
+            )
+        ),
+        8 => format!(
+            "size {} {}",
+            pick(r, &["<", "<=", ">", ">=", "==", "!="]),
+            pick(r, &["0", "1000", "1000.5", "5000"])
+        ),
+        9 => format!(
+            "known {}",
+            pick(r, &["direction", "scanner", "virus", "sender", "client_ip"])
+        ),
+        10 => format!("virus == \"{}\"", pick(r, &["W32/Sobig.F@MM", "EICAR"])),
+        _ => pick(r, &["true", "false"]),
+    }
+}
+
+fn random_cond(r: &mut gen::Rng, depth: u32) -> String {
+    if depth == 0 || r.below(3) == 0 {
+        return random_leaf(r);
+    }
+    match r.below(3) {
+        0 => format!("not ({})", random_cond(r, depth - 1)),
+        1 => format!(
+            "({} and {})",
+            random_cond(r, depth - 1),
+            random_cond(r, depth - 1)
+        ),
+        _ => format!(
+            "({} or {})",
+            random_cond(r, depth - 1),
+            random_cond(r, depth - 1)
+        ),
+    }
+}
+
+fn random_policy(r: &mut gen::Rng) -> String {
+    let actions = [
+        "pass",
+        "pass, tag \"x\"",
+        "discard",
+        "discard, quarantine",
+        "bounce",
+        "bounce, quarantine",
+        "reject",
+        "tempfail",
+        "discard, quarantine, alert sender",
+        "pass, alert admin",
+    ];
+    let mut s = String::new();
+    if r.below(2) == 0 {
+        s.push_str("mode after_queue\n");
+    }
+    for i in 0..(2 + r.below(7)) {
+        let a = actions[r.below(actions.len() as u64) as usize];
+        if r.below(6) == 0 {
+            s.push_str(&format!("rule \"r{i}\" {{ then {a} }}\n"));
+        } else {
+            s.push_str(&format!(
+                "rule \"r{i}\" {{ when {} then {a} }}\n",
+                random_cond(r, 3)
+            ));
+        }
+    }
+    if r.below(2) == 0 {
+        s.push_str(&format!(
+            "default {}\n",
+            actions[r.below(actions.len() as u64) as usize]
+        ));
+    }
+    s
+}
+
+fn random_facts(r: &mut gen::Rng) -> Facts {
+    use mailpolicy::{Direction, Scanner};
+    let mut f = Facts::new();
+    let known = |r: &mut gen::Rng| r.below(4) > 0;
+    if known(r) {
+        f = f.direction(Direction::ALL[r.below(4) as usize]);
+    }
+    if known(r) {
+        f = f.scanner(Scanner::ALL[r.below(5) as usize]);
+    }
+    if known(r) {
+        f = f.forges_sender(r.below(2) == 0);
+    }
+    if known(r) {
+        f = f.sender(["", "a@example.org", "b@example.org"][r.below(3) as usize]);
+    }
+    if known(r) {
+        f = f.virus(["W32/Sobig.F@MM", "EICAR", "w32/x", "32", "Troj@mm", ""][r.below(6) as usize]);
+    }
+    if known(r) {
+        let ip = [
+            "10.1.2.3",
+            "10.1.9.9",
+            "10.9.9.9",
+            "192.168.1.1",
+            "8.8.8.8",
+            "2001:db8::1",
+            "::1",
+            "::ffff:10.1.2.3",
+        ];
+        f = f.client_ip(ip[r.below(ip.len() as u64) as usize].parse().unwrap());
+    }
+    if known(r) {
+        f = f.size([-1i64, 0, 1, 999, 1000, 1001, 4999, 5000, 5001][r.below(9) as usize]);
+    }
+    f
+}
+
+#[test]
+fn random_policies_never_contradict_evaluation() {
+    let mut r = gen::Rng::new(2024);
+    let (mut unreachable_claims, mut value_checks) = (0, 0);
+    for round in 0..300 {
+        let src = random_policy(&mut r);
+        let policy = Policy::parse(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+        let diags = policy.check();
+        unreachable_claims += with_code(&diags, "unreachable-rule").len();
+        let has = |code: &str, rule: &str| {
+            diags
+                .iter()
+                .any(|d| d.code.as_str() == code && d.rule.as_deref() == Some(rule))
+        };
+        for _ in 0..3000 {
+            let facts = random_facts(&mut r);
+            let d = policy.evaluate(&facts);
+            let rule = d.rule().unwrap_or("default");
+            let ctx = || format!("round {round}\n{src}\nfacts {facts:?}\n{diags:#?}");
+            assert!(!has("unreachable-rule", rule), "{rule} reached: {}", ctx());
+            let scanner = facts.get("scanner").map(|v| format!("{v:?}"));
+            let infected = scanner.as_deref() == Some("Scanner(Infected)");
+            let disp = d.disposition();
+            if infected && disp == Disposition::Pass {
+                value_checks += 1;
+                assert!(has("virus-passes", rule), "{}", ctx());
+            }
+            if matches!(
+                scanner.as_deref(),
+                Some("Scanner(Error)" | "Scanner(Timeout)")
+            ) && disp == Disposition::Pass
+            {
+                assert!(has("fail-open", rule), "{}", ctx());
+            }
+            let alerts_sender = d.alerts().any(|a| a.as_str() == "sender");
+            if infected && alerts_sender {
+                assert!(has("backscatter-alert", rule), "{}", ctx());
+            }
+            let null = matches!(facts.get("sender"), Some(v) if format!("{v:?}").contains("\"\""));
+            if null && (alerts_sender || disp == Disposition::Bounce) {
+                assert!(has("alert-null-sender", rule), "{}", ctx());
+            }
+            if infected
+                && disp == Disposition::Reject
+                && policy.mode() == mailpolicy::Mode::AfterQueue
+            {
+                assert!(has("reject-after-queue", rule), "{}", ctx());
+            }
+            let enc = scanner.as_deref() == Some("Scanner(Encrypted)");
+            if (infected || enc) && disp == Disposition::Tempfail {
+                assert!(has("tempfail-permanent", rule), "{}", ctx());
+            }
+            if disp == Disposition::Discard && d.quarantine().is_none() {
+                assert!(has("silent-discard", rule), "{}", ctx());
+            }
+        }
+    }
+    assert!(
+        unreachable_claims > 20,
+        "the test exercises unreachable-rule: {unreachable_claims}"
+    );
+    assert!(
+        value_checks > 100,
+        "the test exercises virus-passes: {value_checks}"
+    );
+}
