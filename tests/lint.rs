@@ -833,3 +833,22 @@ fn random_policies_never_contradict_evaluation() {
         "the test exercises virus-passes: {value_checks}"
     );
 }
+
+#[test]
+fn deeply_nested_conditions_are_fine() {
+    let mut cond = String::from("scanner == infected");
+    for i in 0..64 {
+        cond = if i % 2 == 0 {
+            format!("not ({cond} or direction == inbound)")
+        } else {
+            format!("({cond} and size > {i})")
+        };
+    }
+    let src = format!("rule \"deep\" {{ when {cond} then pass }}\nrule \"after\" {{ when {cond} then discard }}\n");
+    let policy = Policy::parse(&src).unwrap_or_else(|e| panic!("{e}"));
+    let diags = policy.check();
+    // The second rule has the same condition as the first: it can never decide.
+    assert!(diags
+        .iter()
+        .any(|d| d.code == Code::UnreachableRule && d.rule.as_deref() == Some("after")));
+}
