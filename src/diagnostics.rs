@@ -209,6 +209,12 @@ impl Diagnostic {
         self
     }
 
+    /// Names the rule it is about.
+    pub(crate) fn in_rule(mut self, rule: Option<&str>) -> Diagnostic {
+        self.rule = rule.map(str::to_owned);
+        self
+    }
+
     /// Whether it is an error.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error

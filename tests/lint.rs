@@ -399,7 +399,7 @@ fn warnings_agree_with_evaluation_on_sampled_facts() {
     let nets: Vec<String> = src
         .split_whitespace()
         .filter(|t| t.ends_with(".0/24"))
-        .map(|t| t.trim_end_matches(|c| c == ',' || c == ']').to_owned())
+        .map(|t| t.trim_end_matches([',', ']']).to_owned())
         .collect();
     let mut s = Sampler {
         rng: gen::Rng::new(99),
@@ -494,7 +494,7 @@ fn adversarial_policies_stay_bounded() {
     assert!(start.elapsed().as_secs() < 60);
     // Whatever it claims unreachable, no sampled message reaches.
     let mut rng = gen::Rng::new(5);
-    let mut digits = |rng: &mut gen::Rng| -> Option<String> {
+    let digits = |rng: &mut gen::Rng| -> Option<String> {
         (rng.below(4) > 0).then(|| {
             (0..1 + rng.below(4))
                 .map(|_| rng.below(17).to_string())

@@ -625,8 +625,8 @@ fn point(n: Num, int: bool) -> Option<Rep> {
 /// A value strictly between `lo` and `hi` (either may be unbounded).
 fn between(lo: Option<Num>, hi: Option<Num>, int: bool) -> Option<Rep> {
     let ok = |c: Num| {
-        lo.map_or(true, |l| c.cmp(l) == Ordering::Greater)
-            && hi.map_or(true, |h| c.cmp(h) == Ordering::Less)
+        lo.is_none_or(|l| c.cmp(l) == Ordering::Greater)
+            && hi.is_none_or(|h| c.cmp(h) == Ordering::Less)
     };
     let mut cands: Vec<Num> = Vec::with_capacity(8);
     let as_f = |n: Num| match n {

@@ -43,8 +43,6 @@ struct Ctx<'m, 'a> {
     /// Per rule: the values of each fact it reads under which it can be true
     /// (only where that is not every value).
     proj: Vec<Vec<(u32, Ranges)>>,
-    /// Start of each line of the source, for positions without rescanning it.
-    line_starts: Vec<usize>,
     /// The earlier rules relevant to the current rule's reachability: a
     /// superset of those relevant to its queries with extra fact values.
     relevant: Option<(usize, Vec<usize>)>,
@@ -177,15 +175,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
             }
             proj.push(p);
         }
-        let mut line_starts = vec![0];
-        line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
         Ctx {
             model,
             source,
             abs,
             solver,
             proj,
-            line_starts,
             relevant: None,
             out: Vec::new(),
         }
@@ -257,7 +252,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         // The scan is cheap per rule but quadratic over a policy: it counts as work.
         self.solver.work += (candidates.len() / 4) as u64;
         for &e in candidates {
-            let relevant = self.proj.get(e).map_or(true, |p| {
+            let relevant = self.proj.get(e).is_none_or(|p| {
                 p.iter().all(|(v, t)| match allowed.get(*v as usize) {
                     Some(Some(a)) => intersects(t, a),
                     _ => !t.is_empty(),
@@ -722,28 +717,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.out.push(d);
     }
 
-    /// A diagnostic at `span`, located with the line index (the source is
-    /// not rescanned for each of possibly thousands of warnings).
+    /// A diagnostic at `span` (`Policy::check` places all of them in one pass).
     fn diagnostic(&self, code: Code, span: Span, message: String) -> Diagnostic {
-        let line = self
-            .line_starts
-            .partition_point(|s| *s <= span.start)
-            .max(1);
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-        let end = self
-            .line_starts
-            .get(line)
-            .map_or(self.source.len(), |n| n.saturating_sub(1));
-        match self.source.get(start..end) {
-            Some(text) if span.start >= start => {
-                let local = Span::new(span.start - start, span.end.saturating_sub(start));
-                let mut d = Diagnostic::new(code, text, local, message);
-                d.line = line;
-                d.span = span;
-                d
-            }
-            _ => Diagnostic::new(code, self.source, span, message),
-        }
+        Diagnostic::new(code, self.source, span, message)
     }
 
     fn unreachable(&mut self, i: usize) {
