@@ -20,9 +20,23 @@
 //!   cells; facts are taken most-tested first while the product of their
 //!   domains fits, and dropped again if the lists would exceed a memory
 //!   budget proportional to the rule count.
+//! - **Gates** ([`gate`]): a rule with a required conjunct that tests one
+//!   string or IP fact positively (`recipient == "a@b"`, `client_ip in NETS`,
+//!   `virus matches "Trojan.Gen*"`) is not listed in the cells; instead the
+//!   fact's value is looked up once (hash map, CIDR segment table, glob
+//!   prefix/suffix tries) to get the few such rules that may apply. The
+//!   cell's rules and the gates' rules are merged in rule order; a gate is
+//!   consulted only when the merge reaches its first rule that can be true
+//!   in the cell, so a decision made by an early rule reads no gate fact.
 //! - **Compiled leaves** ([`expr`]): enum/bool tests as bitmasks, string
-//!   sets sorted, CIDR lists as merged interval tables (binary search), long
-//!   glob lists as one regex.
+//!   sets sorted, CIDR lists as merged interval tables (binary search), globs
+//!   as exact/prefix/suffix comparisons where they are of that form (bytewise
+//!   on ASCII), lists of 16+ ASCII globs as one regex.
+//!
+//! With both, the rules tried per evaluation depend on how many rules can
+//! match the message, not on how many the policy has: on generated policies
+//! of 10 to 10,000 rules the time per evaluation stays flat (see
+//! `benches/README.md`).
 //!
 //! Evaluation allocates nothing: the facts are read in place (or through the
 //! reference's stack-allocated memo table for lazy providers).
