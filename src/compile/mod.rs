@@ -250,6 +250,7 @@ impl Compiled {
             }
         }
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
+        // Index 0 exists: `MAX_LISTS` is at least 1.
         heads[0] = (start, end);
         let mut n = 1usize;
         let mut last = u32::MAX;
