@@ -189,6 +189,7 @@ impl Policy {
     /// in bytes, with the decision table's shape: `(bytes, cells, indexed facts)`.
     /// (The checked model and the source text come on top; the benches
     /// measure the whole `Policy` with a counting allocator.)
+    #[doc(hidden)]
     pub fn compiled_size(&self) -> (usize, usize, usize) {
         compile::describe(&self.compiled)
     }

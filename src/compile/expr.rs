@@ -129,17 +129,28 @@ impl NetTable {
     }
 }
 
+/// A folded literal: its characters, and the same as text when it is ASCII.
+#[derive(Debug, Clone)]
+struct Lit8(Box<[char]>, Option<Box<str>>);
+
+impl std::ops::Deref for Lit8 {
+    type Target = [char];
+    fn deref(&self) -> &[char] {
+        &self.0
+    }
+}
+
 /// One glob in the form that matches it fastest. Literal characters are
 /// stored folded ([`fold`]), and text characters are folded before they are
 /// compared, exactly as [`Glob::matches`] does.
 #[derive(Debug, Clone)]
 enum FastGlob {
     /// No wildcard: the whole text.
-    Exact(Box<[char]>),
+    Exact(Lit8),
     /// `lit*`: the text starts with it.
-    Prefix(Box<[char]>),
+    Prefix(Lit8),
     /// `*lit`: the text ends with it.
-    Suffix(Box<[char]>),
+    Suffix(Lit8),
     /// Anything else: the general matcher.
     General(usize),
 }
@@ -148,7 +159,11 @@ impl FastGlob {
     fn new(i: usize, g: &Glob) -> FastGlob {
         let chars: Vec<char> = g.source.chars().collect();
         let wild = |c: &char| matches!(c, '*' | '?');
-        let lit = |cs: &[char]| cs.iter().map(|c| fold(*c)).collect::<Box<[char]>>();
+        let lit = |cs: &[char]| {
+            let folded: Box<[char]> = cs.iter().map(|c| fold(*c)).collect();
+            let text: String = folded.iter().collect();
+            Lit8(folded, text.is_ascii().then(|| text.into_boxed_str()))
+        };
         match chars.as_slice() {
             cs if !cs.iter().any(wild) => FastGlob::Exact(lit(cs)),
             [rest @ .., '*'] if !rest.iter().any(wild) => FastGlob::Prefix(lit(rest)),
@@ -159,22 +174,53 @@ impl FastGlob {
 
     #[inline]
     fn matches(&self, globs: &[Glob], text: &str) -> bool {
+        let tb = text.as_bytes();
         match self {
             FastGlob::Exact(lit) => {
+                if let Some(l) = ascii(lit) {
+                    if text.is_ascii() {
+                        return tb.eq_ignore_ascii_case(l.as_bytes());
+                    }
+                }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l)) && it.next().is_none()
             }
             FastGlob::Prefix(lit) => {
+                if let Some(l) = ascii(lit) {
+                    // Fewer bytes than the literal's characters: fewer characters too.
+                    let Some(head) = tb.get(..l.len()) else {
+                        return false;
+                    };
+                    if head.is_ascii() {
+                        return head.eq_ignore_ascii_case(l.as_bytes());
+                    }
+                }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l))
             }
             FastGlob::Suffix(lit) => {
+                if let Some(l) = ascii(lit) {
+                    let Some(tail) = tb.len().checked_sub(l.len()).and_then(|at| tb.get(at..))
+                    else {
+                        return false;
+                    };
+                    if tail.is_ascii() {
+                        return tail.eq_ignore_ascii_case(l.as_bytes());
+                    }
+                }
                 let mut it = text.chars().rev();
                 lit.iter().rev().all(|l| it.next().map(fold) == Some(*l))
             }
             FastGlob::General(i) => globs.get(*i).is_some_and(|g| g.matches(text)),
         }
     }
+}
+
+/// The literal as ASCII text, when it is ASCII. An ASCII region of the text
+/// can then be compared bytewise: there, folding is ASCII lowercasing.
+#[inline]
+fn ascii(lit: &Lit8) -> Option<&str> {
+    lit.1.as_deref()
 }
 
 /// One or more globs over one fact: each in its fastest form (exact,

@@ -406,7 +406,16 @@ impl Gate {
                         return false;
                     }
                 }
-                self.prefix.walk(s.chars(), push) && self.suffix.walk(s.chars().rev(), push)
+                if s.is_ascii() {
+                    // ASCII bytes are characters: no UTF-8 decoding.
+                    let b = s.as_bytes();
+                    self.prefix.walk(b.iter().map(|&c| char::from(c)), push)
+                        && self
+                            .suffix
+                            .walk(b.iter().rev().map(|&c| char::from(c)), push)
+                } else {
+                    self.prefix.walk(s.chars(), push) && self.suffix.walk(s.chars().rev(), push)
+                }
             }
             Val::Ip(IpAddr::V4(a)) => {
                 let l = self.v4.lookup(u32::from(a));

@@ -20,9 +20,23 @@
 //!   cells; facts are taken most-tested first while the product of their
 //!   domains fits, and dropped again if the lists would exceed a memory
 //!   budget proportional to the rule count.
+//! - **Gates** ([`gate`]): a rule with a required conjunct that tests one
+//!   string or IP fact positively (`recipient == "a@b"`, `client_ip in NETS`,
+//!   `virus matches "Trojan.Gen*"`) is not listed in the cells; instead the
+//!   fact's value is looked up once (hash map, CIDR segment table, glob
+//!   prefix/suffix tries) to get the few such rules that may apply. The
+//!   cell's rules and the gates' rules are merged in rule order; a gate is
+//!   consulted only when the merge reaches its first rule that can be true
+//!   in the cell, so a decision made by an early rule reads no gate fact.
 //! - **Compiled leaves** ([`expr`]): enum/bool tests as bitmasks, string
-//!   sets sorted, CIDR lists as merged interval tables (binary search), long
-//!   glob lists as one regex.
+//!   sets sorted, CIDR lists as merged interval tables (binary search), globs
+//!   as exact/prefix/suffix comparisons where they are of that form (bytewise
+//!   on ASCII), lists of 16+ ASCII globs as one regex.
+//!
+//! With both, the rules tried per evaluation depend on how many rules can
+//! match the message, not on how many the policy has: on generated policies
+//! of 10 to 10,000 rules the time per evaluation stays flat (see
+//! `benches/README.md`).
 //!
 //! Evaluation allocates nothing: the facts are read in place (or through the
 //! reference's stack-allocated memo table for lazy providers).
@@ -61,6 +75,10 @@ pub(crate) struct Compiled {
     lists: Box<[u32]>,
     /// Value indexes over string/ip facts (see [`gate`]).
     gates: Box<[Gate]>,
+    /// Per cell and gate: the gate's first rule that can be true in the
+    /// cell (`u32::MAX`: none). A gate is only consulted once the merge
+    /// reaches that rule.
+    gate_min: Box<[u32]>,
     /// Per key and coordinate, the rules that can be true there: a bitset
     /// of `words` words at `(key.base + code) * words`.
     member: Box<[u64]>,
@@ -141,6 +159,22 @@ impl Compiled {
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let mut pool = Vec::new();
         let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
+        let words = model.rules.len().div_ceil(64);
+        let gate_bits: Vec<Vec<u64>> = gates
+            .iter()
+            .map(|g| {
+                let mut bits = vec![0u64; words];
+                for &r in pool
+                    .get(g.all.0 as usize..g.all.1 as usize)
+                    .unwrap_or_default()
+                {
+                    if let Some(x) = bits.get_mut(r as usize / 64) {
+                        *x |= 1u64 << (r % 64);
+                    }
+                }
+                bits
+            })
+            .collect();
         let masks: Vec<u64> = model
             .rules
             .iter()
@@ -150,12 +184,13 @@ impl Compiled {
         let budget = 64 * model.rules.len() + 4096;
         loop {
             let mut lists = pool.clone();
-            let t = build_table(model, &keys, &gated, &masks, &mut lists);
+            let t = build_table(model, &keys, &gated, &gate_bits, &masks, &mut lists);
             if lists.len() - pool.len() <= budget || keys.is_empty() {
                 return Compiled {
                     conds,
                     keys: keys.into(),
                     cells: t.cells,
+                    gate_min: t.gate_min,
                     lists: lists.into(),
                     gates: gates.into(),
                     member: t.member,
@@ -200,45 +235,24 @@ impl Compiled {
         }
         // The cell's ungated rules, plus the gated rules the facts' values
         // let through, tried in rule order (a merge of sorted ranges of
-        // `self.lists`, each as `(next, end)`).
+        // `self.lists`, each as `(next, end)`). A gate is consulted (its
+        // fact read and looked up) only when the merge reaches the gate's
+        // first rule that can be true in this cell.
+        let ng = self.gates.len();
+        let mins = self
+            .gate_min
+            .get(cell as usize * ng..(cell as usize + 1) * ng)
+            .unwrap_or_default();
+        let mut pending: u32 = 0;
+        for (i, &m) in mins.iter().enumerate() {
+            if m != u32::MAX {
+                pending |= 1 << i;
+            }
+        }
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
+        // Index 0 exists: `MAX_LISTS` is at least 1.
         heads[0] = (start, end);
         let mut n = 1usize;
-        for g in self.gates.iter() {
-            let Some(v) = src.value(g.id) else {
-                // Unknown: a gate's test is unknown, so its rules are not true.
-                continue;
-            };
-            let first = n;
-            let fits = g.lookup(v, &mut |range| {
-                if n - first < PER_GATE {
-                    if let Some(slot) = heads.get_mut(n) {
-                        *slot = range;
-                        n += 1;
-                        return true;
-                    }
-                }
-                false
-            });
-            if !fits {
-                n = first;
-                if let Some(slot) = heads.get_mut(n) {
-                    *slot = g.all;
-                    n += 1;
-                }
-            }
-        }
-        if n == 1 {
-            // No gated rule is let through: only the cell's rules.
-            for &r in list {
-                if let Some(c) = self.conds.get(r as usize) {
-                    if c.eval(src) == Truth::True {
-                        return Some(r as usize);
-                    }
-                }
-            }
-            return None;
-        }
         let mut last = u32::MAX;
         loop {
             let mut best = u32::MAX;
@@ -253,7 +267,42 @@ impl Compiled {
                     }
                 }
             }
-            // No list has a rule left: no rule applies.
+            if pending != 0 {
+                let mut consulted = false;
+                for (i, (g, &m)) in self.gates.iter().zip(mins).enumerate() {
+                    if pending & (1 << i) == 0 || m > best {
+                        continue;
+                    }
+                    pending &= !(1 << i);
+                    consulted = true;
+                    let Some(v) = src.value(g.id) else {
+                        // Unknown: the gate's test is unknown, so its rules are not true.
+                        continue;
+                    };
+                    let first = n;
+                    let fits = g.lookup(v, &mut |range| {
+                        if n - first < PER_GATE {
+                            if let Some(slot) = heads.get_mut(n) {
+                                *slot = range;
+                                n += 1;
+                                return true;
+                            }
+                        }
+                        false
+                    });
+                    if !fits {
+                        n = first;
+                        if let Some(slot) = heads.get_mut(n) {
+                            *slot = g.all;
+                            n += 1;
+                        }
+                    }
+                }
+                if consulted {
+                    continue;
+                }
+            }
+            // No list has a rule left and no gate is pending: no rule applies.
             let head = heads.get_mut(from)?;
             head.0 += 1;
             if best == last || (from != 0 && !self.in_cell(best, &codes)) {
@@ -507,6 +556,7 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) ->
 /// The decision table and the per-key membership bitsets.
 struct Table {
     cells: Box<[(u32, u32)]>,
+    gate_min: Box<[u32]>,
     member: Box<[u64]>,
     words: usize,
 }
@@ -515,6 +565,7 @@ fn build_table(
     model: &Model,
     keys: &[Key],
     gated: &[bool],
+    gate_bits: &[Vec<u64>],
     masks: &[u64],
     lists: &mut Vec<u32>,
 ) -> Table {
@@ -557,8 +608,9 @@ fn build_table(
     }
     let mut can = vec![0u64; words];
     let mut sure = vec![0u64; words];
+    let mut gate_min = Vec::with_capacity(ncells * gate_bits.len());
     for cell in 0..ncells {
-        can.copy_from_slice(&ungated);
+        can.fill(!0);
         sure.copy_from_slice(&always);
         for (k, s) in keys.iter().zip(&sets) {
             let code = (cell / k.stride as usize) % (k.known as usize + 1);
@@ -570,6 +622,21 @@ fn build_table(
                     *x |= y;
                 }
             }
+        }
+        // Each gate's first rule that can be true in this cell.
+        for bits in gate_bits {
+            let first = can
+                .iter()
+                .zip(bits)
+                .enumerate()
+                .find(|(_, (c, b))| *c & *b != 0)
+                .map_or(u32::MAX, |(w, (c, b))| {
+                    (w * 64) as u32 + (c & b).trailing_zeros()
+                });
+            gate_min.push(first);
+        }
+        for (x, u) in can.iter_mut().zip(&ungated) {
+            *x &= u;
         }
         let mut list = Vec::new();
         'words: for (w, (&c, &d)) in can.iter().zip(&sure).enumerate() {
@@ -602,6 +669,7 @@ fn build_table(
     }
     Table {
         cells: cells.into(),
+        gate_min: gate_min.into(),
         member: member.into(),
         words,
     }
