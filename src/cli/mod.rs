@@ -12,6 +12,31 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// Writes to standard output, ignoring a closed pipe (`policy check | head`
+/// must not panic).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Like [`outln`] without the newline.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Writes to standard error, ignoring a closed pipe.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Exit code for policy or facts errors.
 const EXIT_ERRORS: i32 = 1;
 /// Exit code for usage and I/O problems.
@@ -112,7 +137,7 @@ pub fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             EXIT_USAGE
         }
     }
@@ -186,7 +211,7 @@ fn check(
                     v
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
             );
@@ -221,7 +246,7 @@ fn check(
 
 fn print_errors(path: &Path, diags: &[mailpolicy::Diagnostic]) {
     for d in diags.iter().filter(|d| d.severity == Severity::Error) {
-        eprintln!("{}\n", render::diagnostic(&path.display().to_string(), d));
+        errln!("{}\n", render::diagnostic(&path.display().to_string(), d));
     }
 }
 
@@ -253,13 +278,13 @@ fn eval(
             };
             let name = if source == "-" { "<stdin>" } else { source };
             let Ok(text) = String::from_utf8(text) else {
-                eprintln!("error: {name}: facts are not valid UTF-8");
+                errln!("error: {name}: facts are not valid UTF-8");
                 return Ok(EXIT_ERRORS);
             };
             match policy.facts_from_json(&text) {
                 Ok(input) => input,
                 Err(e) => {
-                    eprintln!("error: {name}:{e}");
+                    errln!("error: {name}:{e}");
                     return Ok(EXIT_ERRORS);
                 }
             }
@@ -290,7 +315,7 @@ fn eval(
     let output = match input {
         FactsInput::One(mut facts) => {
             if let Err(e) = apply(&mut facts) {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return Ok(EXIT_ERRORS);
             }
             decision_json(&facts)
@@ -298,13 +323,13 @@ fn eval(
         FactsInput::PerRecipient(mut all) => {
             for facts in &mut all {
                 if let Err(e) = apply(facts) {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     return Ok(EXIT_ERRORS);
                 }
             }
             let decisions: Vec<_> = all.iter().map(|f| policy.evaluate(f)).collect();
             let Some(verdict) = MessageVerdict::combine(&decisions) else {
-                eprintln!("error: a facts array needs at least one object");
+                errln!("error: a facts array needs at least one object");
                 return Ok(EXIT_ERRORS);
             };
             let recipients: Vec<Value> = all.iter().map(decision_json).collect();
@@ -314,7 +339,7 @@ fn eval(
             ]))
         }
     };
-    println!("{output}");
+    outln!("{output}");
     Ok(0)
 }
 
@@ -405,7 +430,7 @@ fn fmt(path: &Path, check: bool, write: bool) -> Result<i32, String> {
     };
     if check {
         if formatted != text {
-            eprintln!(
+            errln!(
                 "{} is not in canonical form (run `policy fmt --write {}`)",
                 path.display(),
                 path.display()
@@ -421,6 +446,6 @@ fn fmt(path: &Path, check: bool, write: bool) -> Result<i32, String> {
         }
         return Ok(0);
     }
-    print!("{formatted}");
+    out!("{formatted}");
     Ok(0)
 }
