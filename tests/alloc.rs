@@ -56,41 +56,8 @@ fn allocations(f: impl FnOnce()) -> usize {
     ALLOCS.load(Ordering::SeqCst) - before
 }
 
-const EXAMPLE: &str = r#"
-policy "example.org"
-mode after_queue
-admin "postmaster@example.org"
-fact dnsbl_listed: bool
-list mynets  = [10.0.0.0/8, 192.168.0.0/16, 2001:db8::/32]
-list forgers = ["W32/Sobig*", "W32/Bagle*", "*@MM"]
-rule "scanner failed: try later" {
-    when scanner in [error, timeout]
-    then tempfail "451 4.7.1 virus scanner unavailable, try again later"
-}
-rule "we emit no viruses" {
-    when (direction != inbound or client_ip in mynets) and scanner == infected
-    then discard, quarantine "outbound", alert admin
-}
-rule "unscannable: deliver, but marked" {
-    when scanner == encrypted
-    then pass, tag "***UNCHECKED***"
-}
-rule "known non-forging viruses get a clean DSN" {
-    when scanner == infected and forges_sender == false
-         and not (virus matches forgers) and sender != ""
-    then bounce, quarantine
-}
-rule "regex family" { when scanner == infected and virus matches /^Worm\./ then reject }
-rule "every other virus is discarded safely" {
-    when scanner == infected
-    then discard, quarantine
-}
-rule "listed senders with spammy mail" {
-    when dnsbl_listed and spam_score >= 8
-    then discard, quarantine "spam"
-}
-default pass
-"#;
+/// The specification's example policy.
+const EXAMPLE: &str = include_str!("fixtures/spec_example.policy");
 
 struct Provider<'f>(&'f Facts);
 
