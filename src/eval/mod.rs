@@ -144,37 +144,7 @@ impl<P: FactProvider + ?Sized> FactSource for MemoSource<'_, '_, P> {
 
 /// Evaluates a condition with Kleene logic.
 pub(crate) fn eval_expr(e: &Expr, src: &mut dyn FactSource) -> Truth {
-    match &e.kind {
-        ExprKind::Const(b) => Truth::from_bool(*b),
-        ExprKind::Known(id) => Truth::from_bool(src.value(*id).is_some()),
-        ExprKind::Not(inner) => eval_expr(inner, src).not(),
-        ExprKind::And(parts) => {
-            let mut acc = Truth::True;
-            for p in parts {
-                match eval_expr(p, src) {
-                    Truth::False => return Truth::False,
-                    Truth::Unknown => acc = Truth::Unknown,
-                    Truth::True => {}
-                }
-            }
-            acc
-        }
-        ExprKind::Or(parts) => {
-            let mut acc = Truth::False;
-            for p in parts {
-                match eval_expr(p, src) {
-                    Truth::True => return Truth::True,
-                    Truth::Unknown => acc = Truth::Unknown,
-                    Truth::False => {}
-                }
-            }
-            acc
-        }
-        leaf => match leaf_fact(leaf).and_then(|id| src.value(id)) {
-            Some(v) => Truth::from_bool(test_leaf(leaf, v)),
-            None => Truth::Unknown,
-        },
-    }
+    eval_expr_traced(e, src, &mut |_, _, _, _| {})
 }
 
 /// The fact a leaf tests.

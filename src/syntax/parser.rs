@@ -423,30 +423,31 @@ impl Builder<'_, '_> {
     }
 
     fn or_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        let span = span_of(&pair);
-        let mut parts: Vec<Cond> = pair
-            .into_inner()
-            .filter(|p| p.as_rule() == Rule::and_expr)
-            .map(|p| self.and_expr(p))
-            .collect();
-        if parts.len() == 1 {
-            parts.pop().unwrap_or(Cond::Bool(false, span))
-        } else {
-            Cond::Or(parts, span)
-        }
+        self.chain(pair, Rule::and_expr, Self::and_expr, Cond::Or)
     }
 
     fn and_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
+        self.chain(pair, Rule::not_expr, Self::not_expr, Cond::And)
+    }
+
+    /// `a OP b OP c`: the parts, or the single part itself.
+    fn chain(
+        &mut self,
+        pair: Pair<'_, Rule>,
+        part: Rule,
+        build: fn(&mut Self, Pair<'_, Rule>) -> Cond,
+        join: fn(Vec<Cond>, Span) -> Cond,
+    ) -> Cond {
         let span = span_of(&pair);
         let mut parts: Vec<Cond> = pair
             .into_inner()
-            .filter(|p| p.as_rule() == Rule::not_expr)
-            .map(|p| self.not_expr(p))
+            .filter(|p| p.as_rule() == part)
+            .map(|p| build(self, p))
             .collect();
         if parts.len() == 1 {
             parts.pop().unwrap_or(Cond::Bool(false, span))
         } else {
-            Cond::And(parts, span)
+            join(parts, span)
         }
     }
 
