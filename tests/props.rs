@@ -63,7 +63,7 @@ impl FactProvider for Counting<'_> {
 }
 
 proptest! {
-    #![proptest_config(cases(600))]
+    #![proptest_config(cases(900))]
 
     /// Evaluation never panics, always gives exactly one disposition, and the
     /// three evaluators agree.
