@@ -171,6 +171,26 @@ pub(crate) enum Val<'a> {
     Enum(u16),
 }
 
+impl Val<'_> {
+    /// The value as a policy writes it (enum values by name, strings quoted).
+    pub(crate) fn describe(&self, ty: &crate::facts::FactType) -> String {
+        match *self {
+            Val::Bool(b) => b.to_string(),
+            Val::Int(i) => i.to_string(),
+            Val::Float(f) => f.to_string(),
+            Val::Str(s) => format!("{s:?}"),
+            Val::Ip(ip) => ip.to_string(),
+            Val::Enum(i) => match ty {
+                crate::facts::FactType::Enum(values) => values
+                    .get(usize::from(i))
+                    .cloned()
+                    .unwrap_or_else(|| i.to_string()),
+                _ => i.to_string(),
+            },
+        }
+    }
+}
+
 /// Compares two numbers exactly (an `i64` and an `f64` are compared without
 /// rounding the integer). Non-finite floats never reach here.
 pub(crate) fn cmp_numbers(a: Val<'_>, b: &Lit) -> Option<Ordering> {
@@ -203,6 +223,18 @@ pub(crate) fn cmp_int_float(i: i64, f: f64) -> Ordering {
 }
 
 impl Lit {
+    /// The literal as a fact value.
+    pub(crate) fn as_val(&self) -> Val<'_> {
+        match self {
+            Lit::Bool(b) => Val::Bool(*b),
+            Lit::Int(i) => Val::Int(*i),
+            Lit::Float(f) => Val::Float(*f),
+            Lit::Str(s) => Val::Str(s),
+            Lit::Ip(ip) => Val::Ip(*ip),
+            Lit::Enum(e) => Val::Enum(*e),
+        }
+    }
+
     /// Whether a fact value equals this literal (exact; numbers numerically).
     pub(crate) fn equals(&self, v: Val<'_>) -> bool {
         match (self, v) {

@@ -102,17 +102,8 @@ pub(crate) fn explain<'p>(
 }
 
 fn show(model: &Model, fact: Option<crate::facts::FactId>, v: Val<'_>) -> String {
-    match v {
-        Val::Bool(b) => b.to_string(),
-        Val::Int(i) => i.to_string(),
-        Val::Float(f) => f.to_string(),
-        Val::Str(s) => format!("{s:?}"),
-        Val::Ip(ip) => ip.to_string(),
-        Val::Enum(i) => match fact.map(|id| &model.facts.get(id).ty) {
-            Some(crate::facts::FactType::Enum(values)) => {
-                values.get(usize::from(i)).cloned().unwrap_or_default()
-            }
-            _ => i.to_string(),
-        },
+    match fact {
+        Some(id) => v.describe(&model.facts.get(id).ty),
+        None => v.describe(&crate::facts::FactType::Bool),
     }
 }

@@ -51,27 +51,18 @@ const TABULATE_LIMIT: usize = 4_000_000;
 /// A representative value of a class, owned.
 #[derive(Debug, Clone)]
 pub(crate) enum Rep {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(Box<str>),
-    Ip(IpAddr),
-    Enum(u16),
+    /// This very value.
+    Value(Lit),
     /// Any string other than the literals (patterns decided by variables).
     Other,
 }
 
 impl Rep {
     fn as_val(&self) -> Option<Val<'_>> {
-        Some(match self {
-            Rep::Bool(b) => Val::Bool(*b),
-            Rep::Int(i) => Val::Int(*i),
-            Rep::Float(f) => Val::Float(*f),
-            Rep::Str(s) => Val::Str(s),
-            Rep::Ip(ip) => Val::Ip(*ip),
-            Rep::Enum(e) => Val::Enum(*e),
-            Rep::Other => return None,
-        })
+        match self {
+            Rep::Value(lit) => Some(lit.as_val()),
+            Rep::Other => None,
+        }
     }
 }
 
@@ -534,14 +525,17 @@ fn fact_classes(ty: &FactType, g: Gathered) -> FactClasses {
         is_ip: false,
     };
     match ty {
-        FactType::Bool => plain(vec![Rep::Bool(false), Rep::Bool(true)]),
+        FactType::Bool => plain(vec![
+            Rep::Value(Lit::Bool(false)),
+            Rep::Value(Lit::Bool(true)),
+        ]),
         FactType::Enum(values) => {
             if values.len() > 64 && values.len().saturating_mul(g.leaves) > TABULATE_LIMIT {
                 return opaque();
             }
             plain(
                 (0..values.len().min(usize::from(u16::MAX)))
-                    .map(|i| Rep::Enum(i as u16))
+                    .map(|i| Rep::Value(Lit::Enum(i as u16)))
                     .collect(),
             )
         }
@@ -561,7 +555,7 @@ fn fact_classes(ty: &FactType, g: Gathered) -> FactClasses {
                 return opaque();
             }
             let other = strs.len() as u32;
-            let mut reps: Vec<Rep> = strs.into_iter().map(Rep::Str).collect();
+            let mut reps: Vec<Rep> = strs.into_iter().map(|s| Rep::Value(Lit::Str(s))).collect();
             reps.push(Rep::Other);
             FactClasses {
                 reps,
@@ -603,19 +597,19 @@ fn number_classes(mut nums: Vec<Num>, int: bool) -> Vec<Rep> {
 
 fn num_of(rep: &Rep) -> Option<Num> {
     match rep {
-        Rep::Int(i) => Some(Num::I(*i)),
-        Rep::Float(f) => Some(Num::F(*f)),
+        Rep::Value(Lit::Int(i)) => Some(Num::I(*i)),
+        Rep::Value(Lit::Float(f)) => Some(Num::F(*f)),
         _ => None,
     }
 }
 
 fn point(n: Num, int: bool) -> Option<Rep> {
     match n {
-        Num::I(i) => Some(Rep::Int(i)),
-        Num::F(f) if !int => Some(Rep::Float(f)),
+        Num::I(i) => Some(Rep::Value(Lit::Int(i))),
+        Num::F(f) if !int => Some(Rep::Value(Lit::Float(f))),
         Num::F(f) => {
             // An int fact only holds whole values in i64 range.
-            let r = Rep::Int(f as i64);
+            let r = Rep::Value(Lit::Int(f as i64));
             (f.fract() == 0.0 && num_of(&r).is_some_and(|x| x.cmp(n) == Ordering::Equal))
                 .then_some(r)
         }
@@ -685,8 +679,8 @@ fn between(lo: Option<Num>, hi: Option<Num>, int: bool) -> Option<Rep> {
         })
         .find(|c| ok(*c))
         .map(|c| match c {
-            Num::I(i) => Rep::Int(i),
-            Num::F(f) => Rep::Float(f),
+            Num::I(i) => Rep::Value(Lit::Int(i)),
+            Num::F(f) => Rep::Value(Lit::Float(f)),
         })
 }
 
@@ -812,7 +806,11 @@ fn ip_classes(mut nets: Vec<IpNet>) -> FactClasses {
         net_ranges.insert(items[i].3, (compact[i], compact[end[i]]));
     }
     FactClasses {
-        reps: reps.into_iter().flatten().map(Rep::Ip).collect(),
+        reps: reps
+            .into_iter()
+            .flatten()
+            .map(|ip| Rep::Value(Lit::Ip(ip)))
+            .collect(),
         other: NONE,
         net_ranges,
         opaque: false,

@@ -3,7 +3,7 @@
 
 use super::domain::{intersect, intersects, Abstraction, Ranges, Rep};
 use super::search::{Con, Need, Outcome, Solver};
-use crate::check::model::{Mode, Model};
+use crate::check::model::{Lit, Mode, Model};
 use crate::decision::{Action, AlertTarget, Disposition};
 use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::facts::{FactId, FactType};
@@ -577,7 +577,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         let v = self.abs.vars.get(FactId::SENDER.index())?;
         v.reps
             .iter()
-            .position(|r| matches!(r, Rep::Str(s) if s.is_empty()))
+            .position(|r| matches!(r, Rep::Value(Lit::Str(s)) if s.is_empty()))
             .map(|i| i as u32)
     }
 
@@ -648,18 +648,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 continue;
             }
             let value = match var.reps.get(val as usize) {
-                Some(Rep::Bool(b)) => b.to_string(),
-                Some(Rep::Int(i)) => i.to_string(),
-                Some(Rep::Float(f)) => f.to_string(),
-                Some(Rep::Str(s)) => format!("{s:?}"),
-                Some(Rep::Ip(ip)) => ip.to_string(),
-                Some(Rep::Enum(e)) => match &info.ty {
-                    FactType::Enum(names) => names
-                        .get(usize::from(*e))
-                        .cloned()
-                        .unwrap_or_else(|| e.to_string()),
-                    _ => e.to_string(),
-                },
+                Some(Rep::Value(lit)) => lit.as_val().describe(&info.ty),
                 Some(Rep::Other) | None => "another value".to_owned(),
             };
             parts.push(format!("{name} = {value}"));
