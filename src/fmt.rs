@@ -260,9 +260,21 @@ impl Printer<'_> {
     fn when(&mut self, c: &Cond) {
         let flat = cond(c);
         let span = c.span();
-        let has_comment = self.comments[self.next_comment..]
-            .iter()
-            .any(|k| k.span.start > span.start && k.span.start < span.end);
+        // Only comments *between* the top-level parts keep the condition split
+        // over lines; a comment inside a part moves before `then` either way, so
+        // counting it would make the layout change on a second `fmt`.
+        let parts: &[Cond] = match c {
+            Cond::Or(parts, _) | Cond::And(parts, _) => parts,
+            other => std::slice::from_ref(other),
+        };
+        let inside_a_part = |pos: usize| {
+            parts
+                .iter()
+                .any(|p| p.span().start < pos && pos < p.span().end)
+        };
+        let has_comment = self.comments[self.next_comment..].iter().any(|k| {
+            k.span.start > span.start && k.span.start < span.end && !inside_a_part(k.span.start)
+        });
         if !has_comment && INDENT.len() + 5 + flat.len() <= MAX_WIDTH {
             let _ = write!(self.out, "{INDENT}when {flat}");
             self.end_line(c.span().end);

@@ -74,3 +74,16 @@ fn refuses_syntax_errors_with_a_position() {
     let d = &err.diagnostics()[0];
     assert_eq!((d.code.as_str(), d.line, d.column), ("syntax", 1, 17));
 }
+
+/// Found by `tests/props.rs`: a comment inside one part of a split condition
+/// moved before `then`, and the second `fmt` then joined the condition.
+#[test]
+fn a_comment_inside_a_condition_part_formats_idempotently() {
+    let src = "rule \" 0\" {\n    when (not true and client_ip in 10.1.2.3)\n        and not  # a comment\n    size < 0\n    then pass\n}\n";
+    let once = format(src).unwrap();
+    assert_eq!(
+        once,
+        "rule \" 0\" {\n    when (not true and client_ip in 10.1.2.3) and not size < 0\n    # a comment\n    then pass\n}\n"
+    );
+    assert_eq!(format(&once).unwrap(), once);
+}
