@@ -1,0 +1,1 @@
+//! mailpolicyd: the filter that carries out a mailpolicy policy.
