@@ -1,0 +1,600 @@
+//! The core both front ends drive: scan a message (only when the policy
+//! reads the scanner), evaluate the policy per recipient, combine the
+//! decisions into one answer, and carry out what must happen before the MTA
+//! is answered — quarantine copies on disk, the clean DSN submitted — then
+//! alerts and the logs. No front-end (milter/SMTP) types in here.
+
+use crate::clamd::{Clamd, ScanResult};
+use crate::config::{canonical_ip, Config};
+use crate::decision_log::{DecisionLog, Entry, RecipientEntry};
+use crate::message::Message;
+use crate::notify::{self, About, Submitter};
+use crate::quarantine::{self, Record};
+use crate::sanitize::{header_text, is_plain_address, log_text};
+use mailpolicy::{AlertTarget, Decision, Direction, Facts, MessageVerdict, Policy, Verdict};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
+
+/// A policy in force, with what the filter derived from it once.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    /// The policy.
+    pub policy: Policy,
+    /// Whether any rule reads `scanner`, `virus` or `forges_sender` (else
+    /// no clamd round trip is made).
+    pub needs_scan: bool,
+    /// Warnings `check()` found when it was loaded (logged).
+    pub warnings: usize,
+}
+
+impl LoadedPolicy {
+    /// Reads and parses a policy file; the error is the rendered diagnostics.
+    pub fn load(path: &Path) -> Result<LoadedPolicy, String> {
+        let source = std::fs::read(path)
+            .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
+        let policy =
+            Policy::parse_bytes(&source).map_err(|e| format!("{}: {e}", path.display()))?;
+        let needs_scan = policy
+            .facts_needed()
+            .iter()
+            .any(|k| matches!(k.name, "scanner" | "virus" | "forges_sender"));
+        let warnings = policy.check().len();
+        Ok(LoadedPolicy {
+            policy,
+            needs_scan,
+            warnings,
+        })
+    }
+}
+
+/// An SMTP reply: code, enhanced status, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit code (4xx or 5xx).
+    pub code: u16,
+    /// The enhanced status code (`5.7.1`), if any.
+    pub enhanced: Option<String>,
+    /// The text (sanitised: one line).
+    pub text: String,
+}
+
+impl Reply {
+    /// The reply for `verdict` (reject or tempfail) from the policy's text:
+    /// `"554 5.7.1 virus found"` is used as written; a text without a code
+    /// of the right class gets the verdict's default code in front.
+    pub fn for_verdict(verdict: Verdict, text: Option<&str>) -> Reply {
+        let (default_code, default_status, class) = match verdict {
+            Verdict::Tempfail => (451, "4.7.1", b'4'),
+            _ => (554, "5.7.1", b'5'),
+        };
+        let default_text = verdict.default_smtp_reply();
+        let text = header_text(text.unwrap_or(default_text));
+        let mut words = text.splitn(2, ' ');
+        let first = words.next().unwrap_or("");
+        let rest = words.next().unwrap_or("").trim();
+        if first.len() == 3
+            && first.bytes().all(|b| b.is_ascii_digit())
+            && first.as_bytes()[0] == class
+        {
+            let code: u16 = first.parse().unwrap_or(default_code);
+            let (enhanced, text) = match rest.split_once(' ') {
+                Some((s, t)) if is_enhanced(s, class) => (Some(s.to_owned()), t.trim().to_owned()),
+                _ if is_enhanced(rest, class) => (Some(rest.to_owned()), String::new()),
+                _ => (None, rest.to_owned()),
+            };
+            let text = if text.is_empty() {
+                "rejected by content policy".into()
+            } else {
+                text
+            };
+            return Reply {
+                code,
+                enhanced,
+                text,
+            };
+        }
+        Reply {
+            code: default_code,
+            enhanced: Some(default_status.to_owned()),
+            text,
+        }
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.enhanced {
+            Some(e) => write!(f, "{} {} {}", self.code, e, self.text),
+            None => write!(f, "{} {}", self.code, self.text),
+        }
+    }
+}
+
+fn is_enhanced(s: &str, class: u8) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && s.as_bytes().first() == Some(&class)
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What the front end must answer and do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Accept: deliver to `deliver` (possibly none — then nothing is
+    /// relayed, every copy is accounted for), remove `remove`, and put
+    /// `tags` at the start of the delivered copy's Subject.
+    Accept {
+        /// Recipients to deliver to, as given in the envelope.
+        deliver: Vec<String>,
+        /// Recipients to remove (discarded, bounced, rejected).
+        remove: Vec<String>,
+        /// Subject tags of the delivered recipients, each once, in order.
+        tags: Vec<String>,
+    },
+    /// Accept and drop for everyone.
+    Discard,
+    /// Refuse with a 5xx.
+    Reject(Reply),
+    /// Refuse with a 4xx.
+    Tempfail(Reply),
+}
+
+/// The result of processing one message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What to answer.
+    pub answer: Answer,
+    /// The decision-log entry written for it.
+    pub entry: Entry,
+}
+
+/// The filter: config, the policy in force, and the services it uses.
+#[derive(Debug)]
+pub struct Filter {
+    config: Config,
+    policy: RwLock<Arc<LoadedPolicy>>,
+    clamd: Clamd,
+    store: quarantine::Store,
+    submitter: Submitter,
+    decisions: DecisionLog,
+}
+
+impl Filter {
+    /// Builds a filter: loads the policy and opens the decision log.
+    pub fn new(config: Config) -> Result<Filter, String> {
+        let loaded = LoadedPolicy::load(&config.policy)?;
+        let decisions = DecisionLog::open(config.log.decisions.clone())
+            .map_err(|e| format!("cannot open the decision log: {e}"))?;
+        Ok(Filter {
+            clamd: Clamd::new(config.clamd.clone()),
+            store: quarantine::Store::new(config.quarantine_dir.clone()),
+            submitter: Submitter::new(&config.notify),
+            policy: RwLock::new(Arc::new(loaded)),
+            decisions,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the policy file; a policy with errors is refused and the old
+    /// one stays in force. Also reopens the decision log.
+    pub fn reload(&self) -> Result<Arc<LoadedPolicy>, String> {
+        if let Err(e) = self.decisions.reopen() {
+            tracing::warn!("cannot reopen the decision log: {e}");
+        }
+        let loaded = Arc::new(LoadedPolicy::load(&self.config.policy)?);
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&loaded);
+        Ok(loaded)
+    }
+
+    /// Processes one message: returns once everything that must precede the
+    /// answer (quarantine copies fsync'd, DSN submitted) is done.
+    pub async fn process(&self, message: &Message) -> Outcome {
+        let started = Instant::now();
+        let loaded = self.policy();
+        let policy = &loaded.policy;
+        let env = &message.envelope;
+        let site = &self.config.site;
+
+        let scan = match loaded.needs_scan {
+            true => Some(self.clamd.scan(&message.bytes).await),
+            false => None,
+        };
+        let names: &[String] = scan.as_ref().map_or(&[], ScanResult::names);
+        let scanner = scan.as_ref().map(ScanResult::scanner);
+        let forges = site.forges_sender(names);
+        let client_ip = env.client_ip.map(canonical_ip);
+        let originating = env.authenticated || client_ip.is_some_and(|ip| site.in_mynetworks(ip));
+
+        let mut base = Facts::new()
+            .sender(env.sender.clone())
+            .authenticated(env.authenticated)
+            .size(i64::try_from(message.bytes.len()).unwrap_or(i64::MAX));
+        if let Some(ip) = client_ip {
+            base = base.client_ip(ip);
+        }
+        if let Some(s) = scanner {
+            base = base.scanner(s);
+        }
+        for name in names {
+            base = base.virus(name.clone());
+        }
+        if let Some(f) = forges {
+            base = base.forges_sender(f);
+        }
+        let directions: Vec<Direction> = env
+            .recipients
+            .iter()
+            .map(|r| Direction::from_flags(originating, site.is_local_recipient(r)))
+            .collect();
+        let decisions: Vec<Decision<'_>> = env
+            .recipients
+            .iter()
+            .zip(&directions)
+            .map(|(r, d)| policy.evaluate(&base.clone().recipient(r.clone()).direction(*d)))
+            .collect();
+        let combined = MessageVerdict::combine(&decisions);
+        let mut verdict = combined.as_ref().map_or(Verdict::Accept, |c| c.verdict);
+        let mut answer = match (&combined, verdict) {
+            (_, Verdict::Tempfail) => Answer::Tempfail(Reply::for_verdict(
+                Verdict::Tempfail,
+                combined.as_ref().and_then(|c| c.reply.as_deref()),
+            )),
+            (_, Verdict::Reject) => Answer::Reject(Reply::for_verdict(
+                Verdict::Reject,
+                combined.as_ref().and_then(|c| c.reply.as_deref()),
+            )),
+            (_, Verdict::Discard) => Answer::Discard,
+            (Some(c), _) => {
+                let mut tags: Vec<String> = Vec::new();
+                for &i in &c.deliver_to {
+                    for t in decisions[i].tags() {
+                        if !tags.iter().any(|x| x == t) {
+                            tags.push(t.to_owned());
+                        }
+                    }
+                }
+                let mut remove: Vec<usize> = c.drop.iter().chain(&c.bounce).copied().collect();
+                remove.sort_unstable();
+                Answer::Accept {
+                    deliver: c
+                        .deliver_to
+                        .iter()
+                        .map(|&i| env.recipients[i].clone())
+                        .collect(),
+                    remove: remove.iter().map(|&i| env.recipients[i].clone()).collect(),
+                    tags,
+                }
+            }
+            (None, _) => Answer::Accept {
+                deliver: vec![],
+                remove: vec![],
+                tags: vec![],
+            },
+        };
+        let now = SystemTime::now();
+        let time = humantime::format_rfc3339_seconds(now).to_string();
+        let subject = message.subject();
+        let scanner_str = scanner.map(|s| s.as_str().to_owned());
+        let facts_json = serde_json::json!({
+            "scanner": scanner_str,
+            "virus": names,
+            "forges_sender": forges,
+            "client_ip": client_ip.map(|i| i.to_string()),
+            "sender": env.sender,
+            "authenticated": env.authenticated,
+            "size": message.bytes.len(),
+        });
+        let recipient_entries: Vec<RecipientEntry> = env
+            .recipients
+            .iter()
+            .zip(&decisions)
+            .zip(&directions)
+            .map(|((r, d), dir)| RecipientEntry {
+                recipient: r.clone(),
+                direction: dir.as_str().to_owned(),
+                disposition: d.disposition().as_str().to_owned(),
+                quarantine: d.quarantine().map(str::to_owned),
+                alerts: d.alerts().map(|a| a.as_str().to_owned()).collect(),
+                tags: d.tags().map(str::to_owned).collect(),
+                rule: d.rule().map(str::to_owned),
+            })
+            .collect();
+
+        // Quarantine: one ID per message, a copy per bucket, on disk before
+        // the answer. A message tempfailed will come again: no copy now.
+        let mut quarantine_id = None;
+        if verdict != Verdict::Tempfail {
+            let mut buckets: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (i, d) in decisions.iter().enumerate() {
+                if let Some(b) = d.quarantine() {
+                    buckets.entry(b.to_owned()).or_default().push(i);
+                }
+            }
+            if !buckets.is_empty() {
+                let id = quarantine::Store::new_id();
+                let records: Vec<Record> = buckets
+                    .iter()
+                    .map(|(bucket, idx)| Record {
+                        id: id.clone(),
+                        bucket: quarantine::bucket_dir_name(bucket),
+                        time: time.clone(),
+                        queue_id: env.queue_id.clone(),
+                        client_ip: client_ip.map(|i| i.to_string()),
+                        helo: env.helo.clone(),
+                        authenticated: env.authenticated,
+                        sender: env.sender.clone(),
+                        recipients: idx.iter().map(|&i| env.recipients[i].clone()).collect(),
+                        envelope_recipients: env.recipients.clone(),
+                        scanner: scanner_str.clone(),
+                        virus: names.to_vec(),
+                        rule: decisions[idx[0]].rule().map(str::to_owned),
+                        size: message.bytes.len(),
+                        decisions: idx
+                            .iter()
+                            .map(|&i| {
+                                serde_json::to_value(&recipient_entries[i]).unwrap_or_default()
+                            })
+                            .collect(),
+                        facts: facts_json.clone(),
+                        released: false,
+                        released_at: None,
+                        released_to: vec![],
+                    })
+                    .collect();
+                let store = self.store.clone();
+                let bytes = message.bytes.clone();
+                let written = tokio::task::spawn_blocking(move || store.write(&records, &bytes))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                match written {
+                    Ok(()) => quarantine_id = Some(id),
+                    Err(e) => {
+                        tracing::error!(
+                            "quarantine write failed, answering tempfail: {}",
+                            log_text(&e.to_string())
+                        );
+                        verdict = Verdict::Tempfail;
+                        answer = Answer::Tempfail(Reply::for_verdict(
+                            Verdict::Tempfail,
+                            Some("451 4.3.0 quarantine unavailable, try again later"),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let client_ip_text = client_ip.map(|i| i.to_string());
+        let base_about = About {
+            queue_id: env.queue_id.as_deref(),
+            sender: &env.sender,
+            recipients: &[],
+            subject: subject.as_deref(),
+            client_ip: client_ip_text.clone(),
+            detections: names,
+            scanner: scanner_str.as_deref(),
+            rule: None,
+            disposition: "",
+            quarantine_id: quarantine_id.as_deref(),
+            reply: None,
+        };
+        fn about<'a>(base: &About<'a>, recipients: &'a [String], d: &Decision<'a>) -> About<'a> {
+            let mut a = base.clone();
+            a.recipients = recipients;
+            a.rule = d.rule();
+            a.disposition = d.disposition().as_str();
+            a.reply = d.reply();
+            a
+        }
+
+        // The clean DSN for bounced recipients, submitted before the answer;
+        // never to the null sender.
+        if let (Answer::Accept { .. }, Some(c)) = (&answer, &combined) {
+            if !c.bounce.is_empty() && !env.sender.is_empty() && is_plain_address(&env.sender) {
+                let bounced: Vec<String> = c
+                    .bounce
+                    .iter()
+                    .map(|&i| env.recipients[i].clone())
+                    .collect();
+                let first = &decisions[c.bounce[0]];
+                let arrival = humantime::format_rfc3339_seconds(now).to_string();
+                let dsn = notify::build_dsn(
+                    &self.config.notify,
+                    &about(&base_about, &bounced, first),
+                    message.header_block(),
+                    &arrival,
+                );
+                if let Err(e) = self
+                    .submitter
+                    .send("", std::slice::from_ref(&env.sender), &dsn)
+                    .await
+                {
+                    tracing::error!(
+                        "cannot submit the DSN, answering tempfail: {}",
+                        log_text(&e)
+                    );
+                    verdict = Verdict::Tempfail;
+                    answer = Answer::Tempfail(Reply::for_verdict(
+                        Verdict::Tempfail,
+                        Some("451 4.3.0 cannot send the delivery status notification, try again later"),
+                    ));
+                }
+            }
+        }
+
+        // Alerts: one notice per address, naming the message, never carrying it.
+        let mut alerts: Vec<(String, usize)> = Vec::new();
+        for (i, d) in decisions.iter().enumerate() {
+            for target in d.alerts() {
+                let addresses: Vec<String> = match target {
+                    AlertTarget::Admin => policy.admins().to_vec(),
+                    AlertTarget::Sender => vec![env.sender.clone()],
+                    AlertTarget::Recipient => vec![env.recipients[i].clone()],
+                    AlertTarget::Address(a) => vec![a.clone()],
+                    #[allow(unreachable_patterns)]
+                    _ => vec![],
+                };
+                for a in addresses {
+                    if a.is_empty() {
+                        continue; // never to the null sender
+                    }
+                    if !alerts.iter().any(|(x, _)| x.eq_ignore_ascii_case(&a)) {
+                        alerts.push((a, i));
+                    }
+                }
+            }
+        }
+        for (to, i) in &alerts {
+            let notice = notify::build_alert(
+                &self.config.notify,
+                &about(&base_about, &env.recipients, &decisions[*i]),
+                to,
+            );
+            if let Err(e) = self
+                .submitter
+                .send("", std::slice::from_ref(to), &notice)
+                .await
+            {
+                tracing::warn!(
+                    "cannot send the alert to {}: {}",
+                    log_text(to),
+                    log_text(&e)
+                );
+            }
+        }
+
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let entry = Entry {
+            time,
+            queue_id: env.queue_id.clone(),
+            client_ip: client_ip.map(|i| i.to_string()),
+            sender: env.sender.clone(),
+            size: message.bytes.len(),
+            scanner: scanner_str.clone(),
+            virus: names.to_vec(),
+            verdict: verdict.as_str().to_owned(),
+            quarantine_id: quarantine_id.clone(),
+            ms,
+            recipients: recipient_entries,
+        };
+        if let Err(e) = self.decisions.append(&entry) {
+            tracing::error!("cannot write the decision log: {e}");
+        }
+        tracing::info!("{}", main_log_line(&entry, &answer, scan.as_ref()));
+        Outcome { answer, entry }
+    }
+}
+
+/// amavisd-new's one line per message: `Blocked INFECTED (NAMES)
+/// {DiscardedInbound,Quarantined}, [IP] <S> -> <R>,<R>, quarantine: ID,
+/// rule: "NAME", size: N, N ms` (every field sanitised).
+pub fn main_log_line(entry: &Entry, answer: &Answer, scan: Option<&ScanResult>) -> String {
+    let passed = matches!(answer, Answer::Accept { deliver, .. } if !deliver.is_empty());
+    let category = match scan {
+        None => "UNSCANNED",
+        Some(ScanResult::Clean) => "CLEAN",
+        Some(ScanResult::Error(_)) | Some(ScanResult::Timeout) => "UNCHECKED",
+        Some(s) if s.scanner() == mailpolicy::Scanner::Encrypted => "UNCHECKED-ENCRYPTED",
+        Some(_) => "INFECTED",
+    };
+    let mut line = format!("{} {category}", if passed { "Passed" } else { "Blocked" });
+    if !entry.virus.is_empty() {
+        let names: Vec<String> = entry.virus.iter().map(|n| log_text(n)).collect();
+        line.push_str(&format!(" ({})", names.join(",")));
+    }
+    let mut actions: Vec<String> = Vec::new();
+    for r in &entry.recipients {
+        let disposition = match (verdict_of(answer), r.disposition.as_str()) {
+            (Some(v), _) => v,
+            (None, "pass") => "Relayed",
+            (None, "discard") => "Discarded",
+            (None, "bounce") => "Bounced",
+            (None, "reject") => "Bounced",
+            (None, _) => "TempFailed",
+        };
+        let direction = match r.direction.as_str() {
+            "inbound" => "Inbound",
+            "outbound" => "Outbound",
+            "internal" => "Internal",
+            _ => "OpenRelay",
+        };
+        let action = format!("{disposition}{direction}");
+        if !actions.contains(&action) {
+            actions.push(action);
+        }
+    }
+    if entry.quarantine_id.is_some() {
+        actions.push("Quarantined".into());
+    }
+    line.push_str(&format!(" {{{}}}", actions.join(",")));
+    line.push_str(&format!(
+        ", [{}]",
+        entry.client_ip.as_deref().unwrap_or("unknown")
+    ));
+    line.push_str(&format!(" <{}> ->", log_text(&entry.sender)));
+    let rcpts: Vec<String> = entry
+        .recipients
+        .iter()
+        .map(|r| format!("<{}>", log_text(&r.recipient)))
+        .collect();
+    line.push_str(&format!(" {}", rcpts.join(",")));
+    if let Some(q) = &entry.queue_id {
+        line.push_str(&format!(", queue_id: {}", log_text(q)));
+    }
+    if let Some(q) = &entry.quarantine_id {
+        line.push_str(&format!(", quarantine: {q}"));
+    }
+    let rule = entry.recipients.iter().find_map(|r| r.rule.as_deref());
+    match rule {
+        Some(r) => line.push_str(&format!(", rule: \"{}\"", log_text(r))),
+        None => line.push_str(", rule: default"),
+    }
+    line.push_str(&format!(", size: {}, {} ms", entry.size, entry.ms));
+    line
+}
+
+fn verdict_of(answer: &Answer) -> Option<&'static str> {
+    match answer {
+        Answer::Accept { .. } => None,
+        Answer::Discard => Some("Discarded"),
+        Answer::Reject(_) => Some("Rejected"),
+        Answer::Tempfail(_) => Some("TempFailed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_from_policy_text() {
+        let r = Reply::for_verdict(Verdict::Reject, Some("554 5.7.1 virus found"));
+        assert_eq!(
+            (r.code, r.enhanced.as_deref(), r.text.as_str()),
+            (554, Some("5.7.1"), "virus found")
+        );
+        let r = Reply::for_verdict(Verdict::Reject, Some("virus found"));
+        assert_eq!(r.to_string(), "554 5.7.1 virus found");
+        // A 4xx text on a reject keeps the class of the verdict.
+        let r = Reply::for_verdict(Verdict::Reject, Some("451 4.7.1 later"));
+        assert_eq!(r.code, 554);
+        let r = Reply::for_verdict(Verdict::Tempfail, None);
+        assert_eq!(r.to_string(), "451 4.7.1 Message deferred, try again later");
+        let r = Reply::for_verdict(Verdict::Tempfail, Some("452 try\r\nlater"));
+        assert_eq!(r.to_string(), "452 try later");
+    }
+}
