@@ -411,7 +411,12 @@ impl Filter {
                     .map(|&i| env.recipients[i].clone())
                     .collect();
                 let first = &decisions[c.bounce[0]];
-                let arrival = humantime::format_rfc3339_seconds(now).to_string();
+                let unix = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let arrival =
+                    mail_builder::headers::date::Date::new(i64::try_from(unix).unwrap_or(0))
+                        .to_rfc822();
                 let dsn = notify::build_dsn(
                     &self.config.notify,
                     &about(&base_about, &bounced, first),

@@ -47,7 +47,7 @@ pub struct About<'a> {
 /// Builds the filter's own clean DSN (`multipart/report;
 /// report-type=delivery-status`) telling `about.sender` that
 /// `about.recipients` did not get the message. `original_headers` is the
-/// header block as received.
+/// header block as received; `arrival` an RFC 5322 date.
 pub fn build_dsn(
     config: &NotifyConfig,
     about: &About<'_>,
