@@ -35,7 +35,11 @@ impl LoadedPolicy {
         let source = std::fs::read(path)
             .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
         let policy =
-            Policy::parse_bytes(&source).map_err(|e| format!("{}: {e}", path.display()))?;
+            Policy::parse_bytes(&source).map_err(|e| {
+                let rendered: Vec<String> =
+                    e.diagnostics().iter().map(|d| render_diagnostic(path, d)).collect();
+                rendered.join("\n")
+            })?;
         let needs_scan = policy
             .facts_needed()
             .iter()
@@ -47,6 +51,22 @@ impl LoadedPolicy {
             warnings,
         })
     }
+}
+
+/// A policy diagnostic as `policy check` shows it: `warning[code]:
+/// FILE:LINE:COL: message`, then the line, a caret and the help.
+pub fn render_diagnostic(file: &Path, d: &mailpolicy::Diagnostic) -> String {
+    let rendered = d.to_string();
+    let rest = rendered.split_once('\n').map_or("", |(_, r)| r);
+    format!(
+        "{}[{}]: {}:{}:{}: {}\n{rest}",
+        d.severity.as_str(),
+        d.code,
+        file.display(),
+        d.line,
+        d.column,
+        d.message
+    )
 }
 
 /// An SMTP reply: code, enhanced status, text.

@@ -163,13 +163,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     let loaded = match LoadedPolicy::load(&config.policy) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
     let mut problems = 0;
     for d in loaded.policy.check() {
-        eprintln!("{}: {d}", config.policy.display());
+        eprintln!("{}", mailpolicyd::filter::render_diagnostic(&config.policy, &d));
     }
     if config.milter.is_some()
         && config.smtp.is_none()
