@@ -34,12 +34,14 @@ impl LoadedPolicy {
     pub fn load(path: &Path) -> Result<LoadedPolicy, String> {
         let source = std::fs::read(path)
             .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
-        let policy =
-            Policy::parse_bytes(&source).map_err(|e| {
-                let rendered: Vec<String> =
-                    e.diagnostics().iter().map(|d| render_diagnostic(path, d)).collect();
-                rendered.join("\n")
-            })?;
+        let policy = Policy::parse_bytes(&source).map_err(|e| {
+            let rendered: Vec<String> = e
+                .diagnostics()
+                .iter()
+                .map(|d| render_diagnostic(path, d))
+                .collect();
+            rendered.join("\n")
+        })?;
         let needs_scan = policy
             .facts_needed()
             .iter()

@@ -169,7 +169,10 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let mut problems = 0;
     for d in loaded.policy.check() {
-        eprintln!("{}", mailpolicyd::filter::render_diagnostic(&config.policy, &d));
+        eprintln!(
+            "{}",
+            mailpolicyd::filter::render_diagnostic(&config.policy, &d)
+        );
     }
     if config.milter.is_some()
         && config.smtp.is_none()
