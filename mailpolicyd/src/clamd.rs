@@ -60,11 +60,19 @@ pub fn is_encrypted_detection(name: &str) -> bool {
     name.starts_with("Heuristics.Encrypted.")
 }
 
+/// Whether a detection name is clamd's "file exceeds a scan limit"
+/// (reported with `AlertExceedsMax yes`; without it clamd says `OK`).
+pub fn is_limit_detection(name: &str) -> bool {
+    name.starts_with("Heuristics.Limits.Exceeded")
+}
+
 /// Parses clamd's reply to a `SCAN`/`ALLMATCHSCAN`/`INSTREAM` command:
 /// NUL- or newline-separated `SUBJECT: NAME FOUND`, `SUBJECT: OK` or
 /// `SUBJECT: MESSAGE ERROR` lines. Any `FOUND` wins over errors (a
 /// detection is a fact even if the scan failed later); otherwise any error
-/// or an unrecognised reply is an error.
+/// or an unrecognised reply is an error. A reply whose only detections are
+/// `Heuristics.Limits.Exceeded.*` is an error: the message was not scanned
+/// whole.
 pub fn parse_reply(reply: &[u8]) -> ScanResult {
     let text = String::from_utf8_lossy(reply);
     let mut found: Vec<String> = Vec::new();
@@ -95,7 +103,14 @@ pub fn parse_reply(reply: &[u8]) -> ScanResult {
             error = Some(crate::sanitize::log_text(message));
         }
     }
-    if !found.is_empty() {
+    if !found.is_empty() && found.iter().all(|n| is_limit_detection(n)) {
+        // `AlertExceedsMax yes`: clamd did not look at all of it. Not a
+        // clean result — the scan failed.
+        ScanResult::Error(format!(
+            "over clamd's scan limits ({})",
+            crate::sanitize::log_text(&found.join(","))
+        ))
+    } else if !found.is_empty() {
         ScanResult::Found(found)
     } else if let Some(e) = error {
         ScanResult::Error(e)
@@ -279,6 +294,19 @@ mod tests {
             matches!(parse_reply(b"INSTREAM size limit exceeded. ERROR\0"), ScanResult::Error(e) if e.contains("size limit"))
         );
         assert!(matches!(parse_reply(b""), ScanResult::Error(_)));
+        assert!(matches!(
+            parse_reply(b"/s/x: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0"),
+            ScanResult::Error(e) if e.contains("limits")
+        ));
+        assert_eq!(
+            parse_reply(
+                b"/s/x: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0/s/x: Win.Test FOUND\0"
+            ),
+            ScanResult::Found(vec![
+                "Heuristics.Limits.Exceeded.MaxFileSize".into(),
+                "Win.Test".into()
+            ])
+        );
         assert!(matches!(parse_reply(b"garbage"), ScanResult::Error(_)));
         assert!(matches!(parse_reply(b"FOUND"), ScanResult::Error(_)));
         // A path with ": " in it still yields the name.
