@@ -6,8 +6,9 @@
 //! walk ([`crate::eval::eval_expr`]), so a lazy provider is asked for the
 //! same facts in the same order.
 
+use crate::analysis::truth::{self, Truth};
 use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
-use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
+use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use ipnet::IpNet;
@@ -435,28 +436,8 @@ impl CExpr {
                 None => Truth::Unknown,
             },
             CExpr::Not(inner) => inner.eval(src).not(),
-            CExpr::And(parts) => {
-                let mut acc = Truth::True;
-                for p in parts.iter() {
-                    match p.eval(src) {
-                        Truth::False => return Truth::False,
-                        Truth::Unknown => acc = Truth::Unknown,
-                        Truth::True => {}
-                    }
-                }
-                acc
-            }
-            CExpr::Or(parts) => {
-                let mut acc = Truth::False;
-                for p in parts.iter() {
-                    match p.eval(src) {
-                        Truth::True => return Truth::True,
-                        Truth::Unknown => acc = Truth::Unknown,
-                        Truth::False => {}
-                    }
-                }
-                acc
-            }
+            CExpr::And(parts) => truth::all(parts.iter(), |p| p.eval(src)),
+            CExpr::Or(parts) => truth::any(parts.iter(), |p| p.eval(src)),
         }
     }
 

@@ -51,9 +51,10 @@
 mod expr;
 mod gate;
 
+use crate::analysis::truth::{and_mask, bit, not_mask, or_mask, Truth, ANY, F, T, U};
 use crate::check::model::{Expr, ExprKind, Model, Val};
 use crate::decision::Decision;
-use crate::eval::{leaf_fact, test_leaf, FactSource, Truth};
+use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactType};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
@@ -425,88 +426,31 @@ fn fact_bit(id: FactId) -> u64 {
     1u64 << id.0.min(63)
 }
 
-/// Sets of truth values as bits: false 1, unknown 2, true 4.
-const F: u8 = 1;
-const U: u8 = 2;
-const T: u8 = 4;
-const ANY: u8 = F | U | T;
-
-fn set_of(t: Truth) -> u8 {
-    match t {
-        Truth::False => F,
-        Truth::Unknown => U,
-        Truth::True => T,
-    }
-}
-
-/// Kleene `and` (min) / `or` (max) over sets: every pairwise result.
-const fn combine(a: u8, b: u8, and: bool) -> u8 {
-    let mut out = 0;
-    let mut x = 1u8;
-    while x <= T {
-        let mut y = 1u8;
-        while y <= T {
-            if a & x != 0 && b & y != 0 {
-                let lo = if x < y { x } else { y };
-                let hi = if x < y { y } else { x };
-                out |= if and { lo } else { hi };
-            }
-            y <<= 1;
-        }
-        x <<= 1;
-    }
-    out
-}
-
-/// [`combine`] for all pairs of sets, indexed `[and as usize][a][b]`.
-const COMBINE: [[[u8; 8]; 8]; 2] = {
-    let mut t = [[[0u8; 8]; 8]; 2];
-    let mut a = 0;
-    while a < 8 {
-        let mut b = 0;
-        while b < 8 {
-            t[0][a][b] = combine(a as u8, b as u8, false);
-            t[1][a][b] = combine(a as u8, b as u8, true);
-            b += 1;
-        }
-        a += 1;
-    }
-    t
-};
-
-fn and_or(a: u8, b: u8, and: bool) -> u8 {
-    COMBINE[usize::from(and)][usize::from(a & 7)][usize::from(b & 7)]
-}
-
-fn not_set(a: u8) -> u8 {
-    (if a & F != 0 { T } else { 0 }) | (a & U) | (if a & T != 0 { F } else { 0 })
-}
-
 /// The truth values `e` can take when fact `f` is `v` (`None`: unknown) and
 /// every other fact is anything.
 fn abstract_eval(e: &Expr, f: FactId, v: Option<Val<'_>>) -> u8 {
     match &e.kind {
-        ExprKind::Const(b) => set_of(Truth::from_bool(*b)),
-        ExprKind::Known(id) if *id == f => set_of(Truth::from_bool(v.is_some())),
+        ExprKind::Const(b) => bit(Truth::from_bool(*b)),
+        ExprKind::Known(id) if *id == f => bit(Truth::from_bool(v.is_some())),
         ExprKind::Known(_) => F | T,
-        ExprKind::Not(inner) => not_set(abstract_eval(inner, f, v)),
+        ExprKind::Not(inner) => not_mask(abstract_eval(inner, f, v)),
         ExprKind::And(parts) => parts.iter().fold(T, |acc, p| {
             if acc == F {
                 F
             } else {
-                and_or(acc, abstract_eval(p, f, v), true)
+                and_mask(acc, abstract_eval(p, f, v))
             }
         }),
         ExprKind::Or(parts) => parts.iter().fold(F, |acc, p| {
             if acc == T {
                 T
             } else {
-                and_or(acc, abstract_eval(p, f, v), false)
+                or_mask(acc, abstract_eval(p, f, v))
             }
         }),
         leaf => match leaf_fact(leaf) {
             Some(id) if id == f => match v {
-                Some(v) => set_of(Truth::from_bool(test_leaf(leaf, v))),
+                Some(v) => bit(Truth::from_bool(test_leaf(leaf, v))),
                 None => U,
             },
             _ => ANY,

@@ -16,39 +16,8 @@ use crate::facts::{
 use crate::limits::MAX_FACT_SLOTS;
 use std::net::IpAddr;
 
-/// A Kleene truth value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Truth {
-    False,
-    Unknown,
-    True,
-}
-
-impl Truth {
-    pub(crate) fn from_bool(b: bool) -> Truth {
-        if b {
-            Truth::True
-        } else {
-            Truth::False
-        }
-    }
-
-    pub(crate) fn not(self) -> Truth {
-        match self {
-            Truth::False => Truth::True,
-            Truth::Unknown => Truth::Unknown,
-            Truth::True => Truth::False,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Truth::False => "false",
-            Truth::Unknown => "unknown",
-            Truth::True => "true",
-        }
-    }
-}
+use crate::analysis::truth;
+pub(crate) use crate::analysis::truth::Truth;
 
 /// Where the evaluator gets fact values.
 pub(crate) trait FactSource {
@@ -224,28 +193,8 @@ pub(crate) fn eval_expr_traced(
 ) -> Truth {
     match &e.kind {
         ExprKind::Not(inner) => eval_expr_traced(inner, src, record).not(),
-        ExprKind::And(parts) => {
-            let mut acc = Truth::True;
-            for p in parts {
-                match eval_expr_traced(p, src, record) {
-                    Truth::False => return Truth::False,
-                    Truth::Unknown => acc = Truth::Unknown,
-                    Truth::True => {}
-                }
-            }
-            acc
-        }
-        ExprKind::Or(parts) => {
-            let mut acc = Truth::False;
-            for p in parts {
-                match eval_expr_traced(p, src, record) {
-                    Truth::True => return Truth::True,
-                    Truth::Unknown => acc = Truth::Unknown,
-                    Truth::False => {}
-                }
-            }
-            acc
-        }
+        ExprKind::And(parts) => truth::all(parts, |p| eval_expr_traced(p, src, record)),
+        ExprKind::Or(parts) => truth::any(parts, |p| eval_expr_traced(p, src, record)),
         ExprKind::Const(b) => {
             let t = Truth::from_bool(*b);
             record(e.span, None, None, t);

@@ -2,8 +2,8 @@
 //!
 //! Value lints ("infected mail can reach `pass`") and `unreachable-rule` are
 //! decided by a sound analysis, not by reading the text: every fact ranges
-//! over abstract classes of its values plus *unknown* ([`domain`]), and a
-//! search ([`search`]) asks "is there an assignment under which this rule
+//! over abstract classes of its values plus *unknown*
+//! ([`crate::analysis::classes`]), and a search ([`crate::analysis::search`]) asks "is there an assignment under which this rule
 //! decides (every earlier condition not true, this one true) and the facts
 //! have these values?" with the evaluator's Kleene semantics.
 //!
@@ -13,9 +13,7 @@
 //! conservatively: it skips `unreachable-rule` and judges value lints from
 //! the rule's own condition alone.
 
-mod domain;
 mod rules;
-mod search;
 
 use crate::diagnostics::Diagnostic;
 use crate::Policy;

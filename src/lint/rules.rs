@@ -1,8 +1,8 @@
 //! The lints themselves: which questions to ask the search for each rule
 //! (and the default), and how to word the answers.
 
-use super::domain::{intersect, intersects, Abstraction, Ranges, Rep};
-use super::search::{Con, Need, Outcome, Solver};
+use crate::analysis::classes::{intersect, intersects, Abstraction, Ranges, Rep};
+use crate::analysis::search::{Con, Need, Outcome, Solver};
 use crate::check::model::{Lit, Mode, Model};
 use crate::decision::{Action, AlertTarget, Disposition};
 use crate::diagnostics::{Code, Diagnostic, Span};

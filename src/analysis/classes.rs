@@ -18,8 +18,9 @@
 //! When a fact has too many classes × leaves to tabulate, it falls back to the
 //! "other" class alone with every leaf a free boolean: coarser, never unsound.
 
+use super::truth::{Truth, F, T, U};
 use crate::check::model::{cmp_numbers, Expr, ExprKind, Lit, Model, Val};
-use crate::eval::{leaf_fact, test_leaf, Truth};
+use crate::eval::{leaf_fact, test_leaf};
 use crate::facts::{FactId, FactType};
 use ipnet::IpNet;
 use std::cmp::Ordering;
@@ -28,22 +29,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// "No value" in assignments and indexes.
 pub(crate) const NONE: u32 = u32::MAX;
-
-/// Bit for `False` in a truth mask.
-pub(crate) const F: u8 = 1;
-/// Bit for `Unknown` in a truth mask.
-pub(crate) const U: u8 = 2;
-/// Bit for `True` in a truth mask.
-pub(crate) const T: u8 = 4;
-
-/// The mask holding just `t`.
-pub(crate) fn bit(t: Truth) -> u8 {
-    match t {
-        Truth::False => F,
-        Truth::Unknown => U,
-        Truth::True => T,
-    }
-}
 
 /// Tabulation budget per fact (classes × leaves) before falling back.
 const TABULATE_LIMIT: usize = 4_000_000;

@@ -14,7 +14,8 @@
 //! only the constraints that read the variable just assigned, and stops with
 //! `GaveUp` when its work budget runs out.
 
-use super::domain::{bit, complement_ranges, Abstraction, CExpr, Leaf, OtherTruth, F, NONE, T, U};
+use super::classes::{complement_ranges, Abstraction, CExpr, Leaf, OtherTruth, NONE};
+use super::truth::{and_mask, bit, not_mask, or_mask, F, T, U};
 
 /// What a constraint asks of its condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,28 +71,6 @@ fn representatives(seq: Vec<(u32, u32)>, cuts: &[u32]) -> Vec<(u32, u32)> {
         }
     }
     out
-}
-
-fn not_mask(m: u8) -> u8 {
-    (m & U) | if m & F != 0 { T } else { 0 } | if m & T != 0 { F } else { 0 }
-}
-
-fn and_mask(a: u8, b: u8) -> u8 {
-    let mut r = 0;
-    if a & T != 0 && b & T != 0 {
-        r |= T;
-    }
-    if a & F != 0 || b & F != 0 {
-        r |= F;
-    }
-    if (a & U != 0 && b & (U | T) != 0) || (a & T != 0 && b & U != 0) {
-        r |= U;
-    }
-    r
-}
-
-fn or_mask(a: u8, b: u8) -> u8 {
-    not_mask(and_mask(not_mask(a), not_mask(b)))
 }
 
 struct Frame {
