@@ -5,7 +5,7 @@
 //! alerts and the logs. No front-end (milter/SMTP) types in here.
 
 use crate::clamd::{Clamd, ScanResult};
-use crate::config::{canonical_ip, Config};
+use crate::config::{canonical_ip, Config, SiteConfig};
 use crate::decision_log::{DecisionLog, Entry, RecipientEntry};
 use crate::message::Message;
 use crate::notify::{self, About, Submitter};
@@ -227,270 +227,195 @@ impl Filter {
     pub async fn process(&self, message: &Message) -> Outcome {
         let started = Instant::now();
         let loaded = self.policy();
-        let policy = &loaded.policy;
-        let env = &message.envelope;
-        let site = &self.config.site;
-
         let scan = match loaded.needs_scan {
             true => Some(self.clamd.scan(&message.bytes).await),
             false => None,
         };
-        let names: &[String] = scan.as_ref().map_or(&[], ScanResult::names);
-        let scanner = scan.as_ref().map(ScanResult::scanner);
-        let forges = site.forges_sender(names);
-        let client_ip = env.client_ip.map(canonical_ip);
-        let originating = env.authenticated || client_ip.is_some_and(|ip| site.in_mynetworks(ip));
-
-        let mut base = Facts::new()
-            .sender(env.sender.clone())
-            .authenticated(env.authenticated)
-            .size(i64::try_from(message.bytes.len()).unwrap_or(i64::MAX));
-        if let Some(ip) = client_ip {
-            base = base.client_ip(ip);
-        }
-        if let Some(s) = scanner {
-            base = base.scanner(s);
-        }
-        for name in names {
-            base = base.virus(name.clone());
-        }
-        if let Some(f) = forges {
-            base = base.forges_sender(f);
-        }
-        let directions: Vec<Direction> = env
-            .recipients
-            .iter()
-            .map(|r| Direction::from_flags(originating, site.is_local_recipient(r)))
-            .collect();
-        let decisions: Vec<Decision<'_>> = env
-            .recipients
-            .iter()
-            .zip(&directions)
-            .map(|(r, d)| policy.evaluate(&base.clone().recipient(r.clone()).direction(*d)))
-            .collect();
-        let combined = MessageVerdict::combine(&decisions);
-        let mut verdict = combined.as_ref().map_or(Verdict::Accept, |c| c.verdict);
-        let mut answer = match (&combined, verdict) {
-            (_, Verdict::Tempfail) => Answer::Tempfail(Reply::for_verdict(
-                Verdict::Tempfail,
-                combined.as_ref().and_then(|c| c.reply.as_deref()),
-            )),
-            (_, Verdict::Reject) => Answer::Reject(Reply::for_verdict(
-                Verdict::Reject,
-                combined.as_ref().and_then(|c| c.reply.as_deref()),
-            )),
-            (_, Verdict::Discard) => Answer::Discard,
-            (Some(c), _) => {
-                let mut tags: Vec<String> = Vec::new();
-                for &i in &c.deliver_to {
-                    for t in decisions[i].tags() {
-                        if !tags.iter().any(|x| x == t) {
-                            tags.push(t.to_owned());
-                        }
-                    }
-                }
-                let mut remove: Vec<usize> = c.drop.iter().chain(&c.bounce).copied().collect();
-                remove.sort_unstable();
-                Answer::Accept {
-                    deliver: c
-                        .deliver_to
-                        .iter()
-                        .map(|&i| env.recipients[i].clone())
-                        .collect(),
-                    remove: remove.iter().map(|&i| env.recipients[i].clone()).collect(),
-                    tags,
-                }
-            }
-            (None, _) => Answer::Accept {
-                deliver: vec![],
-                remove: vec![],
-                tags: vec![],
-            },
-        };
+        let eval = Evaluation::new(&loaded.policy, &self.config.site, message, scan);
+        let mut answer = eval.answer(message);
         let now = SystemTime::now();
         let time = humantime::format_rfc3339_seconds(now).to_string();
-        let subject = message.subject();
-        let scanner_str = scanner.map(|s| s.as_str().to_owned());
-        let facts_json = serde_json::json!({
-            "scanner": scanner_str,
-            "virus": names,
-            "forges_sender": forges,
-            "client_ip": client_ip.map(|i| i.to_string()),
-            "sender": env.sender,
-            "authenticated": env.authenticated,
-            "size": message.bytes.len(),
-        });
-        let recipient_entries: Vec<RecipientEntry> = env
-            .recipients
-            .iter()
-            .zip(&decisions)
-            .zip(&directions)
-            .map(|((r, d), dir)| RecipientEntry {
-                recipient: r.clone(),
-                direction: dir.as_str().to_owned(),
-                disposition: d.disposition().as_str().to_owned(),
-                quarantine: d.quarantine().map(str::to_owned),
-                alerts: d.alerts().map(|a| a.as_str().to_owned()).collect(),
-                tags: d.tags().map(str::to_owned).collect(),
-                rule: d.rule().map(str::to_owned),
-            })
-            .collect();
 
         // Quarantine: one ID per message, a copy per bucket, on disk before
         // the answer. A message tempfailed will come again: no copy now.
         let mut quarantine_id = None;
-        if verdict != Verdict::Tempfail {
-            let mut buckets: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for (i, d) in decisions.iter().enumerate() {
-                if let Some(b) = d.quarantine() {
-                    buckets.entry(b.to_owned()).or_default().push(i);
-                }
-            }
-            if !buckets.is_empty() {
-                let id = quarantine::Store::new_id();
-                let records: Vec<Record> = buckets
-                    .iter()
-                    .map(|(bucket, idx)| Record {
-                        id: id.clone(),
-                        bucket: quarantine::bucket_dir_name(bucket),
-                        time: time.clone(),
-                        queue_id: env.queue_id.clone(),
-                        client_ip: client_ip.map(|i| i.to_string()),
-                        helo: env.helo.clone(),
-                        authenticated: env.authenticated,
-                        sender: env.sender.clone(),
-                        recipients: idx.iter().map(|&i| env.recipients[i].clone()).collect(),
-                        envelope_recipients: env.recipients.clone(),
-                        scanner: scanner_str.clone(),
-                        virus: names.to_vec(),
-                        rule: decisions[idx[0]].rule().map(str::to_owned),
-                        size: message.bytes.len(),
-                        decisions: idx
-                            .iter()
-                            .map(|&i| {
-                                serde_json::to_value(&recipient_entries[i]).unwrap_or_default()
-                            })
-                            .collect(),
-                        facts: facts_json.clone(),
-                        released: false,
-                        released_at: None,
-                        released_to: vec![],
-                    })
-                    .collect();
-                let store = self.store.clone();
-                let bytes = message.bytes.clone();
-                let written = tokio::task::spawn_blocking(move || store.write(&records, &bytes))
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r);
-                match written {
-                    Ok(()) => quarantine_id = Some(id),
-                    Err(e) => {
-                        tracing::error!(
-                            "quarantine write failed, answering tempfail: {}",
-                            log_text(&e.to_string())
-                        );
-                        verdict = Verdict::Tempfail;
-                        answer = Answer::Tempfail(Reply::for_verdict(
-                            Verdict::Tempfail,
-                            Some("451 4.3.0 quarantine unavailable, try again later"),
-                        ));
-                    }
+        if !matches!(answer, Answer::Tempfail(_)) {
+            match self.quarantine(&eval, message, &time).await {
+                Ok(id) => quarantine_id = id,
+                Err(e) => {
+                    tracing::error!(
+                        "quarantine write failed, answering tempfail: {}",
+                        log_text(&e.to_string())
+                    );
+                    answer = tempfail("451 4.3.0 quarantine unavailable, try again later");
                 }
             }
         }
 
-        let client_ip_text = client_ip.map(|i| i.to_string());
-        let base_about = About {
-            queue_id: env.queue_id.as_deref(),
-            sender: &env.sender,
+        let subject = message.subject();
+        let about = About {
+            queue_id: message.envelope.queue_id.as_deref(),
+            sender: &message.envelope.sender,
             recipients: &[],
             subject: subject.as_deref(),
-            client_ip: client_ip_text.clone(),
-            detections: names,
-            scanner: scanner_str.as_deref(),
+            client_ip: eval.client_ip.map(|i| i.to_string()),
+            detections: eval.names(),
+            scanner: eval.scanner_str(),
             rule: None,
             disposition: "",
             quarantine_id: quarantine_id.as_deref(),
             reply: None,
         };
-        fn about<'a>(base: &About<'a>, recipients: &'a [String], d: &Decision<'a>) -> About<'a> {
-            let mut a = base.clone();
-            a.recipients = recipients;
-            a.rule = d.rule();
-            a.disposition = d.disposition().as_str();
-            a.reply = d.reply();
-            a
-        }
 
-        // The clean DSN for bounced recipients, submitted before the answer;
-        // never to the null sender.
-        if let (Answer::Accept { .. }, Some(c)) = (&answer, &combined) {
-            if !c.bounce.is_empty() && !env.sender.is_empty() && is_plain_address(&env.sender) {
-                let bounced: Vec<String> = c
-                    .bounce
-                    .iter()
-                    .map(|&i| env.recipients[i].clone())
-                    .collect();
-                let first = &decisions[c.bounce[0]];
-                let unix = now
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let arrival =
-                    mail_builder::headers::date::Date::new(i64::try_from(unix).unwrap_or(0))
-                        .to_rfc822();
-                let dsn = notify::build_dsn(
-                    &self.config.notify,
-                    &about(&base_about, &bounced, first),
-                    message.header_block(),
-                    &arrival,
+        // The clean DSN for bounced recipients, submitted before the answer.
+        if matches!(answer, Answer::Accept { .. }) {
+            if let Err(e) = self.send_dsn(&eval, message, &about, now).await {
+                tracing::error!(
+                    "cannot submit the DSN, answering tempfail: {}",
+                    log_text(&e)
                 );
-                if let Err(e) = self
-                    .submitter
-                    .send("", std::slice::from_ref(&env.sender), &dsn)
-                    .await
-                {
-                    tracing::error!(
-                        "cannot submit the DSN, answering tempfail: {}",
-                        log_text(&e)
-                    );
-                    verdict = Verdict::Tempfail;
-                    answer = Answer::Tempfail(Reply::for_verdict(
-                        Verdict::Tempfail,
-                        Some("451 4.3.0 cannot send the delivery status notification, try again later"),
-                    ));
-                }
+                answer = tempfail(
+                    "451 4.3.0 cannot send the delivery status notification, try again later",
+                );
             }
         }
+        self.send_alerts(&loaded.policy, &eval, &about).await;
 
-        // Alerts: one notice per address, naming the message, never carrying it.
+        let entry = Entry {
+            time,
+            queue_id: message.envelope.queue_id.clone(),
+            client_ip: eval.client_ip.map(|i| i.to_string()),
+            sender: message.envelope.sender.clone(),
+            size: message.bytes.len(),
+            scanner: eval.scanner_str().map(str::to_owned),
+            virus: eval.names().to_vec(),
+            verdict: answer.verdict().as_str().to_owned(),
+            quarantine_id,
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            recipients: eval.recipient_entries(message),
+        };
+        if let Err(e) = self.decisions.append(&entry) {
+            tracing::error!("cannot write the decision log: {e}");
+        }
+        tracing::info!("{}", main_log_line(&entry, &answer, eval.scan.as_ref()));
+        Outcome { answer, entry }
+    }
+
+    /// Writes the quarantine copies the decisions ask for; the new ID, or
+    /// `None` when no decision asked for one.
+    async fn quarantine(
+        &self,
+        eval: &Evaluation<'_>,
+        message: &Message,
+        time: &str,
+    ) -> std::io::Result<Option<String>> {
+        let mut buckets: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, d) in eval.decisions.iter().enumerate() {
+            if let Some(b) = d.quarantine() {
+                buckets.entry(b).or_default().push(i);
+            }
+        }
+        if buckets.is_empty() {
+            return Ok(None);
+        }
+        let env = &message.envelope;
+        let id = quarantine::Store::new_id();
+        let entries = eval.recipient_entries(message);
+        let records: Vec<Record> = buckets
+            .iter()
+            .map(|(bucket, idx)| Record {
+                id: id.clone(),
+                bucket: quarantine::bucket_dir_name(bucket),
+                time: time.to_owned(),
+                queue_id: env.queue_id.clone(),
+                client_ip: eval.client_ip.map(|i| i.to_string()),
+                helo: env.helo.clone(),
+                authenticated: env.authenticated,
+                sender: env.sender.clone(),
+                recipients: idx.iter().map(|&i| env.recipients[i].clone()).collect(),
+                envelope_recipients: env.recipients.clone(),
+                scanner: eval.scanner_str().map(str::to_owned),
+                virus: eval.names().to_vec(),
+                rule: eval.decisions[idx[0]].rule().map(str::to_owned),
+                size: message.bytes.len(),
+                decisions: idx
+                    .iter()
+                    .map(|&i| serde_json::to_value(&entries[i]).unwrap_or_default())
+                    .collect(),
+                facts: eval.facts_json(message),
+                released: false,
+                released_at: None,
+                released_to: vec![],
+            })
+            .collect();
+        let store = self.store.clone();
+        let bytes = message.bytes.clone();
+        tokio::task::spawn_blocking(move || store.write(&records, &bytes))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(Some(id))
+    }
+
+    /// Submits the clean DSN for the bounced recipients of an accepted
+    /// message; nothing when there are none or the sender is `<>`.
+    async fn send_dsn(
+        &self,
+        eval: &Evaluation<'_>,
+        message: &Message,
+        about: &About<'_>,
+        now: SystemTime,
+    ) -> Result<(), String> {
+        let Some(combined) = &eval.combined else {
+            return Ok(());
+        };
+        let sender = &message.envelope.sender;
+        if combined.bounce.is_empty() || sender.is_empty() || !is_plain_address(sender) {
+            return Ok(());
+        }
+        let bounced: Vec<String> = combined
+            .bounce
+            .iter()
+            .map(|&i| message.envelope.recipients[i].clone())
+            .collect();
+        let unix = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let arrival =
+            mail_builder::headers::date::Date::new(i64::try_from(unix).unwrap_or(0)).to_rfc822();
+        let about = about_decision(about, &bounced, &eval.decisions[combined.bounce[0]]);
+        let dsn = notify::build_dsn(
+            &self.config.notify,
+            &about,
+            message.header_block(),
+            &arrival,
+        );
+        self.submitter
+            .send("", std::slice::from_ref(sender), &dsn)
+            .await
+    }
+
+    /// Sends one notice per alerted address (never to `<>`); failures are
+    /// logged, not fatal.
+    async fn send_alerts(&self, policy: &Policy, eval: &Evaluation<'_>, about: &About<'_>) {
         let mut alerts: Vec<(String, usize)> = Vec::new();
-        for (i, d) in decisions.iter().enumerate() {
+        for (i, d) in eval.decisions.iter().enumerate() {
             for target in d.alerts() {
-                let addresses: Vec<String> = match target {
-                    AlertTarget::Admin => policy.admins().to_vec(),
-                    AlertTarget::Sender => vec![env.sender.clone()],
-                    AlertTarget::Recipient => vec![env.recipients[i].clone()],
-                    AlertTarget::Address(a) => vec![a.clone()],
-                    #[allow(unreachable_patterns)]
-                    _ => vec![],
+                let addresses: Vec<&str> = match target {
+                    AlertTarget::Admin => policy.admins().iter().map(String::as_str).collect(),
+                    AlertTarget::Sender => vec![about.sender],
+                    AlertTarget::Recipient => vec![eval.recipients[i].as_str()],
+                    AlertTarget::Address(a) => vec![a.as_str()],
                 };
                 for a in addresses {
-                    if a.is_empty() {
-                        continue; // never to the null sender
-                    }
-                    if !alerts.iter().any(|(x, _)| x.eq_ignore_ascii_case(&a)) {
-                        alerts.push((a, i));
+                    if !a.is_empty() && !alerts.iter().any(|(x, _)| x.eq_ignore_ascii_case(a)) {
+                        alerts.push((a.to_owned(), i));
                     }
                 }
             }
         }
         for (to, i) in &alerts {
-            let notice = notify::build_alert(
-                &self.config.notify,
-                &about(&base_about, &env.recipients, &decisions[*i]),
-                to,
-            );
+            let about = about_decision(about, &eval.recipients, &eval.decisions[*i]);
+            let notice = notify::build_alert(&self.config.notify, &about, to);
             if let Err(e) = self
                 .submitter
                 .send("", std::slice::from_ref(to), &notice)
@@ -503,26 +428,177 @@ impl Filter {
                 );
             }
         }
+    }
+}
 
-        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let entry = Entry {
-            time,
-            queue_id: env.queue_id.clone(),
-            client_ip: client_ip.map(|i| i.to_string()),
-            sender: env.sender.clone(),
-            size: message.bytes.len(),
-            scanner: scanner_str.clone(),
-            virus: names.to_vec(),
-            verdict: verdict.as_str().to_owned(),
-            quarantine_id: quarantine_id.clone(),
-            ms,
-            recipients: recipient_entries,
-        };
-        if let Err(e) = self.decisions.append(&entry) {
-            tracing::error!("cannot write the decision log: {e}");
+fn tempfail(text: &str) -> Answer {
+    Answer::Tempfail(Reply::for_verdict(Verdict::Tempfail, Some(text)))
+}
+
+/// `about` with the recipients and the deciding rule of one decision.
+fn about_decision<'a>(base: &About<'a>, recipients: &'a [String], d: &Decision<'a>) -> About<'a> {
+    let mut a = base.clone();
+    a.recipients = recipients;
+    a.rule = d.rule();
+    a.disposition = d.disposition().as_str();
+    a.reply = d.reply();
+    a
+}
+
+impl Answer {
+    /// The verdict the MTA is answered with.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Answer::Accept { .. } => Verdict::Accept,
+            Answer::Discard => Verdict::Discard,
+            Answer::Reject(_) => Verdict::Reject,
+            Answer::Tempfail(_) => Verdict::Tempfail,
         }
-        tracing::info!("{}", main_log_line(&entry, &answer, scan.as_ref()));
-        Outcome { answer, entry }
+    }
+}
+
+/// One message's facts and per-recipient decisions.
+struct Evaluation<'p> {
+    scan: Option<ScanResult>,
+    forges: Option<bool>,
+    client_ip: Option<std::net::IpAddr>,
+    recipients: Vec<String>,
+    directions: Vec<Direction>,
+    decisions: Vec<Decision<'p>>,
+    combined: Option<MessageVerdict>,
+}
+
+impl<'p> Evaluation<'p> {
+    /// Builds each recipient's facts (the message's, plus `recipient` and
+    /// `direction`) and evaluates the policy for each.
+    fn new(
+        policy: &'p Policy,
+        site: &SiteConfig,
+        message: &Message,
+        scan: Option<ScanResult>,
+    ) -> Evaluation<'p> {
+        let env = &message.envelope;
+        let names: &[String] = scan.as_ref().map_or(&[], ScanResult::names);
+        let forges = site.forges_sender(names);
+        let client_ip = env.client_ip.map(canonical_ip);
+        let originating = env.authenticated || client_ip.is_some_and(|ip| site.in_mynetworks(ip));
+        let mut base = Facts::new()
+            .sender(env.sender.clone())
+            .authenticated(env.authenticated)
+            .size(i64::try_from(message.bytes.len()).unwrap_or(i64::MAX));
+        if let Some(ip) = client_ip {
+            base = base.client_ip(ip);
+        }
+        if let Some(s) = &scan {
+            base = base.scanner(s.scanner());
+        }
+        for name in names {
+            base = base.virus(name.clone());
+        }
+        if let Some(f) = forges {
+            base = base.forges_sender(f);
+        }
+        let directions: Vec<Direction> = env
+            .recipients
+            .iter()
+            .map(|r| Direction::from_flags(originating, site.is_local_recipient(r)))
+            .collect();
+        let decisions: Vec<Decision<'p>> = env
+            .recipients
+            .iter()
+            .zip(&directions)
+            .map(|(r, d)| policy.evaluate(&base.clone().recipient(r.clone()).direction(*d)))
+            .collect();
+        let combined = MessageVerdict::combine(&decisions);
+        Evaluation {
+            scan,
+            forges,
+            client_ip,
+            recipients: env.recipients.clone(),
+            directions,
+            decisions,
+            combined,
+        }
+    }
+
+    fn names(&self) -> &[String] {
+        self.scan.as_ref().map_or(&[], ScanResult::names)
+    }
+
+    fn scanner_str(&self) -> Option<&'static str> {
+        self.scan.as_ref().map(|s| s.scanner().as_str())
+    }
+
+    /// What the MTA is answered, before quarantine and DSN had their say.
+    fn answer(&self, message: &Message) -> Answer {
+        let Some(c) = &self.combined else {
+            return Answer::Accept {
+                deliver: vec![],
+                remove: vec![],
+                tags: vec![],
+            };
+        };
+        let recipients = &message.envelope.recipients;
+        match c.verdict {
+            Verdict::Tempfail => {
+                Answer::Tempfail(Reply::for_verdict(Verdict::Tempfail, c.reply.as_deref()))
+            }
+            Verdict::Reject => {
+                Answer::Reject(Reply::for_verdict(Verdict::Reject, c.reply.as_deref()))
+            }
+            Verdict::Discard => Answer::Discard,
+            _ => {
+                let mut tags: Vec<String> = Vec::new();
+                for t in c.deliver_to.iter().flat_map(|&i| self.decisions[i].tags()) {
+                    if !tags.iter().any(|x| x == t) {
+                        tags.push(t.to_owned());
+                    }
+                }
+                let mut remove: Vec<usize> = c.drop.iter().chain(&c.bounce).copied().collect();
+                remove.sort_unstable();
+                Answer::Accept {
+                    deliver: c
+                        .deliver_to
+                        .iter()
+                        .map(|&i| recipients[i].clone())
+                        .collect(),
+                    remove: remove.iter().map(|&i| recipients[i].clone()).collect(),
+                    tags,
+                }
+            }
+        }
+    }
+
+    fn recipient_entries(&self, message: &Message) -> Vec<RecipientEntry> {
+        message
+            .envelope
+            .recipients
+            .iter()
+            .zip(&self.decisions)
+            .zip(&self.directions)
+            .map(|((r, d), dir)| RecipientEntry {
+                recipient: r.clone(),
+                direction: dir.as_str().to_owned(),
+                disposition: d.disposition().as_str().to_owned(),
+                quarantine: d.quarantine().map(str::to_owned),
+                alerts: d.alerts().map(|a| a.as_str().to_owned()).collect(),
+                tags: d.tags().map(str::to_owned).collect(),
+                rule: d.rule().map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// The message's facts as the quarantine metadata records them.
+    fn facts_json(&self, message: &Message) -> serde_json::Value {
+        serde_json::json!({
+            "scanner": self.scanner_str(),
+            "virus": self.names(),
+            "forges_sender": self.forges,
+            "client_ip": self.client_ip.map(|i| i.to_string()),
+            "sender": message.envelope.sender,
+            "authenticated": message.envelope.authenticated,
+            "size": message.bytes.len(),
+        })
     }
 }
 
