@@ -17,6 +17,7 @@ pub mod clamd;
 pub mod config;
 pub mod decision_log;
 pub mod filter;
+pub mod logfile;
 pub mod message;
 pub mod milter;
 pub mod notify;

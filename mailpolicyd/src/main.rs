@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use mailpolicyd::config::Config;
 use mailpolicyd::filter::LoadedPolicy;
+use mailpolicyd::logfile::LogFile;
 use mailpolicyd::notify::Submitter;
 use mailpolicyd::quarantine::{Record, Store};
 use std::path::PathBuf;
@@ -102,25 +103,22 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
+fn init_logging(config: &Config) -> Result<Option<LogFile>, String> {
     let builder = tracing_subscriber::fmt()
         .with_target(false)
         .with_ansi(false);
     match &config.log.file {
         Some(path) => {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = LogFile::open(path)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
-            builder.with_writer(std::sync::Mutex::new(file)).init();
+            builder.with_writer(file.clone()).init();
+            Ok(Some(file))
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => {
+            builder.with_writer(std::io::stderr).init();
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -141,11 +139,14 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = init_logging(&config) {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
-    match runtime().block_on(mailpolicyd::run::run(config)) {
+    let log_file = match init_logging(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime().block_on(mailpolicyd::run::run(config, log_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::filter::Filter;
+use crate::logfile::LogFile;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,8 +14,25 @@ use tokio_util::task::TaskTracker;
 /// How long open sessions may take to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Runs the filter until SIGTERM/SIGINT. Errors are startup failures.
-pub async fn run(config: Config) -> Result<(), String> {
+/// SIGHUP: reopen the logs, re-read the policy (a bad one is refused and
+/// logged; the old one stays).
+fn reload(filter: &Filter, log_file: Option<&LogFile>) {
+    if let Some(f) = log_file {
+        if let Err(e) = f.reopen() {
+            tracing::warn!("SIGHUP: cannot reopen the log file: {e}");
+        }
+    }
+    match filter.reload() {
+        Ok(p) => tracing::info!("SIGHUP: policy reloaded ({} warnings)", p.warnings),
+        Err(e) => {
+            tracing::error!("SIGHUP: the new policy is refused, the old one stays in force:\n{e}")
+        }
+    }
+}
+
+/// Runs the filter until SIGTERM/SIGINT; `log_file`, the main log when it
+/// is a file, is reopened on SIGHUP. Errors are startup failures.
+pub async fn run(config: Config, log_file: Option<LogFile>) -> Result<(), String> {
     let filter = Arc::new(Filter::new(config)?);
     let loaded = filter.policy();
     tracing::info!(
@@ -46,10 +64,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match filter.reload() {
-                Ok(p) => tracing::info!("SIGHUP: policy reloaded ({} warnings)", p.warnings),
-                Err(e) => tracing::error!("SIGHUP: the new policy is refused, the old one stays in force:\n{e}"),
-            },
+            _ = hup.recv() => reload(&filter, log_file.as_ref()),
             _ = term.recv() => break,
             _ = int.recv() => break,
             Some(done) = listeners.join_next() => {
