@@ -96,6 +96,7 @@ pub(crate) const SCANNER_NAMES: [&str; 5] = ["clean", "infected", "encrypted", "
 
 /// The type of a fact.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FactType {
     /// `true` / `false`.
     Bool,
@@ -109,6 +110,10 @@ pub enum FactType {
     Ip,
     /// One of the named values.
     Enum(Vec<String>),
+    /// A set of strings (`[string]`): `virus`, or a custom `fact NAME: [string]`.
+    /// Conditions on it hold when *any* name satisfies them (`all` asks every
+    /// name, and at least one); the empty set is known and holds no name.
+    StringSet,
 }
 
 impl FactType {
@@ -121,6 +126,7 @@ impl FactType {
             FactType::String => "string".into(),
             FactType::Ip => "ip".into(),
             FactType::Enum(v) => format!("enum({})", v.join(", ")),
+            FactType::StringSet => "[string]".into(),
         }
     }
 }
@@ -195,7 +201,7 @@ impl FactTable {
         let types = [
             FactType::Enum(names(&DIRECTION_NAMES)),
             FactType::Enum(names(&SCANNER_NAMES)),
-            FactType::String,
+            FactType::StringSet,
             FactType::Bool,
             FactType::Ip,
             FactType::String,
@@ -240,6 +246,7 @@ impl FactTable {
 /// Borrowed text (`Cow::Borrowed`) costs nothing; a lazy provider that
 /// computes text returns `Cow::Owned`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum FactValue<'a> {
     /// For `bool` facts.
     Bool(bool),
@@ -255,6 +262,37 @@ pub enum FactValue<'a> {
     Direction(Direction),
     /// For `scanner`.
     Scanner(Scanner),
+    /// For set facts (`virus`, `fact NAME: [string]`): the names, in any
+    /// order; an empty set is known ("scanned, nothing found"). A set fact
+    /// also takes a single [`FactValue::Str`] as a one-element set. Build one
+    /// with [`FactValue::set`]; a provider can lend its own `&[String]` as
+    /// `Cow::Borrowed`.
+    Set(Cow<'a, [String]>),
+}
+
+impl FactValue<'static> {
+    /// A set of names (duplicates are dropped, the first occurrence kept).
+    ///
+    /// ```
+    /// use mailpolicy::FactValue;
+    /// let v = FactValue::set(["W32/Sobig.F@MM", "Heuristics.Phishing.Email"]);
+    /// assert_eq!(v.to_string(), r#"["W32/Sobig.F@MM", "Heuristics.Phishing.Email"]"#);
+    /// assert_eq!(FactValue::set(Vec::<String>::new()).to_string(), "[]");
+    /// ```
+    pub fn set<I, S>(names: I) -> FactValue<'static>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut out: Vec<String> = Vec::new();
+        for n in names {
+            let n = n.into();
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        FactValue::Set(Cow::Owned(out))
+    }
 }
 
 impl fmt::Display for FactValue<'_> {
@@ -267,8 +305,25 @@ impl fmt::Display for FactValue<'_> {
             FactValue::Ip(ip) => write!(f, "{ip}"),
             FactValue::Direction(d) => f.write_str(d.as_str()),
             FactValue::Scanner(s) => f.write_str(s.as_str()),
+            FactValue::Set(names) => write_set(f, names),
         }
     }
+}
+
+/// Writes names as a JSON array, `["A", "B"]`.
+pub(crate) fn write_set(f: &mut impl fmt::Write, names: &[String]) -> fmt::Result {
+    f.write_char('[')?;
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        // Serializing a string to JSON cannot fail; fall back to Rust quoting anyway.
+        match serde_json::to_string(n) {
+            Ok(q) => f.write_str(&q)?,
+            Err(_) => write!(f, "{n:?}")?,
+        }
+    }
+    f.write_char(']')
 }
 
 /// Which fact the evaluator asks a [`FactProvider`] for.
@@ -317,9 +372,13 @@ pub trait FactProvider {
 ///     .direction(Direction::Inbound)
 ///     .scanner(Scanner::Infected)
 ///     .virus("W32/Sobig.F@MM")
+///     .virus("Heuristics.Phishing.Email") // a second detection
 ///     .client_ip("203.0.113.9".parse().unwrap())
 ///     .custom("dnsbl_listed", true);
-/// assert_eq!(facts.get("virus").unwrap().to_string(), "\"W32/Sobig.F@MM\"");
+/// assert_eq!(
+///     facts.get("virus").unwrap().to_string(),
+///     r#"["W32/Sobig.F@MM", "Heuristics.Phishing.Email"]"#
+/// );
 /// assert!(facts.get("sender").is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -346,9 +405,39 @@ impl Facts {
         self
     }
 
-    /// Sets `virus`.
+    /// Adds a detection name to `virus` (a set: call it once per name the
+    /// scanners reported; a name already there is not added twice). Before
+    /// the first call `virus` is unknown; see [`Facts::viruses`] for the
+    /// empty set.
+    ///
+    /// ```
+    /// use mailpolicy::{FactValue, Facts};
+    /// let facts = Facts::new().virus("PUA.Win.Packer.Upx").virus("Win.Trojan.Agent");
+    /// assert_eq!(
+    ///     facts.get("virus"),
+    ///     Some(&FactValue::set(["PUA.Win.Packer.Upx", "Win.Trojan.Agent"]))
+    /// );
+    /// ```
     pub fn virus(mut self, name: impl Into<String>) -> Facts {
-        self.builtin[2] = Some(FactValue::Str(Cow::Owned(name.into())));
+        let slot = &mut self.builtin[FactId::VIRUS.index()];
+        *slot = Some(add_name(slot.take(), name.into()));
+        self
+    }
+
+    /// Sets `virus` to exactly these names; none at all is the known empty
+    /// set ("scanned, nothing found"), unlike an unknown `virus`.
+    ///
+    /// ```
+    /// use mailpolicy::Facts;
+    /// let scanned_clean = Facts::new().viruses(Vec::<String>::new());
+    /// assert_eq!(scanned_clean.get("virus").unwrap().to_string(), "[]");
+    /// ```
+    pub fn viruses<I, S>(mut self, names: I) -> Facts
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.builtin[FactId::VIRUS.index()] = Some(FactValue::set(names));
         self
     }
 
@@ -451,6 +540,7 @@ impl FactProvider for Facts {
         }?;
         Some(match value {
             FactValue::Str(s) => FactValue::Str(Cow::Borrowed(s)),
+            FactValue::Set(names) => FactValue::Set(Cow::Borrowed(names)),
             other => other.clone(),
         })
     }
@@ -494,6 +584,30 @@ impl From<Direction> for FactValue<'static> {
 impl From<Scanner> for FactValue<'static> {
     fn from(v: Scanner) -> Self {
         FactValue::Scanner(v)
+    }
+}
+
+/// `value` as a set with `name` added (a value that is no set is replaced).
+fn add_name(value: Option<FactValue<'static>>, name: String) -> FactValue<'static> {
+    let mut names: Vec<String> = match value {
+        Some(FactValue::Set(names)) => names.into_owned(),
+        Some(FactValue::Str(s)) => vec![s.into_owned()],
+        _ => Vec::new(),
+    };
+    if !names.contains(&name) {
+        names.push(name);
+    }
+    FactValue::Set(Cow::Owned(names))
+}
+
+impl From<Vec<String>> for FactValue<'static> {
+    fn from(v: Vec<String>) -> Self {
+        FactValue::set(v)
+    }
+}
+impl From<Vec<&str>> for FactValue<'static> {
+    fn from(v: Vec<&str>) -> Self {
+        FactValue::set(v)
     }
 }
 

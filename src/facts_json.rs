@@ -320,6 +320,23 @@ fn json_value(
             _ => return Err(("a finite number".into(), found())),
         },
         (FactType::String, J::String(s)) => FactValue::Str(Cow::Owned(s.clone())),
+        // A set takes one name or an array of names (`[]`: known and empty).
+        (FactType::StringSet, J::String(s)) => FactValue::set([s.clone()]),
+        (FactType::StringSet, J::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    J::String(s) => names.push(s.clone()),
+                    other => {
+                        return Err((
+                            "a string or an array of strings".into(),
+                            format!("{} at index {i} of the array", describe_json(other)),
+                        ))
+                    }
+                }
+            }
+            FactValue::set(names)
+        }
         (FactType::Ip, J::String(s)) => match s.parse::<IpAddr>() {
             Ok(ip) => FactValue::Ip(crate::facts::canonical_ip(ip)),
             Err(_) => {
@@ -358,6 +375,7 @@ fn expected_of(ty: &FactType) -> String {
         FactType::Int => "an integer".into(),
         FactType::Number => "a number".into(),
         FactType::String => "a string".into(),
+        FactType::StringSet => "a string or an array of strings".into(),
         FactType::Ip => "an IP address string".into(),
         FactType::Enum(values) => format!(
             "one of {}",
@@ -402,6 +420,21 @@ pub(crate) fn parse_assignment(
             match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(v) => v,
                 Err(_) => serde_json::Value::String(text.to_owned()),
+            }
+        }
+        // `virus=A` is one name; `virus=["A","B"]` (JSON) several, `virus=[]` none.
+        FactType::StringSet if text.trim_start().starts_with('[') => {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(FactsError::InvalidValue {
+                        name: name.to_owned(),
+                        expected: "a name, or a JSON array of names such as [\"A\", \"B\"]".into(),
+                        found: format!("{text:?} ({})", strip_position(&e.to_string())),
+                        line: 1,
+                        column: name.len() + 2,
+                    })
+                }
             }
         }
         _ => serde_json::Value::String(text.to_owned()),

@@ -93,6 +93,17 @@ fn evaluate_does_not_allocate() {
             .spam_score(9.5),
         gen::no_match_clean(),
         gen::no_match_infected(),
+        // Several detections, and a scanned message with none.
+        Facts::new()
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Infected)
+            .virus("Heuristics.Phishing.Email")
+            .virus("W32/Sobig.F@MM")
+            .virus("PUA.Win.Packer"),
+        Facts::new()
+            .direction(Direction::Inbound)
+            .scanner(Scanner::Clean)
+            .viruses(Vec::<String>::new()),
     ];
     all.extend(gen::varied_facts(200, 1000, 3));
     let providers: Vec<Provider<'_>> = all.iter().map(Provider).collect();

@@ -231,7 +231,7 @@ fn facts() -> impl Strategy<Value = Facts> {
     (
         prop::option::of(prop::sample::select(&Direction::ALL[..])),
         prop::option::of(prop::sample::select(&Scanner::ALL[..])),
-        prop::option::of(text(6)),
+        prop::option::of(prop::collection::vec(text(6), 0..=3)),
         prop::option::of(any::<bool>()),
         prop::option::of(prop::sample::select(IPS)),
         prop::option::of(prop::sample::select(&["", "a@b", "x"][..])),
@@ -249,8 +249,9 @@ fn facts() -> impl Strategy<Value = Facts> {
             if let Some(s) = s {
                 f = f.scanner(s);
             }
+            // `virus` is a set: unknown, empty, one name or several.
             if let Some(v) = v {
-                f = f.virus(v);
+                f = f.viruses(v);
             }
             if let Some(b) = fs {
                 f = f.forges_sender(b);
@@ -305,6 +306,7 @@ proptest! {
         for (f, (aim, i, mode)) in &all {
             agree(&policy, f);
             if *aim && !pool.is_empty() {
+                // Added to the names already there (if any).
                 let v = instantiate(&pool[i % pool.len()], *mode);
                 agree(&policy, &f.clone().virus(v));
             }

@@ -31,6 +31,8 @@ enum ArbValue {
     V6([u8; 16]),
     Direction(u8),
     Scanner(u8),
+    /// A set of names (`virus`, `[string]` facts; any other fact: unknown).
+    Set(Vec<String>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -57,6 +59,7 @@ fn value(v: ArbValue) -> FactValue<'static> {
             [Scanner::Clean, Scanner::Infected, Scanner::Encrypted, Scanner::Error, Scanner::Timeout]
                 [usize::from(s) % 5],
         ),
+        ArbValue::Set(names) => FactValue::set(names),
     }
 }
 

@@ -554,6 +554,9 @@ fn fact_classes(ty: &FactType, g: Gathered) -> FactClasses {
             }
         }
         FactType::Ip => ip_classes(g.nets),
+        // A set of names: every leaf is its own free boolean when the set is
+        // known (sound: any combination of leaf results is allowed).
+        FactType::StringSet => opaque(),
     }
 }
 

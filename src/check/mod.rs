@@ -629,7 +629,7 @@ impl<'a> Checker<'a> {
             ast::Cond::Matches(name, operand, _) => {
                 let (id, ty) = self.lookup_fact(name)?;
                 self.mark_used(id);
-                if ty != FactType::String {
+                if !matches!(ty, FactType::String | FactType::StringSet) {
                     let help = match ty {
                         FactType::Enum(_) => format!("compare enum values exactly: `{} == VALUE` or `{} in [...]`", name.text, name.text),
                         FactType::Ip => format!("test networks with `{} in 10.0.0.0/8`", name.text),
@@ -867,7 +867,9 @@ impl<'a> Checker<'a> {
             (FactType::Bool, ast::Value::Bool(b, _)) => Some(Lit::Bool(*b)),
             (FactType::Int | FactType::Number, ast::Value::Int(i, _)) => Some(Lit::Int(*i)),
             (FactType::Int | FactType::Number, ast::Value::Float(f, _, _)) => Some(Lit::Float(*f)),
-            (FactType::String, ast::Value::Str(s)) => Some(Lit::Str(s.value.clone().into())),
+            (FactType::String | FactType::StringSet, ast::Value::Str(s)) => {
+                Some(Lit::Str(s.value.clone().into()))
+            }
             (FactType::Ip, ast::Value::Ip(text, span)) => {
                 if text.contains('/') {
                     self.push(
@@ -920,7 +922,7 @@ impl<'a> Checker<'a> {
                 };
                 mismatch(self, Some(help))
             }
-            (FactType::String, ast::Value::Word(w)) => {
+            (FactType::String | FactType::StringSet, ast::Value::Word(w)) => {
                 let help = if self.lists.contains_key(&w.text) {
                     format!(
                         "`{}` is a list: write `{fact} in {}` or `{fact} matches {}`",
@@ -931,7 +933,7 @@ impl<'a> Checker<'a> {
                 };
                 mismatch(self, Some(help))
             }
-            (FactType::String, ast::Value::Regex(..)) => mismatch(
+            (FactType::String | FactType::StringSet, ast::Value::Regex(..)) => mismatch(
                 self,
                 Some(format!("a regex is tested with `{fact} matches /.../`")),
             ),
@@ -1042,6 +1044,7 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 Lit::Float(f) => FactValue::Number(f),
+                Lit::Str(s) if ty == FactType::StringSet => FactValue::set([String::from(s)]),
                 Lit::Str(s) => FactValue::Str(Cow::Owned(s.into())),
                 Lit::Ip(ip) => FactValue::Ip(ip),
                 Lit::Enum(i) => enum_fact_value(id, &ty, i),
@@ -1086,6 +1089,7 @@ fn describe_type(ty: &FactType) -> String {
         FactType::String => "a string".into(),
         FactType::Ip => "an ip".into(),
         FactType::Enum(_) => "an enum".into(),
+        FactType::StringSet => "a set of strings".into(),
     }
 }
 

@@ -169,6 +169,8 @@ pub(crate) enum Val<'a> {
     Str(&'a str),
     Ip(IpAddr),
     Enum(u16),
+    /// A set fact's names (a single name may also come as [`Val::Str`]).
+    Set(&'a [String]),
 }
 
 impl Val<'_> {
@@ -179,6 +181,12 @@ impl Val<'_> {
             Val::Int(i) => i.to_string(),
             Val::Float(f) => f.to_string(),
             Val::Str(s) => format!("{s:?}"),
+            Val::Set(names) => {
+                let mut out = String::new();
+                // Writing to a String cannot fail.
+                let _ = crate::facts::write_set(&mut out, names);
+                out
+            }
             Val::Ip(ip) => ip.to_string(),
             Val::Enum(i) => match ty {
                 crate::facts::FactType::Enum(values) => values

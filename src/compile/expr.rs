@@ -284,6 +284,16 @@ impl GlobMatcher {
     }
 }
 
+/// Whether `s` is in the sorted, deduplicated `set`.
+#[inline]
+fn in_sorted(set: &[Box<str>], s: &str) -> bool {
+    if set.len() <= LINEAR_MAX {
+        set.iter().any(|x| &**x == s)
+    } else {
+        set.binary_search_by(|x| (**x).cmp(s)).is_ok()
+    }
+}
+
 fn enum_domain(table: &FactTable, id: FactId) -> Option<usize> {
     match &table.facts.get(id.index())?.ty {
         FactType::Enum(v) if v.len() <= 64 => Some(v.len()),
@@ -409,15 +419,16 @@ impl CExpr {
             },
             CExpr::StrEq { id, text, neg } => match src.value(*id) {
                 Some(Val::Str(s)) => Truth::from_bool((s == &**text) != *neg),
+                // A set: `==` when any name is equal, `!=` when none is.
+                Some(Val::Set(names)) => {
+                    Truth::from_bool(names.iter().any(|s| s.as_str() == &**text) != *neg)
+                }
                 Some(_) => Truth::from_bool(*neg),
                 None => Truth::Unknown,
             },
             CExpr::StrSet { id, set } => match src.value(*id) {
-                Some(Val::Str(s)) => Truth::from_bool(if set.len() <= LINEAR_MAX {
-                    set.iter().any(|x| &**x == s)
-                } else {
-                    set.binary_search_by(|x| (**x).cmp(s)).is_ok()
-                }),
+                Some(Val::Str(s)) => Truth::from_bool(in_sorted(set, s)),
+                Some(Val::Set(names)) => Truth::from_bool(names.iter().any(|s| in_sorted(set, s))),
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },
@@ -428,6 +439,7 @@ impl CExpr {
             },
             CExpr::Globs { id, m } => match src.value(*id) {
                 Some(Val::Str(s)) => Truth::from_bool(m.matches(s)),
+                Some(Val::Set(names)) => Truth::from_bool(names.iter().any(|s| m.matches(s))),
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },

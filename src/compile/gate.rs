@@ -135,7 +135,7 @@ fn atoms<'m>(e: &'m Expr, table: &FactTable, out: &mut Vec<Atom<'m>>) -> Option<
     let fact_ok = |id: FactId| {
         matches!(
             table.facts.get(id.index()).map(|f| &f.ty),
-            Some(FactType::String | FactType::Ip)
+            Some(FactType::String | FactType::StringSet | FactType::Ip)
         )
     };
     match &e.kind {
@@ -400,23 +400,9 @@ impl Gate {
     #[inline]
     pub(crate) fn lookup(&self, v: Val<'_>, push: &mut impl FnMut(Range) -> bool) -> bool {
         match v {
-            Val::Str(s) => {
-                if let Some(&l) = self.exact.get(s) {
-                    if !push(l) {
-                        return false;
-                    }
-                }
-                if s.is_ascii() {
-                    // ASCII bytes are characters: no UTF-8 decoding.
-                    let b = s.as_bytes();
-                    self.prefix.walk(b.iter().map(|&c| char::from(c)), push)
-                        && self
-                            .suffix
-                            .walk(b.iter().rev().map(|&c| char::from(c)), push)
-                } else {
-                    self.prefix.walk(s.chars(), push) && self.suffix.walk(s.chars().rev(), push)
-                }
-            }
+            Val::Str(s) => self.lookup_str(s, push),
+            // A set: a rule's gate may pass through any of its names.
+            Val::Set(names) => names.iter().all(|s| self.lookup_str(s, push)),
             Val::Ip(IpAddr::V4(a)) => {
                 let l = self.v4.lookup(u32::from(a));
                 l.0 >= l.1 || push(l)
@@ -426,6 +412,25 @@ impl Gate {
                 l.0 >= l.1 || push(l)
             }
             _ => true,
+        }
+    }
+
+    #[inline]
+    fn lookup_str(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
+        if let Some(&l) = self.exact.get(s) {
+            if !push(l) {
+                return false;
+            }
+        }
+        if s.is_ascii() {
+            // ASCII bytes are characters: no UTF-8 decoding.
+            let b = s.as_bytes();
+            self.prefix.walk(b.iter().map(|&c| char::from(c)), push)
+                && self
+                    .suffix
+                    .walk(b.iter().rev().map(|&c| char::from(c)), push)
+        } else {
+            self.prefix.walk(s.chars(), push) && self.suffix.walk(s.chars().rev(), push)
         }
     }
 

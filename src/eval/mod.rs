@@ -38,7 +38,8 @@ pub(crate) fn convert<'v>(id: FactId, ty: &FactType, v: &'v FactValue<'_>) -> Op
         }
         (FactType::Number, FactValue::Int(i)) => Val::Int(*i),
         (FactType::Number, FactValue::Number(f)) if f.is_finite() => Val::Float(*f),
-        (FactType::String, FactValue::Str(s)) => Val::Str(s),
+        (FactType::String | FactType::StringSet, FactValue::Str(s)) => Val::Str(s),
+        (FactType::StringSet, FactValue::Set(names)) => Val::Set(names),
         (FactType::Ip, FactValue::Ip(ip)) => Val::Ip(canonical_ip(*ip)),
         (FactType::Ip, FactValue::Str(s)) => Val::Ip(canonical_ip(s.parse::<IpAddr>().ok()?)),
         (FactType::Enum(_), FactValue::Direction(d)) if id == FactId::DIRECTION => {
@@ -129,8 +130,18 @@ pub(crate) fn leaf_fact(kind: &ExprKind) -> Option<FactId> {
     }
 }
 
-/// Tests a leaf against a known value.
+/// Tests a leaf against a known value. On a set of names a leaf holds when
+/// any name satisfies it, and `!=` when none equals the literal (it is
+/// `not ==`); the empty set satisfies no leaf but `!=`.
 pub(crate) fn test_leaf(kind: &ExprKind, v: Val<'_>) -> bool {
+    if let Val::Set(names) = v {
+        return match kind {
+            ExprKind::Compare(_, crate::check::model::Op::Ne, lit) => {
+                !names.iter().any(|n| lit.equals(Val::Str(n)))
+            }
+            _ => names.iter().any(|n| test_leaf(kind, Val::Str(n))),
+        };
+    }
     match kind {
         ExprKind::IsTrue(_) => v == Val::Bool(true),
         ExprKind::Compare(_, op, lit) => match lit {

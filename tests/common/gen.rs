@@ -180,6 +180,14 @@ pub fn varied_facts(k: usize, n: usize, seed: u64) -> Vec<Facts> {
                     _ => "W32/Novel.A@MM".to_owned(),
                 };
                 f = f.virus(v);
+                // Sometimes a second detection (clamd's ALLMATCHSCAN).
+                if rng.below(4) == 0 {
+                    f = f.virus(match rng.below(3) {
+                        0 => "Heuristics.Phishing.Email.SpoofedDomain".to_owned(),
+                        1 => format!("PUA.Win.Fam{i}"),
+                        _ => format!("Trojan.Gen{}.Z", rng.below(n)),
+                    });
+                }
             }
             if rng.below(3) > 0 {
                 f = f.forges_sender(rng.below(2) == 0);

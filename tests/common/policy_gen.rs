@@ -73,6 +73,15 @@ pub enum Ty {
     Str,
     Ip,
     Enum(Vec<String>),
+    /// A set of strings (`virus`, `fact NAME: [string]`).
+    StrSet,
+}
+
+impl Ty {
+    /// Strings and sets of strings: what `matches` and string `in` take.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Ty::Str | Ty::StrSet)
+    }
 }
 
 /// A generated case: a valid policy and facts to evaluate it over.
@@ -253,7 +262,7 @@ impl Gen<'_, '_> {
                     (*self.c.pick(FLOATS)).into()
                 }
             }
-            Ty::Str => self.string(),
+            Ty::Str | Ty::StrSet => self.string(),
             Ty::Ip => (*self.c.pick(ADDRS)).into(),
             Ty::Enum(values) => values[self.c.below(values.len())].clone(),
         }
@@ -300,6 +309,7 @@ impl Gen<'_, '_> {
                 Ty::Int => "int".into(),
                 Ty::Number => "number".into(),
                 Ty::Str => "string".into(),
+                Ty::StrSet => "[string]".into(),
                 Ty::Ip => "ip".into(),
                 Ty::Enum(v) => {
                     let trailing = if self.c.one_in(3) { "," } else { "" };
@@ -453,12 +463,12 @@ impl Gen<'_, '_> {
                 format!("{f} in {net}")
             }
             7 => {
-                let (f, _) = self.fact_where(|t| *t == Ty::Str).unwrap_or_default();
+                let (f, _) = self.fact_where(Ty::is_text).unwrap_or_default();
                 let g = *self.c.pick(GLOBS);
                 format!("{f} matches \"{g}\"")
             }
             8 => {
-                let (f, _) = self.fact_where(|t| *t == Ty::Str).unwrap_or_default();
+                let (f, _) = self.fact_where(Ty::is_text).unwrap_or_default();
                 let r = *self.c.pick(REGEXES);
                 format!("{f} matches /{r}/")
             }
@@ -471,7 +481,7 @@ impl Gen<'_, '_> {
                 let name = self.lists[i].name.clone();
                 match self.lists[i].kind.clone() {
                     ListKind::Str => {
-                        let (f, _) = self.fact_where(|t| *t == Ty::Str).unwrap_or_default();
+                        let (f, _) = self.fact_where(Ty::is_text).unwrap_or_default();
                         let op = if self.c.below(2) == 0 {
                             "in"
                         } else {
@@ -494,7 +504,7 @@ impl Gen<'_, '_> {
             }
             10 => {
                 // A glob written with escapes (`\"`, `\\`, `\u{...}`).
-                let (f, _) = self.fact_where(|t| *t == Ty::Str).unwrap_or_default();
+                let (f, _) = self.fact_where(Ty::is_text).unwrap_or_default();
                 let g = self.string();
                 format!("{f} matches {g}")
             }
@@ -708,6 +718,20 @@ impl Gen<'_, '_> {
                 2 => FactValue::Number(self.c.below(200) as f64 / 10.0 - 5.0),
                 _ => FactValue::Number(f64::NAN),
             },
+            Ty::StrSet => match self.c.below(4) {
+                // One name as a plain string, or a set of 0 to 3 names.
+                0 => self.fact_value(name, &Ty::Str),
+                _ => {
+                    let n = self.c.below(4);
+                    let mut names = Vec::new();
+                    for _ in 0..n {
+                        if let FactValue::Str(s) = self.fact_value(name, &Ty::Str) {
+                            names.push(s.into_owned());
+                        }
+                    }
+                    FactValue::set(names)
+                }
+            },
             Ty::Str => {
                 if self.c.below(3) == 0 {
                     text(&format!(
@@ -757,7 +781,7 @@ pub fn builtins() -> Vec<(String, Ty)> {
     vec![
         ("direction".into(), e(DIRECTIONS)),
         ("scanner".into(), e(SCANNERS)),
-        ("virus".into(), Ty::Str),
+        ("virus".into(), Ty::StrSet),
         ("forges_sender".into(), Ty::Bool),
         ("client_ip".into(), Ty::Ip),
         ("sender".into(), Ty::Str),

@@ -1,0 +1,323 @@
+//! Several detections per message: `virus` is a set of names (SPEC.md,
+//! "Several detections per message"). Every evaluator (compiled, reference,
+//! lazy) must give the same answers; the answers themselves are written out
+//! here by hand from the specification.
+
+use mailpolicy::{Direction, FactKey, FactProvider, FactValue, Facts, FactsInput, Policy, Scanner};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A provider over `Facts` that lends the stored names without copying.
+struct Lazy<'f>(&'f Facts);
+
+impl FactProvider for Lazy<'_> {
+    fn fact(&self, key: FactKey<'_>) -> Option<FactValue<'_>> {
+        self.0.fact(key)
+    }
+}
+
+/// The deciding rule, after checking that every evaluator agrees.
+fn decide(policy: &Policy, facts: &Facts) -> Option<String> {
+    let fast = policy.evaluate(facts);
+    let reference = policy.evaluate_reference(facts);
+    let lazy = policy.evaluate_lazy(&Lazy(facts));
+    assert_eq!(fast, reference, "compiled != reference for {facts:?}");
+    assert_eq!(lazy, reference, "lazy != reference for {facts:?}");
+    fast.rule().map(str::to_owned)
+}
+
+/// One rule `yes` with condition `cond`; `Some(true)` when it applies,
+/// `Some(false)` when its condition is false (rule `no`, `not cond`,
+/// applies) and `None` when it is unknown (the default decides).
+fn truth(cond: &str, facts: &Facts) -> Option<bool> {
+    let src = format!(
+        "list pua = [\"PUA.*\", \"*Phishing*\"]\nlist exact = [\"A\", \"B\"]\n\
+         rule \"yes\" {{ when {cond} then pass }}\n\
+         rule \"no\" {{ when not ({cond}) then pass }}\n\
+         default discard, quarantine\n"
+    );
+    let policy = Policy::parse(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+    match decide(&policy, facts).as_deref() {
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        _ => None,
+    }
+}
+
+fn names(v: &[&str]) -> Facts {
+    Facts::new().viruses(v.iter().copied())
+}
+
+#[test]
+fn comparisons_hold_when_any_name_satisfies_them() {
+    let mixed = names(&["Win.Trojan.Agent", "PUA.Win.Packer"]);
+    let pua = names(&["PUA.Win.Packer", "Heuristics.Phishing.Email"]);
+    let empty = names(&[]);
+    let unknown = Facts::new();
+    let one = Facts::new().virus("A");
+    let cases: &[(&str, &Facts, Option<bool>)] = &[
+        // ==
+        ("virus == \"PUA.Win.Packer\"", &mixed, Some(true)),
+        ("virus == \"PUA.Win.Packer\"", &one, Some(false)),
+        ("virus == \"A\"", &one, Some(true)),
+        ("virus == \"A\"", &empty, Some(false)),
+        ("virus == \"A\"", &unknown, None),
+        // != is `not ==`: true on the empty set, false when any name is equal.
+        ("virus != \"PUA.Win.Packer\"", &mixed, Some(false)),
+        ("virus != \"Other\"", &mixed, Some(true)),
+        ("virus != \"A\"", &empty, Some(true)),
+        ("virus != \"A\"", &unknown, None),
+        // in [...] / in LIST
+        ("virus in [\"X\", \"Win.Trojan.Agent\"]", &mixed, Some(true)),
+        ("virus in [\"X\", \"Y\"]", &mixed, Some(false)),
+        ("virus in []", &mixed, Some(false)),
+        ("virus in exact", &one, Some(true)),
+        ("virus in exact", &empty, Some(false)),
+        // matches: glob, glob list, regex
+        ("virus matches \"pua.*\"", &mixed, Some(true)),
+        ("virus matches \"Win.Worm*\"", &mixed, Some(false)),
+        ("virus matches \"*\"", &empty, Some(false)),
+        ("virus matches pua", &pua, Some(true)),
+        ("virus matches pua", &mixed, Some(true)),
+        ("virus matches pua", &one, Some(false)),
+        ("virus matches /trojan/", &mixed, Some(true)),
+        ("virus matches /^PUA/", &names(&["Eicar", "x"]), Some(false)),
+        ("virus matches /^$/", &empty, Some(false)),
+        ("virus matches /x/", &unknown, None),
+        // `known` is true for the empty set.
+        ("known virus", &empty, Some(true)),
+        ("known virus", &unknown, Some(false)),
+    ];
+    for (cond, facts, want) in cases {
+        assert_eq!(truth(cond, facts), *want, "{cond} on {facts:?}");
+    }
+}
+
+#[test]
+fn facts_virus_adds_names() {
+    let f = Facts::new().virus("A").virus("B").virus("A");
+    assert_eq!(f.get("virus"), Some(&FactValue::set(["A", "B"])));
+    assert_eq!(
+        f.get("virus").map(ToString::to_string).as_deref(),
+        Some("[\"A\", \"B\"]")
+    );
+    // `viruses` replaces; the empty set is known.
+    let f = f.viruses(Vec::<String>::new());
+    assert_eq!(f.get("virus"), Some(&FactValue::set(Vec::<String>::new())));
+    // A plain string stays accepted as a one-element set.
+    let mut g = Facts::new();
+    g.set("virus", FactValue::Str(Cow::Borrowed("A")));
+    assert_eq!(truth("virus == \"A\"", &g), Some(true));
+    assert_eq!(truth("virus != \"A\"", &g), Some(false));
+    // Adding to a plain string keeps it.
+    let g = g.virus("B");
+    assert_eq!(g.get("virus"), Some(&FactValue::set(["A", "B"])));
+    // A set given to a plain string fact is of the wrong type: unknown.
+    let mut h = Facts::new();
+    h.set("sender", FactValue::set(["a@b"]));
+    assert_eq!(truth("sender == \"a@b\"", &h), None);
+}
+
+#[test]
+fn the_site_policy_cannot_be_fooled_by_a_second_name() {
+    // "Let phishing through" written with any-semantics lets nothing else
+    // through: the real virus in the same message is caught first.
+    let policy = Policy::parse(
+        r#"
+        rule "viruses are discarded" {
+            when scanner == infected and not (virus matches "*Phishing*")
+            then discard, quarantine
+        }
+        rule "phishing is tagged" {
+            when scanner == infected and virus matches "*Phishing*"
+            then pass, tag "[PHISHING]"
+        }
+        default pass
+        "#,
+    )
+    .expect("parses");
+    let base = Facts::new()
+        .direction(Direction::Inbound)
+        .scanner(Scanner::Infected);
+    let phish = base.clone().virus("Heuristics.Phishing.Email");
+    assert_eq!(
+        decide(&policy, &phish).as_deref(),
+        Some("phishing is tagged")
+    );
+    // Both: `not (virus matches "*Phishing*")` is false, so the first rule
+    // does not catch it — this is the mailcow trap the `all` form avoids.
+    let both = phish.clone().virus("Win.Trojan.Agent");
+    assert_eq!(
+        decide(&policy, &both).as_deref(),
+        Some("phishing is tagged")
+    );
+}
+
+#[test]
+fn facts_json_takes_a_string_or_an_array() {
+    let policy = Policy::parse("fact hits: bool\nrule \"r\" { when virus == \"B\" then reject }")
+        .expect("parses");
+    let one = |json: &str| match policy.facts_from_json(json) {
+        Ok(FactsInput::One(f)) => f,
+        other => panic!("{json}: {other:?}"),
+    };
+    assert_eq!(
+        one(r#"{"virus":"A"}"#).get("virus"),
+        Some(&FactValue::set(["A"]))
+    );
+    let both = one(r#"{"virus":["A","B"]}"#);
+    assert_eq!(both.get("virus"), Some(&FactValue::set(["A", "B"])));
+    assert_eq!(policy.evaluate(&both).rule(), Some("r"));
+    assert_eq!(
+        one(r#"{"virus":[]}"#).get("virus"),
+        Some(&FactValue::set(Vec::<String>::new()))
+    );
+    assert_eq!(one(r#"{"virus":null}"#).get("virus"), None);
+    assert_eq!(one(r#"{}"#).get("virus"), None);
+    let err = policy
+        .facts_from_json("{\"virus\": [\"A\", 3]}")
+        .expect_err("a number in the array");
+    let text = err.to_string();
+    assert!(text.starts_with("1:"), "{text}");
+    assert!(
+        text.contains("fact `virus` expects a string or an array of strings"),
+        "{text}"
+    );
+    assert!(text.contains("number 3 at index 1"), "{text}");
+    let err = policy
+        .facts_from_json(r#"{"virus": {"a": 1}}"#)
+        .expect_err("an object");
+    assert!(err.to_string().contains("found an object"), "{err}");
+    // One facts object per recipient, each with its own set.
+    match policy.facts_from_json(r#"[{"virus":["A"]},{"virus":["A","B"]}]"#) {
+        Ok(FactsInput::PerRecipient(all)) => {
+            assert_eq!(policy.evaluate(&all[0]).rule(), None);
+            assert_eq!(policy.evaluate(&all[1]).rule(), Some("r"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fact_assignments_take_a_name_or_a_json_array() {
+    let policy = Policy::parse("rule \"r\" { when virus == \"B\" then reject }").expect("parses");
+    let mut f = Facts::new();
+    policy
+        .set_fact_from_str(&mut f, "virus=B")
+        .expect("one name");
+    assert_eq!(f.get("virus"), Some(&FactValue::set(["B"])));
+    policy
+        .set_fact_from_str(&mut f, r#"virus=["A", "B"]"#)
+        .expect("an array");
+    assert_eq!(f.get("virus"), Some(&FactValue::set(["A", "B"])));
+    policy.set_fact_from_str(&mut f, "virus=[]").expect("empty");
+    assert_eq!(f.get("virus"), Some(&FactValue::set(Vec::<String>::new())));
+    let err = policy
+        .set_fact_from_str(&mut f, "virus=[A")
+        .expect_err("bad JSON");
+    assert!(err.to_string().contains("JSON array of names"), "{err}");
+}
+
+#[test]
+fn explain_shows_the_set() {
+    let policy =
+        Policy::parse("rule \"r\" { when virus matches \"PUA.*\" then pass }").expect("parses");
+    let ex = policy.explain(&names(&["Eicar", "PUA.X"]));
+    let check = &ex.trace[0].checks[0];
+    assert_eq!(check.result, "true");
+    assert_eq!(check.fact.as_deref(), Some("virus"));
+    assert_eq!(check.value.as_deref(), Some(r#"["Eicar", "PUA.X"]"#));
+    let ex = policy.explain(&names(&[]));
+    assert_eq!(ex.trace[0].checks[0].value.as_deref(), Some("[]"));
+    assert_eq!(ex.trace[0].checks[0].result, "false");
+}
+
+/// Gated rules (a required `virus` test indexes the rule by value) see every name.
+#[test]
+fn gates_look_up_every_name() {
+    let mut src = String::new();
+    for i in 0..40 {
+        src.push_str(&format!(
+            "rule \"exact {i}\" {{ when scanner == infected and virus == \"Fam{i}.A\" then reject }}\n\
+             rule \"glob {i}\" {{ when scanner == infected and virus matches \"Glob{i}.*\" then discard, quarantine }}\n"
+        ));
+    }
+    let policy = Policy::parse(&src).expect("parses");
+    let infected = Facts::new().scanner(Scanner::Infected);
+    let f = infected.clone().viruses(["Nothing", "Glob7.x", "Fam3.A"]);
+    assert_eq!(decide(&policy, &f).as_deref(), Some("exact 3"));
+    let f = infected.clone().viruses(["Glob39.y", "Nothing"]);
+    assert_eq!(decide(&policy, &f).as_deref(), Some("glob 39"));
+    let f = infected.clone().viruses(Vec::<String>::new());
+    assert_eq!(decide(&policy, &f), None);
+    // Many names: more lists than a gate holds, so it falls back to all its rules.
+    let many: Vec<String> = (0..30).rev().map(|i| format!("Glob{i}.z")).collect();
+    let f = infected.clone().viruses(many);
+    assert_eq!(decide(&policy, &f).as_deref(), Some("glob 0"));
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_policy"))
+        .args(args)
+        .output()
+        .expect("run policy")
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mailpolicy-sets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn cli_eval_reads_arrays_and_shows_them_in_traces() {
+    let p = temp(
+        "eval.policy",
+        "rule \"phish\" { when virus matches \"*Phishing*\" then pass, tag \"[PHISH]\" }\ndefault discard, quarantine\n",
+    );
+    let facts = temp(
+        "facts.json",
+        r#"{"virus": ["Win.Trojan.Agent", "Heuristics.Phishing.Email"]}"#,
+    );
+    let o = cli(&[
+        "eval",
+        p.to_str().unwrap(),
+        "--facts",
+        facts.to_str().unwrap(),
+        "--explain",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["rule"], "phish");
+    let value = v["trace"][0]["checks"][0]["value"]
+        .as_str()
+        .expect("a value");
+    let parsed: serde_json::Value = serde_json::from_str(value).expect("the value is a JSON array");
+    assert_eq!(
+        parsed,
+        serde_json::json!(["Win.Trojan.Agent", "Heuristics.Phishing.Email"])
+    );
+    let o = cli(&["eval", p.to_str().unwrap(), "--fact", "virus=[]"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["rule"], serde_json::Value::Null);
+    assert_eq!(v["disposition"], "discard");
+    let bad = temp("bad.json", r#"{"virus": [1]}"#);
+    let o = cli(&[
+        "eval",
+        p.to_str().unwrap(),
+        "--facts",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("array of strings"), "{err}");
+}
