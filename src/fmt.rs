@@ -150,6 +150,7 @@ impl Printer<'_> {
             Item::Fact(f) => {
                 let ty = match &f.ty {
                     TypeExpr::Simple(n) => n.text.clone(),
+                    TypeExpr::Set(n, _) => format!("[{}]", n.text),
                     TypeExpr::Enum(values, _) => {
                         format!(
                             "enum({})",
@@ -332,6 +333,7 @@ fn cond_in(c: &Cond, _ctx: u8) -> String {
         Cond::Compare(n, op, v, _) => format!("{} {} {}", n.text, op.as_str(), value(v)),
         Cond::In(n, o, _) => format!("{} in {}", n.text, operand(o)),
         Cond::Matches(n, o, _) => format!("{} matches {}", n.text, operand(o)),
+        Cond::Quant(q, _, inner, _) => format!("{} {}", q.as_str(), cond_in(inner, 2)),
     }
 }
 
@@ -346,6 +348,11 @@ fn operand(o: &Operand) -> String {
     }
 }
 
+/// A literal as `fmt` prints it (also used in the checker's help texts).
+pub(crate) fn value_text(v: &Value) -> String {
+    value(v)
+}
+
 fn value(v: &Value) -> String {
     match v {
         Value::Str(s) => string(&s.value),
@@ -354,6 +361,10 @@ fn value(v: &Value) -> String {
         Value::Int(i, _) => i.to_string(),
         Value::Bool(b, _) => b.to_string(),
         Value::Word(n) => n.text.clone(),
+        Value::List(values, _) => format!(
+            "[{}]",
+            values.iter().map(value).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

@@ -173,6 +173,15 @@ fn leaf() -> BoxedStrategy<String> {
         1 => prop::sample::select(&["/^a/", "/b$/", "/(?-i)A/", "/é/"][..])
             .prop_map(|r| format!("virus matches {r}")),
         1 => text(3).prop_map(|t| format!("virus == {}", quoted(&t))),
+        // `any` / `all` over the set of names.
+        2 => glob().prop_map(|g| format!("all virus matches {}", quoted(&g))),
+        1 => glob().prop_map(|g| format!("any virus matches {}", quoted(&g))),
+        1 => (0..4usize).prop_map(|i| format!("all virus matches globs{i}")),
+        1 => prop::sample::select(&["/^a/", "/b$/", "/(?-i)A/", "/é/"][..])
+            .prop_map(|r| format!("all virus matches {r}")),
+        1 => text(3).prop_map(|t| format!("all virus == {}", quoted(&t))),
+        1 => prop::collection::vec(text(2), 0..=12)
+            .prop_map(|ts| format!("all virus in {}", list(ts.iter().map(|t| quoted(t)).collect()))),
         1 => text(3).prop_map(|t| format!("virus != {}", quoted(&t))),
         1 => prop::collection::vec(text(2), 0..=12)
             .prop_map(|ts| format!("virus in {}", list(ts.iter().map(|t| quoted(t)).collect()))),

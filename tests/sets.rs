@@ -321,3 +321,268 @@ fn cli_eval_reads_arrays_and_shows_them_in_traces() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("array of strings"), "{err}");
 }
+
+// ---- `any` and `all` ------------------------------------------------------------------------
+
+#[test]
+fn all_is_every_name_and_at_least_one() {
+    let pua = names(&["PUA.Win.Packer", "PUA.Js.Miner"]);
+    let mixed = names(&["PUA.Win.Packer", "Win.Trojan.Agent"]);
+    let phish_pua = names(&["PUA.Win.Packer", "Heuristics.Phishing.Email"]);
+    let one = Facts::new().virus("PUA.Win.Packer");
+    let empty = names(&[]);
+    let unknown = Facts::new();
+    let cases: &[(&str, &Facts, Option<bool>)] = &[
+        ("all virus matches \"PUA.*\"", &pua, Some(true)),
+        ("all virus matches \"PUA.*\"", &one, Some(true)),
+        ("all virus matches \"PUA.*\"", &mixed, Some(false)),
+        // Non-vacuous: clean mail is not "all PUA".
+        ("all virus matches \"PUA.*\"", &empty, Some(false)),
+        ("all virus matches \"*\"", &empty, Some(false)),
+        ("all virus matches \"PUA.*\"", &unknown, None),
+        ("all virus matches pua", &phish_pua, Some(true)),
+        ("all virus matches pua", &mixed, Some(false)),
+        ("all virus matches /^pua\\./", &pua, Some(true)),
+        ("all virus matches /^pua\\./", &mixed, Some(false)),
+        (
+            "all virus in [\"PUA.Win.Packer\", \"PUA.Js.Miner\", \"X\"]",
+            &pua,
+            Some(true),
+        ),
+        ("all virus in [\"PUA.Win.Packer\"]", &pua, Some(false)),
+        ("all virus in []", &empty, Some(false)),
+        ("all virus in exact", &names(&["A", "B"]), Some(true)),
+        ("all virus in exact", &names(&["A", "C"]), Some(false)),
+        ("all virus == \"PUA.Win.Packer\"", &one, Some(true)),
+        ("all virus == \"PUA.Win.Packer\"", &pua, Some(false)),
+        // `any` written out is the plain form.
+        ("any virus matches \"Win.*\"", &mixed, Some(true)),
+        ("any virus matches \"Win.*\"", &pua, Some(false)),
+        ("any virus == \"PUA.Js.Miner\"", &pua, Some(true)),
+        ("any virus in exact", &empty, Some(false)),
+        ("any virus matches /x/", &unknown, None),
+        // Negations.
+        ("not all virus matches \"PUA.*\"", &mixed, Some(true)),
+        ("not all virus matches \"PUA.*\"", &empty, Some(true)),
+        ("not all virus matches \"PUA.*\"", &unknown, None),
+    ];
+    for (cond, facts, want) in cases {
+        assert_eq!(truth(cond, facts), *want, "{cond} on {facts:?}");
+    }
+}
+
+/// The example the issue asks for: PUA and phishing are tagged, everything
+/// else is discarded safely, and a mixed message is never let through.
+#[test]
+fn pass_only_when_every_detection_is_pua_or_phishing() {
+    let policy = Policy::parse(
+        r#"
+        list harmless = ["PUA.*", "Heuristics.Phishing.*", "*.Phishing.*"]
+        rule "PUA and phishing are tagged" {
+            when scanner == infected and all virus matches harmless
+            then pass, tag "[PUA]"
+        }
+        rule "everything else is discarded safely" {
+            when scanner == infected
+            then discard, quarantine
+        }
+        default pass
+        "#,
+    )
+    .expect("parses");
+    let infected = Facts::new()
+        .direction(Direction::Inbound)
+        .scanner(Scanner::Infected);
+    let pass = Some("PUA and phishing are tagged");
+    let discard = Some("everything else is discarded safely");
+    for (v, want) in [
+        (vec!["PUA.Win.Packer.Upx"], pass),
+        (vec!["Heuristics.Phishing.Email.SpoofedDomain"], pass),
+        (vec!["PUA.Win.Packer.Upx", "Email.Phishing.VOF0-1"], pass),
+        (
+            vec!["Heuristics.Phishing.Email", "Win.Trojan.Agent-1"],
+            discard,
+        ),
+        (vec!["Win.Trojan.Agent-1", "PUA.Win.Packer.Upx"], discard),
+        (vec!["Eicar-Signature"], discard),
+        // Infected but no name known: not "all harmless".
+        (vec![], discard),
+    ] {
+        let f = infected.clone().viruses(v.clone());
+        assert_eq!(decide(&policy, &f).as_deref(), want, "{v:?}");
+    }
+    assert_eq!(
+        decide(&policy, &infected).as_deref(),
+        discard,
+        "virus unknown"
+    );
+}
+
+#[test]
+fn custom_set_facts_work_like_virus() {
+    let policy = Policy::parse(
+        r#"
+        fact rbl_hits: [string]
+        rule "listed everywhere" { when all rbl_hits matches "*.spamhaus.org" then reject }
+        rule "listed somewhere" { when rbl_hits matches "*.spamhaus.org" then pass, tag "[RBL]" }
+        rule "some list" { when known rbl_hits and not (rbl_hits in []) then pass }
+        test "both" { given rbl_hits = ["zen.spamhaus.org", "sbl.spamhaus.org"] expect reject }
+        test "one" { given rbl_hits = ["zen.spamhaus.org", "bl.spamcop.net"] expect rule "listed somewhere" }
+        test "none" { given rbl_hits = [] expect rule "some list" }
+        test "string" { given rbl_hits = "zen.spamhaus.org" expect reject }
+        "#,
+    )
+    .expect("parses");
+    let report = policy.run_tests();
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.passed(), 4);
+    match policy.facts_from_json(r#"{"rbl_hits": ["zen.spamhaus.org", "x"]}"#) {
+        Ok(FactsInput::One(f)) => {
+            assert_eq!(decide(&policy, &f).as_deref(), Some("listed somewhere"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let f = Facts::new().custom("rbl_hits", FactValue::set(["a.spamhaus.org"]));
+    assert_eq!(decide(&policy, &f).as_deref(), Some("listed everywhere"));
+    let f = Facts::new().custom("rbl_hits", vec!["x", "y"]);
+    assert_eq!(decide(&policy, &f).as_deref(), Some("some list"));
+}
+
+#[test]
+fn tests_give_sets_and_fail_with_them() {
+    let policy = Policy::parse(
+        r#"
+        rule "pua" { when all virus matches "PUA.*" then pass }
+        default discard, quarantine
+        test "a set" { given virus = ["PUA.A", "PUA.B",] expect pass }
+        test "mixed is no pua" { given virus = ["PUA.A", "Trojan"] expect pass }
+        test "empty" { given virus = [] expect discard, quarantine }
+        "#,
+    )
+    .expect("parses");
+    let report = policy.run_tests();
+    let failed: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(failed, ["mixed is no pua"]);
+}
+
+/// The first error of `src`: (code, line, column, message, help).
+fn first_error(src: &str) -> (String, usize, usize, String, String) {
+    let err = Policy::parse(src).expect_err("an error");
+    let d = err.errors().next().expect("an error").clone();
+    (
+        d.code.as_str().to_owned(),
+        d.line,
+        d.column,
+        d.message,
+        d.help.unwrap_or_default(),
+    )
+}
+
+#[test]
+fn misuse_gets_a_positioned_error() {
+    let (code, line, col, msg, help) =
+        first_error("rule \"r\" {\n  when all sender == \"x\"\n  then pass }");
+    assert_eq!((code.as_str(), line, col), ("type-mismatch", 2, 8));
+    assert!(
+        msg.contains("`all` needs a set fact, but fact `sender` is a string"),
+        "{msg}"
+    );
+    assert!(help.contains("drop `all`"), "{help}");
+
+    let (code, _, col, msg, _) = first_error("rule \"r\" { when any scanner == clean then pass }");
+    assert_eq!((code.as_str(), col), ("type-mismatch", 17));
+    assert!(msg.contains("`any` needs a set fact"), "{msg}");
+
+    let (code, _, col, msg, help) = first_error("rule \"r\" { when all virus != \"X\" then pass }");
+    assert_eq!((code.as_str(), col), ("type-mismatch", 17));
+    assert!(msg.contains("`all` does not combine with `!=`"), "{msg}");
+    assert!(help.contains("not (virus == \"X\")"), "{help}");
+
+    let (code, _, col, msg, _) = first_error("rule \"r\" { when virus == 3 then pass }");
+    assert_eq!((code.as_str(), col), ("type-mismatch", 26));
+    assert!(
+        msg.contains("fact `virus` is a set of strings, but an integer"),
+        "{msg}"
+    );
+
+    let (code, _, _, msg, _) = first_error("rule \"r\" { when all virus > 3 then pass }");
+    assert_eq!(code, "type-mismatch");
+    assert!(msg.contains("`>` compares numbers"), "{msg}");
+
+    let (code, _, _, msg, _) = first_error("rule \"r\" { when virus then pass }");
+    assert_eq!(code, "type-mismatch");
+    assert!(msg.contains("[string], not a bool"), "{msg}");
+
+    let (code, _, col, msg, help) = first_error("fact hits: [int]\n");
+    assert_eq!((code.as_str(), col), ("syntax", 13));
+    assert!(msg.contains("a set holds strings, not `int`"), "{msg}");
+    assert!(help.contains("[string]"), "{help}");
+
+    let (code, _, col, msg, _) =
+        first_error("test \"t\" { given sender = [\"a\"] expect default }");
+    assert_eq!((code.as_str(), col), ("type-mismatch", 27));
+    assert!(msg.contains("a list is given"), "{msg}");
+
+    let (code, _, col, _, _) =
+        first_error("test \"t\" { given virus = [\"a\", 1] expect default }");
+    assert_eq!((code.as_str(), col), ("type-mismatch", 32));
+
+    let (code, _, _, msg, _) = first_error("rule \"r\" { when all virus then pass }");
+    assert_eq!(code, "syntax");
+    assert!(!msg.is_empty());
+
+    // `all` and `any` are no reserved words: a fact may still be called so.
+    let p = Policy::parse(
+        "fact all: bool\nfact any: string\nrule \"r\" { when all == true and any in [\"x\"] and all then pass }",
+    )
+    .expect("facts named all and any");
+    let f = Facts::new().custom("all", true).custom("any", "x");
+    assert_eq!(decide(&p, &f).as_deref(), Some("r"));
+}
+
+#[test]
+fn fmt_round_trips_the_new_forms() {
+    let src = "fact hits: [ string ]\nrule \"r\" { when any virus matches \"A*\" and not all hits in [\"x\",\"y\"] or all virus == \"B\" then pass }\ntest \"t\" { given virus = [ \"A1\" , \"B\" ], hits = [] expect pass }\n";
+    let once = mailpolicy::format(src).expect("formats");
+    assert!(once.contains("fact hits: [string]"), "{once}");
+    assert!(
+        once.contains(
+            "when any virus matches \"A*\" and not all hits in [\"x\", \"y\"] or all virus == \"B\""
+        ),
+        "{once}"
+    );
+    assert!(
+        once.contains("given virus = [\"A1\", \"B\"], hits = []"),
+        "{once}"
+    );
+    assert_eq!(mailpolicy::format(&once).expect("formats again"), once);
+    let a = Policy::parse(src).expect("parses");
+    let b = Policy::parse(&once).expect("formatted parses");
+    for f in [
+        names(&["A1"]),
+        names(&["B"]),
+        names(&["A1", "B"]).custom("hits", vec!["x"]),
+        names(&[]).custom("hits", vec!["z"]),
+        Facts::new(),
+    ] {
+        assert_eq!(decide(&a, &f), decide(&b, &f), "{f:?}");
+    }
+    assert_eq!(a.run_tests().passed(), 1);
+    assert_eq!(b.run_tests().passed(), 1);
+}
+
+#[test]
+fn explain_names_the_quantified_condition() {
+    let policy = Policy::parse("rule \"r\" { when all   virus matches \"PUA.*\" then pass }")
+        .expect("parses");
+    let ex = policy.explain(&names(&["PUA.A", "Trojan"]));
+    let check = &ex.trace[0].checks[0];
+    assert_eq!(check.condition, "all virus matches \"PUA.*\"");
+    assert_eq!(check.result, "false");
+    assert_eq!(check.value.as_deref(), Some(r#"["PUA.A", "Trojan"]"#));
+}

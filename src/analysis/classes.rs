@@ -180,6 +180,11 @@ fn gather(e: &Expr, g: &mut [Gathered]) {
                 Lit::Ip(ip) => x.nets.push(IpNet::from(*ip)),
                 Lit::Bool(_) | Lit::Enum(_) => {}
             };
+            // `all C` reads the literals of `C`.
+            let kind = match kind {
+                ExprKind::All(inner) => inner,
+                k => k,
+            };
             match kind {
                 ExprKind::Compare(_, _, l) => lit(l),
                 ExprKind::InSet(_, ls) => ls.iter().for_each(lit),

@@ -75,6 +75,7 @@ fn describe_value(v: &ast::Value) -> &'static str {
         ast::Value::Float(..) => "a number",
         ast::Value::Bool(..) => "a bool",
         ast::Value::Word(_) => "a bare word",
+        ast::Value::List(..) => "a list",
     }
 }
 
@@ -361,6 +362,21 @@ impl<'a> Checker<'a> {
                     return;
                 }
             },
+            ast::TypeExpr::Set(elem, _) => {
+                if elem.text != "string" {
+                    self.push(
+                        Code::Syntax,
+                        elem.span,
+                        format!("a set holds strings, not `{}`", elem.text),
+                        Some(
+                            "write `[string]`: sets of names (like `virus`) are the only sets"
+                                .into(),
+                        ),
+                    );
+                    return;
+                }
+                FactType::StringSet
+            }
             ast::TypeExpr::Enum(values, _) => {
                 let mut names: Vec<String> = Vec::new();
                 for v in values {
@@ -500,6 +516,9 @@ impl<'a> Checker<'a> {
                 }
             }
             ast::Cond::Not(inner, _) => ExprKind::Not(Box::new(self.expr(inner, depth + 1)?)),
+            ast::Cond::Quant(q, qspan, inner, _) => {
+                return self.quantified(*q, *qspan, inner, span, depth)
+            }
             ast::Cond::Paren(inner, _) => {
                 return self
                     .expr(inner, depth + 1)
@@ -675,6 +694,80 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
+        };
+        Some(Expr { kind, span })
+    }
+
+    /// `any C` / `all C`: `C` must test a set fact with `==`, `in` or `matches`.
+    fn quantified(
+        &mut self,
+        q: ast::Quant,
+        qspan: Span,
+        inner: &ast::Cond,
+        span: Span,
+        depth: usize,
+    ) -> Option<Expr> {
+        let word = q.as_str();
+        let (name, ne) = match inner {
+            ast::Cond::Compare(n, op, ..) => (Some(n), *op == ast::CmpOp::Ne),
+            ast::Cond::In(n, ..) | ast::Cond::Matches(n, ..) => (Some(n), false),
+            _ => (None, false),
+        };
+        let Some(name) = name else {
+            self.push(
+                Code::Syntax,
+                qspan,
+                format!("`{word}` goes before a comparison, `in` or `matches`"),
+                None,
+            );
+            return None;
+        };
+        let mut ok = true;
+        if let Some(id) = self.facts.lookup(&name.text) {
+            let ty = self.facts.get(id).ty.clone();
+            if ty != FactType::StringSet {
+                let help = match q {
+                    ast::Quant::All => format!(
+                        "`{0}` holds one value: drop `all` and write the condition on `{0}` alone",
+                        name.text
+                    ),
+                    ast::Quant::Any => format!("`{0}` holds one value: drop `any`", name.text),
+                };
+                self.push(
+                    Code::TypeMismatch,
+                    qspan,
+                    format!(
+                        "`{word}` needs a set fact, but fact `{}` is {}",
+                        name.text,
+                        describe_type(&ty)
+                    ),
+                    Some(help),
+                );
+                ok = false;
+            } else if ne {
+                let value = match inner {
+                    ast::Cond::Compare(_, _, v, _) => crate::fmt::value_text(v),
+                    _ => String::new(),
+                };
+                let f = &name.text;
+                self.push(
+                    Code::TypeMismatch,
+                    qspan,
+                    format!("`{word}` does not combine with `!=`: say which you mean"),
+                    Some(format!(
+                        "write `not ({f} == {value})` when no name may be {value}, or `not (all {f} == {value})` when some name must differ from it"
+                    )),
+                );
+                ok = false;
+            }
+        }
+        let e = self.expr(inner, depth + 1)?;
+        if !ok {
+            return None;
+        }
+        let kind = match q {
+            ast::Quant::Any => e.kind,
+            ast::Quant::All => ExprKind::All(Box::new(e.kind)),
         };
         Some(Expr { kind, span })
     }
@@ -1027,6 +1120,29 @@ impl<'a> Checker<'a> {
             let Some((id, ty)) = self.lookup_fact(name) else {
                 continue;
             };
+            if let ast::Value::List(values, lspan) = value {
+                if ty != FactType::StringSet {
+                    self.push(
+                        Code::TypeMismatch,
+                        *lspan,
+                        format!(
+                            "fact `{}` is {}: it holds one value, but a list is given",
+                            name.text,
+                            describe_type(&ty)
+                        ),
+                        Some("only set facts (`virus`, and facts declared `[string]`) take a list; give one value".into()),
+                    );
+                    continue;
+                }
+                let mut names = Vec::with_capacity(values.len());
+                for v in values {
+                    if let Some(Lit::Str(s)) = self.literal(&name.text, &ty, v) {
+                        names.push(String::from(s));
+                    }
+                }
+                given.set(&name.text, FactValue::set(names));
+                continue;
+            }
             let Some(lit) = self.literal(&name.text, &ty, value) else {
                 continue;
             };

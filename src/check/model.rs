@@ -118,6 +118,11 @@ pub(crate) enum ExprKind {
     Globs(FactId, Arc<[Glob]>),
     /// The regex finds a match (case-insensitive unless the pattern says otherwise).
     Regex(FactId, Arc<regex::Regex>),
+    /// `all ...` on a set fact: the set holds a name and every name
+    /// satisfies the inner leaf (`Compare` with `==`, `InSet`, `Globs` or
+    /// `Regex` on the same fact). Without `all`, a leaf on a set holds when
+    /// any name satisfies it.
+    All(Box<ExprKind>),
     Not(Box<Expr>),
     And(Vec<Expr>),
     Or(Vec<Expr>),

@@ -61,6 +61,12 @@ pub(crate) enum CExpr {
         id: FactId,
         m: Box<GlobMatcher>,
     },
+    /// `all ...` on a set fact: a name, and every name passes `inner` (one
+    /// of the string leaves above, or `Leaf`, on the same fact).
+    All {
+        id: FactId,
+        inner: Box<CExpr>,
+    },
     /// Any other leaf, tested as the reference does.
     Leaf(Box<ExprKind>),
     Not(Box<CExpr>),
@@ -326,6 +332,13 @@ pub(crate) fn compile(e: &Expr, table: &FactTable) -> CExpr {
 
 fn compile_leaf(kind: &ExprKind, table: &FactTable) -> Option<CExpr> {
     let id = leaf_fact(kind)?;
+    if let ExprKind::All(inner) = kind {
+        let inner = compile_leaf(inner, table).unwrap_or_else(|| CExpr::Leaf(inner.clone()));
+        return Some(CExpr::All {
+            id,
+            inner: Box::new(inner),
+        });
+    }
     if enum_domain(table, id).is_some() {
         let (mask, outside) = match kind {
             ExprKind::Compare(_, Op::Eq, Lit::Enum(v)) => (bit(*v), false),
@@ -443,6 +456,14 @@ impl CExpr {
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },
+            CExpr::All { id, inner } => match src.value(*id) {
+                Some(Val::Set(names)) => {
+                    Truth::from_bool(!names.is_empty() && names.iter().all(|s| inner.test_str(s)))
+                }
+                Some(Val::Str(s)) => Truth::from_bool(inner.test_str(s)),
+                Some(_) => Truth::False,
+                None => Truth::Unknown,
+            },
             CExpr::Leaf(kind) => match leaf_fact(kind).and_then(|id| src.value(id)) {
                 Some(v) => Truth::from_bool(test_leaf(kind, v)),
                 None => Truth::Unknown,
@@ -450,6 +471,18 @@ impl CExpr {
             CExpr::Not(inner) => inner.eval(src).not(),
             CExpr::And(parts) => truth::all(parts.iter(), |p| p.eval(src)),
             CExpr::Or(parts) => truth::any(parts.iter(), |p| p.eval(src)),
+        }
+    }
+
+    /// Whether one name passes this string leaf (the inside of `all`).
+    #[inline]
+    fn test_str(&self, s: &str) -> bool {
+        match self {
+            CExpr::StrEq { text, neg, .. } => (s == &**text) != *neg,
+            CExpr::StrSet { set, .. } => in_sorted(set, s),
+            CExpr::Globs { m, .. } => m.matches(s),
+            CExpr::Leaf(kind) => test_leaf(kind, Val::Str(s)),
+            _ => false,
         }
     }
 
@@ -463,6 +496,7 @@ impl CExpr {
             CExpr::Nets { table, .. } => std::mem::size_of::<NetTable>() + table.heap_bytes(),
             CExpr::Globs { .. } => std::mem::size_of::<GlobMatcher>(),
             CExpr::Leaf(_) => std::mem::size_of::<ExprKind>(),
+            CExpr::All { inner, .. } => node + inner.heap_bytes(),
             CExpr::Not(inner) => node + inner.heap_bytes(),
             CExpr::And(parts) | CExpr::Or(parts) => {
                 parts.iter().map(|p| node + p.heap_bytes()).sum()

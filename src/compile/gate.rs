@@ -131,18 +131,18 @@ fn glob_anchor(g: &Glob) -> Option<(Vec<char>, bool)> {
 }
 
 /// The atoms of a conjunct that tests one string/ip fact positively.
-fn atoms<'m>(e: &'m Expr, table: &FactTable, out: &mut Vec<Atom<'m>>) -> Option<FactId> {
+fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> Option<FactId> {
     let fact_ok = |id: FactId| {
         matches!(
             table.facts.get(id.index()).map(|f| &f.ty),
             Some(FactType::String | FactType::StringSet | FactType::Ip)
         )
     };
-    match &e.kind {
+    match kind {
         ExprKind::Or(parts) => {
             let mut id = None;
             for p in parts {
-                let pid = atoms(p, table, out)?;
+                let pid = atoms(&p.kind, table, out)?;
                 if id.is_some_and(|i| i != pid) {
                     return None;
                 }
@@ -167,6 +167,8 @@ fn atoms<'m>(e: &'m Expr, table: &FactTable, out: &mut Vec<Atom<'m>>) -> Option<
             out.extend(nets.iter().map(Atom::Net));
             Some(*id)
         }
+        // Every name passes, and there is one: so some name passes.
+        ExprKind::All(inner) => atoms(inner, table, out),
         ExprKind::Globs(id, globs) if fact_ok(*id) => {
             for g in globs.iter() {
                 glob_anchor(g)?;
@@ -187,7 +189,7 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable) -> Option<(FactId, Vec<Atom<'m>
     let mut best: Option<(FactId, Vec<Atom<'m>>)> = None;
     for c in conjuncts {
         let mut out = Vec::new();
-        if let Some(id) = atoms(c, table, &mut out) {
+        if let Some(id) = atoms(&c.kind, table, &mut out) {
             let better = match &best {
                 None => true,
                 Some((_, b)) => {

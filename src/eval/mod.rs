@@ -126,6 +126,7 @@ pub(crate) fn leaf_fact(kind: &ExprKind) -> Option<FactId> {
         | ExprKind::InNets(id, _)
         | ExprKind::Globs(id, _)
         | ExprKind::Regex(id, _) => Some(*id),
+        ExprKind::All(inner) => leaf_fact(inner),
         _ => None,
     }
 }
@@ -134,6 +135,15 @@ pub(crate) fn leaf_fact(kind: &ExprKind) -> Option<FactId> {
 /// any name satisfies it, and `!=` when none equals the literal (it is
 /// `not ==`); the empty set satisfies no leaf but `!=`.
 pub(crate) fn test_leaf(kind: &ExprKind, v: Val<'_>) -> bool {
+    if let ExprKind::All(inner) = kind {
+        // Non-vacuous: the empty set is not "all PUA".
+        return match v {
+            Val::Set(names) => {
+                !names.is_empty() && names.iter().all(|n| test_leaf(inner, Val::Str(n)))
+            }
+            one => test_leaf(inner, one),
+        };
+    }
     if let Val::Set(names) = v {
         return match kind {
             ExprKind::Compare(_, crate::check::model::Op::Ne, lit) => {

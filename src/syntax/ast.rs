@@ -100,6 +100,8 @@ pub enum TypeExpr {
     Simple(Name),
     /// `enum(a, b, c)`
     Enum(Vec<Name>, Span),
+    /// `[string]`: a set (the element type as written; the checker allows `string`).
+    Set(Name, Span),
 }
 
 /// `list NAME = [ ... ]`
@@ -169,6 +171,8 @@ pub enum Value {
     Bool(bool, Span),
     /// A bare word: an enum value.
     Word(Name),
+    /// `[a, b]`: a set of values (only in a test's `given`).
+    List(Vec<Value>, Span),
 }
 
 impl Value {
@@ -177,7 +181,7 @@ impl Value {
         match self {
             Value::Str(s) => s.span,
             Value::Regex(_, s) | Value::Ip(_, s) | Value::Int(_, s) => *s,
-            Value::Float(_, _, s) | Value::Bool(_, s) => *s,
+            Value::Float(_, _, s) | Value::Bool(_, s) | Value::List(_, s) => *s,
             Value::Word(n) => n.span,
         }
     }
@@ -206,6 +210,28 @@ pub enum Cond {
     In(Name, Operand, Span),
     /// `FACT matches "glob"`, `/regex/`, `LIST`
     Matches(Name, Operand, Span),
+    /// `any C` / `all C` on a set fact, `C` a comparison, `in` or `matches`;
+    /// the first span is the keyword's.
+    Quant(Quant, Span, Box<Cond>, Span),
+}
+
+/// `any` or `all` before a condition on a set fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quant {
+    /// `any`: some name satisfies it (the same as writing no quantifier).
+    Any,
+    /// `all`: there is a name, and every name satisfies it.
+    All,
+}
+
+impl Quant {
+    /// The keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quant::Any => "any",
+            Quant::All => "all",
+        }
+    }
 }
 
 impl Cond {
@@ -216,6 +242,7 @@ impl Cond {
             Cond::Bool(_, s) | Cond::Known(_, s) => *s,
             Cond::Fact(n) => n.span,
             Cond::Compare(_, _, _, s) | Cond::In(_, _, s) | Cond::Matches(_, _, s) => *s,
+            Cond::Quant(_, _, _, s) => *s,
         }
     }
 }

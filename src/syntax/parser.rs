@@ -125,6 +125,11 @@ impl Builder<'_, '_> {
             Rule::fact_item => {
                 let name = self.name_opt(inner.next(), span);
                 let ty = match inner.next().and_then(|t| t.into_inner().next()) {
+                    Some(t) if t.as_rule() == Rule::set_type => {
+                        let tspan = span_of(&t);
+                        let elem = t.into_inner().find(|p| p.as_rule() == Rule::ident);
+                        TypeExpr::Set(self.name_opt(elem, tspan), tspan)
+                    }
                     Some(t) if t.as_rule() == Rule::enum_type => {
                         let tspan = span_of(&t);
                         let values = t
@@ -200,6 +205,10 @@ impl Builder<'_, '_> {
                                 let mut gi = g.into_inner();
                                 let fact = self.name_opt(gi.next(), gspan);
                                 let value = match gi.next() {
+                                    Some(v) if v.as_rule() == Rule::list_literal => {
+                                        let lspan = span_of(&v);
+                                        Value::List(self.list_values(v), lspan)
+                                    }
                                     Some(v) => self.value(v),
                                     None => Value::Bool(false, gspan),
                                 };
@@ -485,48 +494,77 @@ impl Builder<'_, '_> {
             }
             Rule::bare_fact => Cond::Fact(self.name_opt(pair.into_inner().next(), span)),
             Rule::comparison => {
-                let mut inner = pair.into_inner();
-                let fact = self.name_opt(inner.next(), span);
-                let Some(tail) = inner.next() else {
-                    return Cond::Bool(false, span);
-                };
-                let tail_rule = tail.as_rule();
-                let mut ti = tail.into_inner();
-                match tail_rule {
-                    Rule::cmp_tail => {
-                        let op = match ti.next().map(|p| p.as_str()) {
-                            Some("==") => CmpOp::Eq,
-                            Some("!=") => CmpOp::Ne,
-                            Some("<") => CmpOp::Lt,
-                            Some("<=") => CmpOp::Le,
-                            Some(">") => CmpOp::Gt,
-                            _ => CmpOp::Ge,
-                        };
-                        let value = match ti.next() {
-                            Some(v) => self.value(v),
-                            None => Value::Bool(false, span),
-                        };
-                        Cond::Compare(fact, op, value, span)
-                    }
-                    Rule::in_tail | Rule::matches_tail => {
-                        let operand = match ti.nth(1) {
-                            Some(p) if p.as_rule() == Rule::list_literal => {
-                                let lspan = span_of(&p);
-                                Operand::List(self.list_values(p), lspan)
-                            }
-                            Some(p) if p.as_rule() == Rule::list_ref => {
-                                Operand::ListRef(self.name_opt(p.into_inner().next(), span))
-                            }
-                            Some(p) => Operand::Value(self.value(p)),
-                            None => Operand::List(Vec::new(), span),
-                        };
-                        if tail_rule == Rule::in_tail {
-                            Cond::In(fact, operand, span)
+                let mut inner = pair.into_inner().peekable();
+                let quant = match inner.peek() {
+                    Some(q) if q.as_rule() == Rule::quantifier => {
+                        let qspan = span_of(q);
+                        let kind = if q.as_str() == "all" {
+                            Quant::All
                         } else {
-                            Cond::Matches(fact, operand, span)
-                        }
+                            Quant::Any
+                        };
+                        inner.next();
+                        Some((kind, qspan))
                     }
-                    _ => Cond::Bool(false, span),
+                    _ => None,
+                };
+                let fact = self.name_opt(inner.next(), span);
+                if let Some((kind, qspan)) = quant {
+                    // The condition after the keyword, then the whole.
+                    let rest = Span::new(fact.span.start, span.end);
+                    let cond = self.comparison(fact, inner, rest);
+                    return Cond::Quant(kind, qspan, Box::new(cond), span);
+                }
+                self.comparison(fact, inner, span)
+            }
+            _ => Cond::Bool(false, span),
+        }
+    }
+
+    /// `FACT` followed by its comparison, `in` or `matches` tail.
+    fn comparison<'i>(
+        &mut self,
+        fact: Name,
+        mut inner: impl Iterator<Item = Pair<'i, Rule>>,
+        span: Span,
+    ) -> Cond {
+        let Some(tail) = inner.next() else {
+            return Cond::Bool(false, span);
+        };
+        let tail_rule = tail.as_rule();
+        let mut ti = tail.into_inner();
+        match tail_rule {
+            Rule::cmp_tail => {
+                let op = match ti.next().map(|p| p.as_str()) {
+                    Some("==") => CmpOp::Eq,
+                    Some("!=") => CmpOp::Ne,
+                    Some("<") => CmpOp::Lt,
+                    Some("<=") => CmpOp::Le,
+                    Some(">") => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let value = match ti.next() {
+                    Some(v) => self.value(v),
+                    None => Value::Bool(false, span),
+                };
+                Cond::Compare(fact, op, value, span)
+            }
+            Rule::in_tail | Rule::matches_tail => {
+                let operand = match ti.nth(1) {
+                    Some(p) if p.as_rule() == Rule::list_literal => {
+                        let lspan = span_of(&p);
+                        Operand::List(self.list_values(p), lspan)
+                    }
+                    Some(p) if p.as_rule() == Rule::list_ref => {
+                        Operand::ListRef(self.name_opt(p.into_inner().next(), span))
+                    }
+                    Some(p) => Operand::Value(self.value(p)),
+                    None => Operand::List(Vec::new(), span),
+                };
+                if tail_rule == Rule::in_tail {
+                    Cond::In(fact, operand, span)
+                } else {
+                    Cond::Matches(fact, operand, span)
                 }
             }
             _ => Cond::Bool(false, span),
@@ -708,7 +746,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::expect_clause | Rule::kw_expect => "`expect`",
         Rule::when_clause | Rule::kw_when => "`when`",
         Rule::then_clause | Rule::kw_then => "`then`",
-        Rule::fact_type | Rule::simple_type => "a type",
+        Rule::fact_type | Rule::simple_type | Rule::set_type => "a type",
+        Rule::quantifier | Rule::kw_any | Rule::kw_all => "`any` or `all`",
         Rule::enum_type | Rule::kw_enum => "`enum(...)`",
         Rule::lint_name => "a lint name",
         Rule::given => "`FACT = VALUE`",

@@ -271,6 +271,12 @@ impl Gen<'_, '_> {
     /// A value a test's `given` may use: like `value_of`, but an int fact
     /// only takes whole numbers.
     fn given_value(&mut self, ty: &Ty) -> String {
+        if *ty == Ty::StrSet && self.c.below(2) == 0 {
+            // A set: `[]`, or a few names.
+            let n = self.c.below(4);
+            let names: Vec<String> = (0..n).map(|_| self.string()).collect();
+            return format!("[{}]", names.join(", "));
+        }
         self.value_of(ty)
     }
 
@@ -292,12 +298,13 @@ impl Gen<'_, '_> {
 
     fn declare_facts(&mut self) {
         for i in 0..self.c.below(5) {
-            let ty = match self.c.below(6) {
+            let ty = match self.c.below(7) {
                 0 => Ty::Bool,
                 1 => Ty::Int,
                 2 => Ty::Number,
                 3 => Ty::Str,
                 4 => Ty::Ip,
+                5 => Ty::StrSet,
                 _ => {
                     let n = 1 + self.c.below(ENUM_WORDS.len());
                     Ty::Enum(ENUM_WORDS[..n].iter().map(|s| s.to_string()).collect())
@@ -403,7 +410,36 @@ impl Gen<'_, '_> {
     }
 
     fn leaf(&mut self) -> String {
-        match self.c.below(12) {
+        match self.c.below(13) {
+            12 => {
+                // `any` / `all` on a set fact.
+                let (f, _) = self
+                    .fact_where(|t| *t == Ty::StrSet)
+                    .unwrap_or_else(|| ("virus".into(), Ty::StrSet));
+                let q = if self.c.below(3) == 0 { "any" } else { "all" };
+                let lists = self.lists_of(|k| *k == ListKind::Str);
+                let tail = match self.c.below(6) {
+                    0 => format!("== {}", self.string()),
+                    1 => {
+                        let n = self.c.below(4);
+                        let items: Vec<String> = (0..n).map(|_| self.string()).collect();
+                        format!("in [{}]", items.join(", "))
+                    }
+                    2 => format!("matches \"{}\"", self.c.pick(GLOBS)),
+                    3 => format!("matches /{}/", self.c.pick(REGEXES)),
+                    _ if !lists.is_empty() => {
+                        let l = lists[self.c.below(lists.len())].clone();
+                        let op = if self.c.below(2) == 0 {
+                            "in"
+                        } else {
+                            "matches"
+                        };
+                        format!("{op} {l}")
+                    }
+                    _ => format!("matches \"{}\"", self.c.pick(GLOBS)),
+                };
+                format!("{q} {f} {tail}")
+            }
             0 => {
                 let (f, ty) = self.fact_where(|_| true).unwrap_or_default();
                 let op = if self.c.below(2) == 0 { "==" } else { "!=" };
