@@ -225,6 +225,16 @@ impl Filter {
     /// Processes one message: returns once everything that must precede the
     /// answer (quarantine copies fsync'd, DSN submitted) is done.
     pub async fn process(&self, message: &Message) -> Outcome {
+        let pending = self.decide(message).await;
+        self.finish(pending, Relayed::NotNeeded).await
+    }
+
+    /// The first half of [`Filter::process`], for a front end that must still
+    /// deliver the accepted copy itself (after the queue: re-injection to
+    /// `next_hop`): scan, evaluate, write the quarantine copies and submit the
+    /// policy's clean DSN. The alerts and the logs wait for
+    /// [`Filter::finish`], which learns how the delivery went.
+    pub async fn decide(&self, message: &Message) -> Pending {
         let started = Instant::now();
         let loaded = self.policy();
         let scan = match loaded.needs_scan {
@@ -279,7 +289,7 @@ impl Filter {
                 );
             }
         }
-        self.send_alerts(&loaded.policy, &eval, &about).await;
+        let notices = self.alert_notices(&loaded.policy, &eval, &about);
 
         let entry = Entry {
             time,
@@ -291,14 +301,117 @@ impl Filter {
             virus: eval.names().to_vec(),
             verdict: answer.verdict().as_str().to_owned(),
             quarantine_id,
-            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ms: 0,
             recipients: eval.recipient_entries(message),
         };
+        Pending {
+            answer,
+            started,
+            notices,
+            entry,
+            scan: eval.scan.clone(),
+        }
+    }
+
+    /// The second half of [`Filter::process`]: once the front end has
+    /// answered (or knows what it will answer), send the alerts and write
+    /// the decision log and the main log line. When the delivery failed
+    /// (`Relayed::Failed`), the answer actually given is logged, and a
+    /// tempfailed message sends no alert: it comes again and is decided again.
+    pub async fn finish(&self, pending: Pending, relayed: Relayed) -> Outcome {
+        let Pending {
+            mut answer,
+            started,
+            notices,
+            mut entry,
+            scan,
+        } = pending;
+        let mut relayed_failed = None;
+        match relayed {
+            Relayed::NotNeeded => {}
+            Relayed::Delivered { refused } => {
+                for (rcpt, reply) in &refused {
+                    tracing::warn!(
+                        "next hop refused <{}>: {} (a clean DSN went to the sender)",
+                        log_text(rcpt),
+                        log_text(reply)
+                    );
+                }
+            }
+            Relayed::Failed(given) => {
+                entry.verdict = given.verdict().as_str().to_owned();
+                relayed_failed = Some(given.clone());
+                answer = given;
+            }
+        }
+        // A policy tempfail's alerts go out (the rule asked for them); a
+        // delivery that failed sends none: the retry is decided again.
+        if !matches!(relayed_failed, Some(Answer::Tempfail(_))) {
+            self.send_alerts(&notices).await;
+        }
+        entry.ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if let Err(e) = self.decisions.append(&entry) {
             tracing::error!("cannot write the decision log: {e}");
         }
-        tracing::info!("{}", main_log_line(&entry, &answer, eval.scan.as_ref()));
+        tracing::info!("{}", main_log_line(&entry, &answer, scan.as_ref()));
         Outcome { answer, entry }
+    }
+
+    /// After the queue: the clean DSN for recipients the next hop refused
+    /// permanently (`(recipient, reply)`), one notice per distinct reply,
+    /// submitted like the policy's DSN (null return path, never to `<>`,
+    /// the original headers only). `Ok` when there was nothing to send.
+    pub async fn send_refusal_dsn(
+        &self,
+        message: &Message,
+        refused: &[(String, String)],
+    ) -> Result<(), String> {
+        let env = &message.envelope;
+        if refused.is_empty() || env.sender.is_empty() || !is_plain_address(&env.sender) {
+            return Ok(());
+        }
+        let subject = message.subject();
+        let unix = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let arrival =
+            mail_builder::headers::date::Date::new(i64::try_from(unix).unwrap_or(0)).to_rfc822();
+        let mut reasons: Vec<&str> = Vec::new();
+        for (_, reply) in refused {
+            if !reasons.contains(&reply.as_str()) {
+                reasons.push(reply);
+            }
+        }
+        for reason in reasons {
+            let recipients: Vec<String> = refused
+                .iter()
+                .filter(|(_, r)| r == reason)
+                .map(|(rcpt, _)| rcpt.clone())
+                .collect();
+            let about = About {
+                queue_id: env.queue_id.as_deref(),
+                sender: &env.sender,
+                recipients: &recipients,
+                subject: subject.as_deref(),
+                client_ip: env.client_ip.map(|i| canonical_ip(i).to_string()),
+                detections: &[],
+                scanner: None,
+                rule: None,
+                disposition: "pass",
+                quarantine_id: None,
+                reply: Some(reason),
+            };
+            let dsn = notify::build_dsn(
+                &self.config.notify,
+                &about,
+                message.header_block(),
+                &arrival,
+            );
+            self.submitter
+                .send("", std::slice::from_ref(&env.sender), &dsn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Writes the quarantine copies the decisions ask for; the new ID, or
@@ -394,9 +507,13 @@ impl Filter {
             .await
     }
 
-    /// Sends one notice per alerted address (never to `<>`); failures are
-    /// logged, not fatal.
-    async fn send_alerts(&self, policy: &Policy, eval: &Evaluation<'_>, about: &About<'_>) {
+    /// Builds one notice per alerted address (never to `<>`).
+    fn alert_notices(
+        &self,
+        policy: &Policy,
+        eval: &Evaluation<'_>,
+        about: &About<'_>,
+    ) -> Vec<(String, Vec<u8>)> {
         let mut alerts: Vec<(String, usize)> = Vec::new();
         for (i, d) in eval.decisions.iter().enumerate() {
             for target in d.alerts() {
@@ -413,12 +530,22 @@ impl Filter {
                 }
             }
         }
-        for (to, i) in &alerts {
-            let about = about_decision(about, &eval.recipients, &eval.decisions[*i]);
-            let notice = notify::build_alert(&self.config.notify, &about, to);
+        alerts
+            .into_iter()
+            .map(|(to, i)| {
+                let about = about_decision(about, &eval.recipients, &eval.decisions[i]);
+                let notice = notify::build_alert(&self.config.notify, &about, &to);
+                (to, notice)
+            })
+            .collect()
+    }
+
+    /// Sends the alert notices; failures are logged, not fatal.
+    async fn send_alerts(&self, notices: &[(String, Vec<u8>)]) {
+        for (to, notice) in notices {
             if let Err(e) = self
                 .submitter
-                .send("", std::slice::from_ref(to), &notice)
+                .send("", std::slice::from_ref(to), notice)
                 .await
             {
                 tracing::warn!(
@@ -429,6 +556,37 @@ impl Filter {
             }
         }
     }
+}
+
+/// A message decided by [`Filter::decide`], waiting for [`Filter::finish`].
+#[derive(Debug)]
+pub struct Pending {
+    /// What the policy says to answer (quarantine copies and the policy's
+    /// DSN are already done).
+    pub answer: Answer,
+    started: Instant,
+    notices: Vec<(String, Vec<u8>)>,
+    entry: Entry,
+    scan: Option<ScanResult>,
+}
+
+/// How the front end carried out an accepted message (see [`Filter::finish`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Relayed {
+    /// Nothing for the front end to deliver (the milter: the MTA delivers;
+    /// or the answer was not an accept with recipients to relay to).
+    NotNeeded,
+    /// Re-injected; the next hop refused `refused` (recipient, its reply)
+    /// permanently, and those got the clean DSN.
+    Delivered {
+        /// Recipients the next hop refused, with its reply.
+        refused: Vec<(String, String)>,
+    },
+    /// Could not be carried out as decided: the front end answered this
+    /// instead (`Tempfail` when the next hop is down, `Reject` when it
+    /// refused every recipient permanently).
+    Failed(Answer),
 }
 
 fn tempfail(text: &str) -> Answer {

@@ -8,7 +8,8 @@
 //!
 //! The core ([`filter::Filter`] with [`config`], [`clamd`], [`quarantine`],
 //! [`notify`], [`decision_log`]) knows nothing of the front ends; the
-//! milter front end ([`milter`]) drives it before the queue.
+//! milter front end ([`milter`]) drives it before the queue, the SMTP
+//! content filter ([`smtp`]) after the queue.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,3 +25,4 @@ pub mod notify;
 pub mod quarantine;
 pub mod run;
 pub mod sanitize;
+pub mod smtp;

@@ -59,6 +59,20 @@ pub async fn run(config: Config, log_file: Option<LogFile>) -> Result<(), String
                 .map_err(|e| format!("milter {listen}: {e}"))
         });
     }
+    if filter.config().smtp.is_some() {
+        let f = Arc::clone(&filter);
+        let (t, s) = (tasks.clone(), shutdown.clone());
+        listeners.spawn(async move {
+            let listen = f
+                .config()
+                .smtp
+                .as_ref()
+                .map_or_else(String::new, |c| c.listen.to_string());
+            crate::smtp::serve(f, t, s)
+                .await
+                .map_err(|e| format!("smtp {listen}: {e}"))
+        });
+    }
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
