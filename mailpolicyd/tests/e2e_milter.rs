@@ -24,10 +24,6 @@ policy "lab"
 mode before_queue
 admin "postmaster@example.org"
 
-# Detections that are not phishing (the lab's families): a message carrying any of them is
-# not "only phishing". (`all virus matches` says it shorter once the grammar has it.)
-list not_phishing = ["Win.*", "Eicar-*", "PUA.*", "Lab.*", "Heuristics.*"]
-
 rule "scanner failed: try later" {
     when scanner in [error, timeout]
     then tempfail "451 4.7.1 lab: virus scanner unavailable, try again later"
@@ -49,13 +45,12 @@ rule "eicar is rejected" {
 }
 
 rule "alice takes phishing, marked" {
-    when virus matches "Email.Phishing.*" and not virus matches not_phishing
-         and recipient == "alice@example.org"
+    when all virus matches "Email.Phishing.*" and recipient == "alice@example.org"
     then pass, tag "***PHISH***"
 }
 
 rule "phishing to anyone else bounces" {
-    when virus matches "Email.Phishing.*" and not virus matches not_phishing
+    when all virus matches "Email.Phishing.*"
     then bounce, quarantine "phish"
 }
 
