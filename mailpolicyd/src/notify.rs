@@ -12,6 +12,7 @@ use crate::sanitize::{header_text, is_plain_address};
 use mail_builder::headers::address::Address;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
+use mail_send::smtp::AssertReply;
 use std::time::Duration;
 
 /// How long one submission may take.
@@ -221,6 +222,34 @@ fn reply_status(reply: &str) -> Option<&str> {
     ok.then_some(status)
 }
 
+/// Writes `message` as a DATA payload and its end marker, byte for byte:
+/// dot-stuffed on every line (the first included — mail-send's transparency
+/// starts after the first line end, so a message beginning with `.` would
+/// otherwise end the data early and let the rest be read as commands), and
+/// ended with `CRLF . CRLF` without adding an empty line (mail-send always
+/// writes CRLF before the dot, so the message's own final CRLF is dropped).
+pub async fn write_payload<T>(
+    client: &mut mail_send::SmtpClient<T>,
+    message: &[u8],
+) -> std::io::Result<()>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    if message.first() == Some(&b'.') {
+        client.stream.write_all(b".").await?;
+    }
+    match message.strip_suffix(b"\r\n") {
+        Some(m) => client.write_message(m).await,
+        None if message.is_empty() => {
+            client.stream.write_all(b".\r\n").await?;
+            client.stream.flush().await
+        }
+        // No final line end: the end marker's CRLF ends the last line.
+        None => client.write_message(message).await,
+    }
+}
+
 /// Submits mail to `[notify] submit`.
 #[derive(Debug, Clone)]
 pub struct Submitter {
@@ -267,12 +296,25 @@ impl Submitter {
             .connect_plain()
             .await
             .map_err(|e| format!("submit {host}:{port}: {e}"))?;
-        let message =
-            mail_send::smtp::message::Message::new(from, to.iter().map(String::as_str), message);
+        let failed = |e: mail_send::Error| format!("submit {host}:{port}: {e}");
+        let none = mail_send::smtp::message::Parameters::default();
+        client.mail_from(from, &none).await.map_err(failed)?;
+        for t in to {
+            client.rcpt_to(t, &none).await.map_err(failed)?;
+        }
         client
-            .send(message)
+            .cmd(b"DATA\r\n")
+            .await
+            .and_then(|r| r.assert_code(354))
+            .map_err(failed)?;
+        write_payload(&mut client, message)
             .await
             .map_err(|e| format!("submit {host}:{port}: {e}"))?;
+        client
+            .read()
+            .await
+            .and_then(|r| r.assert_positive_completion())
+            .map_err(failed)?;
         let _ = client.quit().await;
         Ok(())
     }
@@ -351,6 +393,38 @@ mod tests {
         assert!(text.contains("Quarantine ID: abc-1"), "{text}");
         assert!(text.contains("Sender:        <>"), "{text}");
         assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+
+    /// What `write_payload` puts on the wire for `message`.
+    fn wire(message: &[u8]) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let (a, mut b) = tokio::io::duplex(1 << 16);
+            let mut client = mail_send::SmtpClient {
+                stream: a,
+                timeout: Duration::from_secs(5),
+            };
+            write_payload(&mut client, message).await.unwrap();
+            drop(client);
+            let mut out = Vec::new();
+            b.read_to_end(&mut out).await.unwrap();
+            out
+        })
+    }
+
+    #[test]
+    fn payload_is_stuffed_and_ended_exactly() {
+        assert_eq!(wire(b"A: b\r\n\r\nbody\r\n"), b"A: b\r\n\r\nbody\r\n.\r\n");
+        // A first line starting with "." is stuffed too: no early end of data.
+        assert_eq!(
+            wire(b".\r\nMAIL FROM:<x@y>\r\n.x\r\n"),
+            b"..\r\nMAIL FROM:<x@y>\r\n..x\r\n.\r\n"
+        );
+        assert_eq!(wire(b"no final line end"), b"no final line end\r\n.\r\n");
+        assert_eq!(wire(b""), b".\r\n");
     }
 
     #[test]

@@ -345,23 +345,7 @@ impl Transaction {
             }
             let client = &mut self.client;
             let done = async {
-                use tokio::io::AsyncWriteExt;
-                // mail-send's transparency starts after the first line end:
-                // a first line beginning with "." is stuffed here.
-                if message.first() == Some(&b'.') {
-                    client.stream.write_all(b".").await?;
-                }
-                // mail-send ends the data with CRLF "." CRLF: the message's
-                // own last line end is that first CRLF.
-                match message.strip_suffix(b"\r\n") {
-                    Some(m) => client.write_message(m).await?,
-                    None if message.is_empty() => {
-                        client.stream.write_all(b".\r\n").await?;
-                        client.stream.flush().await?;
-                    }
-                    // No final line end (not from a DATA transfer): one is added.
-                    None => client.write_message(message).await?,
-                }
+                crate::notify::write_payload(client, message).await?;
                 client.read().await
             };
             let r = with_timeout(&name, DATA_DONE_TIMEOUT, "the end of the message", done).await?;
