@@ -650,8 +650,10 @@ impl<'p> Evaluation<'p> {
         if let Some(s) = &scan {
             base = base.scanner(s.scanner());
         }
-        for name in names {
-            base = base.virus(name.clone());
+        // `virus` is the set of every detection: known (possibly empty) when
+        // clamd answered, unknown when it did not (error, timeout, no scan).
+        if matches!(scan, Some(ScanResult::Clean | ScanResult::Found(_))) {
+            base = base.viruses(names.iter().cloned());
         }
         if let Some(f) = forges {
             base = base.forges_sender(f);
