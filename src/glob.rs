@@ -1,21 +1,46 @@
 //! Case-insensitive globs: `*` is any run of characters (`/` included), `?`
 //! is one character, everything else is literal; the glob must match the
-//! whole string. Matching is linear in practice and O(text × glob) at worst,
-//! with no allocation.
+//! whole string.
+//!
+//! Matching is linear in the text, whatever the glob, and allocates
+//! nothing. A glob is its parts between stars: the first must match at the
+//! start of the text, the last at its end, and the middle ones in order in
+//! between, each at the leftmost place it fits (taking the leftmost place
+//! never loses a match, so no backtracking is needed). A middle part is
+//! found with Knuth–Morris–Pratt (one pass, parts without `?`) or with
+//! bit-parallel Shift-And (parts with `?`, at most [`MAX_WILD_PART`]
+//! characters: four machine words of state). The textbook two-pointer
+//! matcher backtracks and is O(text × glob): a 32 KB glob on a 256 KB value
+//! took 14 s.
+
+/// Longest part between stars that may hold a `?` (longer ones are refused
+/// by the checker: `invalid-glob`).
+pub(crate) const MAX_WILD_PART: usize = 256;
+const WORDS: usize = MAX_WILD_PART / 64;
 
 /// One compiled glob.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Glob {
     /// The glob as written.
     pub(crate) source: String,
-    tokens: Vec<Tok>,
+    /// Whether it starts / ends with a star.
+    star_start: bool,
+    star_end: bool,
+    /// The parts between stars (never empty ones), folded.
+    parts: Vec<Part>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Tok {
-    Star,
-    One,
-    Lit(char),
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Part {
+    /// `None` is `?`.
+    toks: Vec<Option<char>>,
+    /// KMP failure table (parts without `?`), or empty.
+    fail: Vec<u32>,
+    /// Shift-And masks (parts with `?`): per character of the part, the
+    /// positions it may stand at, sorted; `any` for the `?` positions.
+    masks: Vec<(char, [u64; WORDS])>,
+    any: [u64; WORDS],
+    wild: bool,
 }
 
 /// Folds a character for case-insensitive comparison (simple lowercase).
@@ -28,73 +53,231 @@ pub(crate) fn fold(c: char) -> char {
     }
 }
 
+impl Part {
+    fn new(toks: Vec<Option<char>>) -> Part {
+        let wild = toks.iter().any(Option::is_none);
+        let mut fail = Vec::new();
+        let mut masks: Vec<(char, [u64; WORDS])> = Vec::new();
+        let mut any = [0u64; WORDS];
+        if !wild {
+            // fail[i]: length of the longest proper border of toks[..=i].
+            fail = vec![0u32; toks.len()];
+            let mut k = 0usize;
+            for i in 1..toks.len() {
+                while k > 0 && toks.get(k) != toks.get(i) {
+                    k = fail.get(k - 1).map_or(0, |&f| f as usize);
+                }
+                if toks.get(k) == toks.get(i) {
+                    k += 1;
+                }
+                if let Some(f) = fail.get_mut(i) {
+                    *f = k as u32;
+                }
+            }
+        } else if toks.len() <= MAX_WILD_PART {
+            for (i, t) in toks.iter().enumerate() {
+                let (w, b) = (i / 64, 1u64 << (i % 64));
+                match t {
+                    None => {
+                        if let Some(x) = any.get_mut(w) {
+                            *x |= b;
+                        }
+                    }
+                    Some(c) => match masks.binary_search_by_key(c, |&(k, _)| k) {
+                        Ok(j) => {
+                            if let Some(x) = masks.get_mut(j).and_then(|m| m.1.get_mut(w)) {
+                                *x |= b;
+                            }
+                        }
+                        Err(j) => {
+                            let mut m = [0u64; WORDS];
+                            if let Some(x) = m.get_mut(w) {
+                                *x |= b;
+                            }
+                            masks.insert(j, (*c, m));
+                        }
+                    },
+                }
+            }
+            // `?` stands for any character, those of the part included.
+            for (_, m) in &mut masks {
+                for (x, a) in m.iter_mut().zip(any) {
+                    *x |= a;
+                }
+            }
+        }
+        Part {
+            toks,
+            fail,
+            masks,
+            any,
+            wild,
+        }
+    }
+
+    /// Whether the part matches `chars` exactly (as many characters).
+    fn matches_at(&self, chars: &mut impl Iterator<Item = char>) -> bool {
+        self.toks.iter().all(|t| match (t, chars.next()) {
+            (None, Some(_)) => true,
+            (Some(l), Some(c)) => *l == fold(c),
+            (_, None) => false,
+        })
+    }
+
+    /// The byte offset just after the leftmost occurrence of the part in
+    /// `text`, searching from byte `from`.
+    fn find(&self, text: &str, from: usize) -> Option<usize> {
+        let rest = text.get(from..)?;
+        let m = self.toks.len();
+        if self.wild {
+            let mut d = [0u64; WORDS];
+            let (lw, lb) = ((m - 1) / 64, 1u64 << ((m - 1) % 64));
+            for (i, c) in rest.char_indices() {
+                let c = fold(c);
+                let mask = match self.masks.binary_search_by_key(&c, |&(k, _)| k) {
+                    Ok(j) => self.masks.get(j).map_or(self.any, |x| x.1),
+                    Err(_) => self.any,
+                };
+                let mut carry = 1u64;
+                for (x, mk) in d.iter_mut().zip(mask) {
+                    let next = *x >> 63;
+                    *x = ((*x << 1) | carry) & mk;
+                    carry = next;
+                }
+                if d.get(lw).is_some_and(|x| x & lb != 0) {
+                    return Some(from + i + c_len(rest, i));
+                }
+            }
+            None
+        } else {
+            let mut q = 0usize;
+            for (i, c) in rest.char_indices() {
+                let c = Some(fold(c));
+                while q > 0 && self.toks.get(q) != Some(&c) {
+                    q = self.fail.get(q - 1).map_or(0, |&f| f as usize);
+                }
+                if self.toks.get(q) == Some(&c) {
+                    q += 1;
+                }
+                if q == m {
+                    return Some(from + i + c_len(rest, i));
+                }
+            }
+            None
+        }
+    }
+}
+
+/// The length in bytes of the character at byte `i` of `s`.
+fn c_len(s: &str, i: usize) -> usize {
+    s.get(i..)
+        .and_then(|t| t.chars().next())
+        .map_or(0, char::len_utf8)
+}
+
 impl Glob {
     /// Compiles a glob; consecutive stars collapse into one.
     pub(crate) fn new(source: &str) -> Glob {
-        let mut tokens = Vec::with_capacity(source.len());
+        let mut parts = Vec::new();
+        let mut cur: Vec<Option<char>> = Vec::new();
         for c in source.chars() {
-            let t = match c {
-                '*' => Tok::Star,
-                '?' => Tok::One,
-                c => Tok::Lit(fold(c)),
-            };
-            if !(t == Tok::Star && tokens.last() == Some(&Tok::Star)) {
-                tokens.push(t);
+            match c {
+                '*' => {
+                    if !cur.is_empty() {
+                        parts.push(Part::new(std::mem::take(&mut cur)));
+                    }
+                }
+                '?' => cur.push(None),
+                c => cur.push(Some(fold(c))),
             }
+        }
+        if !cur.is_empty() {
+            parts.push(Part::new(cur));
         }
         Glob {
             source: source.to_owned(),
-            tokens,
+            star_start: source.starts_with('*'),
+            star_end: source.ends_with('*'),
+            parts,
         }
     }
 
     /// How many `*` runs the glob has.
     pub(crate) fn stars(&self) -> usize {
-        self.tokens.iter().filter(|t| **t == Tok::Star).count()
+        let mut n = 0;
+        let mut prev = false;
+        for c in self.source.chars() {
+            let star = c == '*';
+            if star && !prev {
+                n += 1;
+            }
+            prev = star;
+        }
+        n
+    }
+
+    /// The longest part between stars that holds a `?`, in characters.
+    pub(crate) fn longest_wild_part(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| p.wild)
+            .map(|p| p.toks.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether the glob matches all of `text`, ignoring case.
     pub(crate) fn matches(&self, text: &str) -> bool {
-        let toks = &self.tokens;
-        let mut t = 0usize; // token index
-        let mut s = 0usize; // byte index into text
-                            // Where to resume after the last star: (token after star, text position).
-        let mut resume: Option<(usize, usize)> = None;
-        loop {
-            let c = text[s..].chars().next();
-            match (toks.get(t), c) {
-                (Some(Tok::Star), _) => {
-                    t += 1;
-                    resume = Some((t, s));
-                    continue;
-                }
-                (Some(Tok::One), Some(ch)) => {
-                    t += 1;
-                    s += ch.len_utf8();
-                    continue;
-                }
-                (Some(Tok::Lit(l)), Some(ch)) if *l == fold(ch) => {
-                    t += 1;
-                    s += ch.len_utf8();
-                    continue;
-                }
-                (None, None) => return true,
-                _ => {}
+        let mut parts: &[Part] = &self.parts;
+        if !self.star_start && !self.star_end && parts.len() <= 1 {
+            // No star: the one part (or nothing) is the whole text.
+            let mut it = text.chars();
+            return parts.first().is_none_or(|p| p.matches_at(&mut it)) && it.next().is_none();
+        }
+        // The start: the first part, unless the glob starts with a star.
+        let mut lo = 0usize;
+        if !self.star_start {
+            let Some((first, rest)) = parts.split_first() else {
+                return true;
+            };
+            let mut it = text.char_indices();
+            if !first.matches_at(&mut it.by_ref().map(|(_, c)| c)) {
+                return false;
             }
-            // Mismatch: let the last star swallow one more character.
-            match resume {
-                Some((rt, rs)) => match text[rs..].chars().next() {
-                    Some(ch) => {
-                        let next = rs + ch.len_utf8();
-                        resume = Some((rt, next));
-                        t = rt;
-                        s = next;
-                    }
-                    None => return false,
-                },
+            lo = it.next().map_or(text.len(), |(i, _)| i);
+            parts = rest;
+        }
+        // The end: the last part, unless the glob ends with a star.
+        let mut hi = text.len();
+        if !self.star_end {
+            let Some((last, rest)) = parts.split_last() else {
+                return lo == text.len();
+            };
+            let n = last.toks.len();
+            let tail = text.get(lo..).unwrap_or("");
+            // The byte where the last `n` characters start.
+            let Some((at, _)) = tail.char_indices().rev().take(n).last() else {
+                return false;
+            };
+            if tail.get(at..).map_or(0, |t| t.chars().count()) < n {
+                return false;
+            }
+            hi = lo + at;
+            let mut it = tail.get(at..).unwrap_or("").chars();
+            if !last.matches_at(&mut it) {
+                return false;
+            }
+            parts = rest;
+        }
+        // The middle parts, in order, leftmost first, within `lo..hi`.
+        let middle = text.get(..hi).unwrap_or("");
+        for p in parts {
+            match p.find(middle, lo) {
+                Some(end) => lo = end,
                 None => return false,
             }
         }
+        true
     }
 }
 
