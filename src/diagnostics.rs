@@ -280,18 +280,91 @@ const MAX_RENDERED_LINE: usize = 300;
 const WINDOW: usize = 100;
 
 /// Fills in the line, column and line text of every diagnostic.
+///
+/// Linear in the source plus the diagnostics (n log n to order them): the
+/// diagnostics are visited by position, and a column is counted on from the
+/// previous diagnostic's when both are on one line, so 200,000 errors on
+/// one long line do not each count the line again from its start. The
+/// shown text is a window of bounded size around the column.
 pub(crate) fn place_all(src: &str, diagnostics: &mut [Diagnostic]) {
     if diagnostics.is_empty() {
         return;
     }
     let index = LineIndex::new(src);
-    for d in diagnostics {
-        let (line, column, text, snippet_column) = index.locate_with_window(src, d.span.start);
+    let mut order: Vec<usize> = (0..diagnostics.len()).collect();
+    order.sort_by_key(|&i| diagnostics.get(i).map_or(0, |d| d.span.start));
+    // The last place counted: (line, byte offset, column there).
+    let mut cursor: Option<(usize, usize, usize)> = None;
+    for i in order {
+        let Some(d) = diagnostics.get_mut(i) else {
+            continue;
+        };
+        let offset = char_floor(src, d.span.start);
+        let line = index.line(offset);
+        let line_start = index.start(line).min(offset);
+        let column = match cursor {
+            Some((l, at, col)) if l == line && at <= offset => {
+                col + src.get(at..offset).map_or(0, |t| t.chars().count())
+            }
+            _ => src.get(line_start..offset).map_or(0, |t| t.chars().count()) + 1,
+        };
+        cursor = Some((line, offset, column));
+        let line_end = index
+            .start(line + 1)
+            .saturating_sub(1)
+            .max(offset)
+            .min(src.len());
+        let (text, snippet_column) = window(src, line_start, line_end, offset, column);
         d.line = line;
         d.column = column;
+        // Help lines quote names from the source too.
+        d.help = d.help.take().map(shorten);
         d.source_line = text;
         d.snippet_column = snippet_column;
     }
+}
+
+/// `offset` moved back to a character boundary of `src` (and into it).
+fn char_floor(src: &str, offset: usize) -> usize {
+    let mut offset = offset.min(src.len());
+    while !src.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// The line `line_start..line_end` as shown: whole when short, else a
+/// window of about `WINDOW` characters each side of `offset` (found by
+/// walking at most that many characters from it, not from the line's
+/// start). Returns the text and the column within it.
+fn window(
+    src: &str,
+    line_start: usize,
+    line_end: usize,
+    offset: usize,
+    column: usize,
+) -> (String, usize) {
+    let text = src.get(line_start..line_end).unwrap_or("");
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.len() <= MAX_RENDERED_LINE {
+        return (text.to_owned(), column);
+    }
+    let before = src.get(line_start..offset).unwrap_or("");
+    let from = before
+        .char_indices()
+        .rev()
+        .take(WINDOW)
+        .last()
+        .map_or(offset, |(i, _)| line_start + i);
+    let shown_before = src.get(from..offset).map_or(0, |t| t.chars().count());
+    let line_end = line_start + text.len();
+    let after = src.get(offset..line_end).unwrap_or("");
+    let to = after
+        .char_indices()
+        .nth(2 * WINDOW - shown_before)
+        .map_or(line_end, |(i, _)| offset + i);
+    let shown = src.get(from..to).unwrap_or("").to_owned();
+    (shown, shown_before + 1)
 }
 
 /// Where each line starts, for turning byte offsets into lines and columns.
@@ -314,49 +387,95 @@ impl LineIndex {
         self.starts.partition_point(|&s| s <= offset).max(1)
     }
 
+    /// Where 1-based line `line` starts (`usize::MAX` past the last line).
+    fn start(&self, line: usize) -> usize {
+        line.checked_sub(1)
+            .and_then(|i| self.starts.get(i))
+            .copied()
+            .unwrap_or(usize::MAX)
+    }
+
     /// 1-based line and column (in characters) of byte `offset`.
     #[cfg(test)]
     pub(crate) fn locate(&self, src: &str, offset: usize) -> (usize, usize) {
-        let (line, column, _, _) = self.locate_with_window(src, offset);
-        (line, column)
-    }
-
-    /// Line, column, the line's text (a window around the column when the
-    /// line is very long), and the column within that text.
-    fn locate_with_window(&self, src: &str, offset: usize) -> (usize, usize, String, usize) {
-        let mut offset = offset.min(src.len());
-        while !src.is_char_boundary(offset) {
-            offset -= 1;
-        }
+        let offset = char_floor(src, offset);
         let line = self.line(offset);
-        let line_start = self.starts.get(line - 1).copied().unwrap_or(0).min(offset);
-        let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
-        let column = src[line_start..offset].chars().count() + 1;
-        let text = &src[line_start..line_end];
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if text.len() <= MAX_RENDERED_LINE {
-            return (line, column, text.to_owned(), column);
-        }
-        let first = column.saturating_sub(1).saturating_sub(WINDOW);
-        let shown: String = text.chars().skip(first).take(2 * WINDOW).collect();
-        (line, column, shown, column - first)
+        let start = self.start(line).min(offset);
+        (line, src[start..offset].chars().count() + 1)
     }
 }
 
-/// "did you mean" help: the closest candidate within a small edit distance.
+/// Work (edit-distance cells) all "did you mean" searches of one check may
+/// do together: each error scans the candidates (every enum value, list or
+/// fact name), so 100,000 errors against 100,000 candidates must not each
+/// pay in full. Once spent, errors come without the hint.
+pub(crate) const SUGGEST_BUDGET: usize = 16_000_000;
+
+/// "did you mean" help: the closest candidate within a small edit distance,
+/// with a budget of its own (for a single error).
 pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    did_you_mean_within(word, candidates, &mut SUGGEST_BUDGET.clone())
+}
+
+/// [`did_you_mean`] charging its work to `budget` (cells of the
+/// edit-distance table, and one per candidate); stops when it is spent.
+pub(crate) fn did_you_mean_within<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    budget: &mut usize,
+) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
+    let wlen = word.chars().take(65).count();
     for cand in candidates {
+        if *budget == 0 {
+            break;
+        }
+        let clen = cand.chars().take(65).count();
+        let limit = (wlen.max(clen) / 3).max(1);
+        // Lengths further apart than the limit cannot be within it.
+        if wlen.abs_diff(clen) > limit {
+            *budget -= 1;
+            continue;
+        }
+        *budget = budget.saturating_sub(1 + wlen.min(64) * clen.min(64));
         let d = edit_distance(word, cand);
-        let limit = (word.chars().count().max(cand.chars().count()) / 3).max(1);
         if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, cand));
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// At most this many values are listed in a help line; the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// `` `a`, `b`, `c` `` for a help line, cut after [`MAX_LISTED`] values with
+/// "and N more" (an enum of 100,000 values must not make each error's help
+/// line a megabyte).
+pub(crate) fn list_values<'a>(
+    values: impl ExactSizeIterator<Item = &'a str>,
+    quote: &str,
+) -> String {
+    let n = values.len();
+    let mut out: Vec<String> = values
+        .take(MAX_LISTED)
+        .map(|v| format!("{quote}{}{quote}", shorten_to(v, 64)))
+        .collect();
+    if n > MAX_LISTED {
+        out.push(format!("and {} more", n - MAX_LISTED));
+    }
+    out.join(", ")
+}
+
+/// `s` cut to `max` characters (with `…`).
+fn shorten_to(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

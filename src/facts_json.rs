@@ -2,7 +2,7 @@
 //! objects (one per recipient). Checked against the policy's fact table:
 //! unknown names and wrong types are errors that name the fact and the place.
 
-use crate::diagnostics::did_you_mean;
+use crate::diagnostics::{did_you_mean, list_values};
 use crate::facts::{FactId, FactTable, FactType, FactValue, Facts};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -355,11 +355,7 @@ fn json_value(
                 return Err((
                     format!(
                         "one of {}",
-                        values
-                            .iter()
-                            .map(|v| format!("\"{v}\""))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        list_values(values.iter().map(String::as_str), "\"")
                     ),
                     format!("{}{hint}", found()),
                 ));
@@ -379,11 +375,7 @@ fn expected_of(ty: &FactType) -> String {
         FactType::Ip => "an IP address string".into(),
         FactType::Enum(values) => format!(
             "one of {}",
-            values
-                .iter()
-                .map(|v| format!("\"{v}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
+            list_values(values.iter().map(String::as_str), "\"")
         ),
     }
 }

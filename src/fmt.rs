@@ -222,9 +222,14 @@ impl Printer<'_> {
 
     fn list_item(&mut self, l: &ListDecl) {
         let inner = Span::new(l.name.span.end, l.span.end);
-        let had_comment = self.comments[self.next_comment..]
-            .iter()
-            .any(|c| c.span.start > inner.start && c.span.start < inner.end);
+        // Comments are sorted by position: find the first one after the
+        // list's name by binary search (a scan of all remaining comments per
+        // list would be quadratic in a file of many lists and comments).
+        let rest = self.comments.get(self.next_comment..).unwrap_or_default();
+        let first_after = rest.partition_point(|c| c.span.start <= inner.start);
+        let had_comment = rest
+            .get(first_after)
+            .is_some_and(|c| c.span.start < inner.end);
         let multiline = had_comment
             || self
                 .src

@@ -52,6 +52,7 @@ mod glob;
 mod limits;
 mod lint;
 mod policy;
+mod re;
 mod syntax;
 mod testing;
 
@@ -63,6 +64,6 @@ pub use facts::{
 };
 pub use facts_json::{FactsError, FactsInput};
 pub use fmt::format;
-pub use limits::Limits;
+pub use limits::{Limits, REGEX_BYTES_PER_SOURCE_BYTE};
 pub use policy::{Mode, ParseError, Policy};
 pub use testing::{TestReport, TestResult};

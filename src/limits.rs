@@ -26,8 +26,13 @@ pub struct Limits {
     pub max_list_items: usize,
     /// Longest string, glob or regex literal, in bytes.
     pub max_string_bytes: usize,
-    /// Largest compiled size of one regex (`regex::RegexBuilder::size_limit`).
+    /// Largest compiled size of one regex (its DFA), in bytes.
     pub max_regex_bytes: usize,
+    /// Largest compiled size of all the policy's regexes together, merged
+    /// glob lists included, in bytes; a policy may use
+    /// [`REGEX_BYTES_PER_SOURCE_BYTE`] times its own size instead when that
+    /// is more.
+    pub max_regex_total_bytes: usize,
     /// Most custom facts (`fact` declarations).
     pub max_custom_facts: usize,
     /// Most `*` wildcards in one glob.
@@ -35,6 +40,11 @@ pub struct Limits {
     /// Most `test` blocks.
     pub max_tests: usize,
 }
+
+/// Compiled-regex bytes a policy may use per byte of its source, when that
+/// is more than [`Limits::max_regex_total_bytes`] (a large generated policy
+/// with thousands of small regexes).
+pub const REGEX_BYTES_PER_SOURCE_BYTE: usize = 16;
 
 /// The hard ceiling on custom facts: evaluation memoises facts in a fixed,
 /// stack-allocated table of this many built-in plus custom slots.
@@ -49,6 +59,7 @@ impl Default for Limits {
             max_list_items: 100_000,
             max_string_bytes: 64 * 1024,
             max_regex_bytes: 1024 * 1024,
+            max_regex_total_bytes: 16 * 1024 * 1024,
             max_custom_facts: MAX_FACT_SLOTS - crate::facts::BUILTIN_COUNT,
             max_glob_stars: 32,
             max_tests: 100_000,

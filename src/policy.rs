@@ -159,6 +159,14 @@ impl Policy {
         compile::decision(&self.model, rule)
     }
 
+    /// The index of the rule that decides for `facts` (`None`: the default).
+    pub(crate) fn decide_index(&self, facts: &Facts) -> Option<usize> {
+        self.compiled.decide(&mut DirectSource {
+            facts,
+            table: &self.model.facts,
+        })
+    }
+
     /// Decides with facts from an embedder's provider, asking for each fact
     /// only when a rule needs it and at most once.
     pub fn evaluate_lazy<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {

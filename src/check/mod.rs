@@ -6,7 +6,9 @@
 pub(crate) mod model;
 
 use crate::decision::{Action, AlertTarget, Disposition};
-use crate::diagnostics::{did_you_mean, Code, Diagnostic, Span};
+use crate::diagnostics::{
+    did_you_mean_within, list_values, Code, Diagnostic, Span, SUGGEST_BUDGET,
+};
 use crate::facts::{
     canonical_ip, FactId, FactInfo, FactTable, FactType, FactValue, Facts, BUILTIN_COUNT,
 };
@@ -16,7 +18,9 @@ use crate::syntax::ast;
 use ipnet::IpNet;
 use model::*;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+// Ordered maps only: iteration order (e.g. which of two equally close
+// names a hint picks) must not depend on a random hash seed.
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -30,20 +34,25 @@ pub(crate) fn check(
         src,
         limits,
         diags: Vec::new(),
-        facts: FactTable::builtins(),
+        facts: std::rc::Rc::new(FactTable::builtins()),
         fact_decls: Vec::new(),
         fact_used: Vec::new(),
-        lists: HashMap::new(),
+        lists: BTreeMap::new(),
+        enum_index: Vec::new(),
+        list_decls: Vec::new(),
+        list_cache: BTreeMap::new(),
         list_info: Vec::new(),
         context: String::new(),
         lines: crate::diagnostics::LineIndex::new(src),
+        suggest_budget: SUGGEST_BUDGET,
+        regex_left: regex_total(limits, src),
     };
     let model = c.run(file);
     let mut diags = c.diags;
     // A list used by several rules reports a bad element once.
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     // (The first report wins: declarations are checked before the rules using them.)
-    diags.retain(|d| seen.insert((d.code, d.span)));
+    diags.retain(|d| seen.insert((d.code, d.span.start, d.span.end)));
     diags.sort_by_key(|d| (d.span.start, d.code));
     let ok = !diags.iter().any(Diagnostic::is_error);
     (model.filter(|_| ok), diags)
@@ -53,16 +62,32 @@ struct Checker<'a> {
     src: &'a str,
     limits: &'a Limits,
     diags: Vec<Diagnostic>,
-    facts: FactTable,
+    /// Shared so that a condition can hold its fact's type while the
+    /// checker reports errors (a clone per use would copy an enum's values
+    /// at every use).
+    facts: std::rc::Rc<FactTable>,
     fact_decls: Vec<Span>,
     /// Whether each custom fact is used by a rule condition.
     fact_used: Vec<bool>,
     /// List name → index into `list_info` and its declaration.
-    lists: HashMap<String, (usize, &'a ast::ListDecl)>,
+    lists: BTreeMap<String, (usize, &'a ast::ListDecl)>,
+    /// Per custom enum fact (index = id - builtins; `None` for other types):
+    /// value name → index, so a literal is found in O(log n), not by a scan
+    /// of every value.
+    enum_index: Vec<Option<BTreeMap<String, u16>>>,
+    /// Declarations of the lists, by index.
+    list_decls: Vec<&'a ast::ListDecl>,
+    /// A named list checked for one fact: `(list, fact, matches)` → its
+    /// condition (`None`: it had errors, already reported).
+    list_cache: BTreeMap<(usize, u16, bool), Option<ExprKind>>,
     list_info: Vec<ListInfo>,
     /// ` in rule "x"` etc., appended to messages.
     context: String,
     lines: crate::diagnostics::LineIndex,
+    /// What is left of the "did you mean" work budget (shared by all errors).
+    suggest_budget: usize,
+    /// What is left of the total compiled-regex budget.
+    regex_left: usize,
 }
 
 fn describe_value(v: &ast::Value) -> &'static str {
@@ -145,7 +170,7 @@ impl<'a> Checker<'a> {
         }
 
         let mut rules: Vec<RuleModel> = Vec::new();
-        let mut rule_names: HashMap<&str, Span> = HashMap::new();
+        let mut rule_names: BTreeMap<&str, Span> = BTreeMap::new();
         let mut tests_ast = Vec::new();
         let mut items = file.items.iter().peekable();
         while let Some(item) = items.next() {
@@ -166,7 +191,11 @@ impl<'a> Checker<'a> {
                         "before_queue" => Some(Mode::BeforeQueue),
                         "after_queue" => Some(Mode::AfterQueue),
                         _ => {
-                            let hint = did_you_mean(&m.text, ["before_queue", "after_queue"]);
+                            let hint = did_you_mean_within(
+                                &m.text,
+                                ["before_queue", "after_queue"],
+                                &mut self.suggest_budget,
+                            );
                             self.push(
                                 Code::Syntax,
                                 m.span,
@@ -269,7 +298,7 @@ impl<'a> Checker<'a> {
             name,
             mode: mode.unwrap_or_default(),
             admins,
-            facts: self.facts.clone(),
+            facts: FactTable::clone(&self.facts),
             fact_decls: self.fact_decls.clone(),
             fact_used: self.fact_used.clone(),
             lists: self.list_info.clone(),
@@ -281,6 +310,7 @@ impl<'a> Checker<'a> {
             }),
             tests,
             file_allows,
+            regex_budget: self.regex_left,
         })
     }
 
@@ -290,7 +320,11 @@ impl<'a> Checker<'a> {
             match Code::from_name(&n.text) {
                 Some(code) => codes.push(code),
                 None => {
-                    let hint = did_you_mean(&n.text, Code::ALL.iter().map(|c| c.as_str()));
+                    let hint = did_you_mean_within(
+                        &n.text,
+                        Code::ALL.iter().map(|c| c.as_str()),
+                        &mut self.suggest_budget,
+                    );
                     let mut d = Diagnostic::new(
                         Code::UnknownLint,
                         self.src,
@@ -347,6 +381,7 @@ impl<'a> Checker<'a> {
             );
             return;
         }
+        let mut enum_index = None;
         let ty = match &f.ty {
             ast::TypeExpr::Simple(t) => match t.text.as_str() {
                 "bool" => FactType::Bool,
@@ -355,8 +390,11 @@ impl<'a> Checker<'a> {
                 "string" => FactType::String,
                 "ip" => FactType::Ip,
                 other => {
-                    let hint =
-                        did_you_mean(other, ["bool", "int", "number", "string", "ip", "enum"]);
+                    let hint = did_you_mean_within(
+                        other,
+                        ["bool", "int", "number", "string", "ip", "enum"],
+                        &mut self.suggest_budget,
+                    );
                     self.push(Code::Syntax, t.span, format!("unknown type `{other}`"),
                         Some(match hint { Some(h) => format!("did you mean `{h}`?"), None => "the types are `bool`, `int`, `number`, `string`, `ip` and `enum(a, b, ...)`".into() }));
                     return;
@@ -377,10 +415,24 @@ impl<'a> Checker<'a> {
                 }
                 FactType::StringSet
             }
-            ast::TypeExpr::Enum(values, _) => {
+            ast::TypeExpr::Enum(values, tspan) => {
+                let max = self.limits.max_list_items.min(usize::from(u16::MAX));
+                if values.len() > max {
+                    self.push(
+                        Code::Limit,
+                        *tspan,
+                        format!(
+                            "enum has {} values, more than the limit of {max}",
+                            values.len()
+                        ),
+                        Some("use a `string` fact and lists of its values".into()),
+                    );
+                    return;
+                }
                 let mut names: Vec<String> = Vec::new();
+                let mut index: BTreeMap<String, u16> = BTreeMap::new();
                 for v in values {
-                    if names.contains(&v.text) {
+                    if index.contains_key(&v.text) {
                         self.push(
                             Code::DuplicateItem,
                             v.span,
@@ -388,18 +440,22 @@ impl<'a> Checker<'a> {
                             None,
                         );
                     } else {
+                        // Below `max`, which fits in a u16.
+                        index.insert(v.text.clone(), names.len() as u16);
                         names.push(v.text.clone());
                     }
                 }
+                enum_index = Some(index);
                 FactType::Enum(names)
             }
         };
-        self.facts.facts.push(FactInfo {
+        std::rc::Rc::make_mut(&mut self.facts).facts.push(FactInfo {
             name: name.clone(),
             ty,
         });
         self.fact_decls.push(f.name.span);
         self.fact_used.push(false);
+        self.enum_index.push(enum_index);
     }
 
     fn declare_list(&mut self, l: &'a ast::ListDecl) {
@@ -439,6 +495,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.lists.insert(name.clone(), (self.list_info.len(), l));
+        self.list_decls.push(l);
         self.list_info.push(ListInfo {
             name: name.clone(),
             span: l.name.span,
@@ -446,14 +503,18 @@ impl<'a> Checker<'a> {
         });
     }
 
-    fn lookup_fact(&mut self, name: &ast::Name) -> Option<(FactId, FactType)> {
+    fn lookup_fact(&mut self, name: &ast::Name) -> Option<(FactId, Ty)> {
         match self.facts.lookup(&name.text) {
-            Some(id) => Some((id, self.facts.get(id).ty.clone())),
+            Some(id) => Some((id, Ty(std::rc::Rc::clone(&self.facts), id))),
             None => {
                 let help = if self.lists.contains_key(&name.text) {
                     format!("`{}` is a list; write `FACT in {}`", name.text, name.text)
                 } else {
-                    match did_you_mean(&name.text, self.facts.names()) {
+                    match did_you_mean_within(
+                        &name.text,
+                        self.facts.names(),
+                        &mut self.suggest_budget,
+                    ) {
                         Some(h) => format!("did you mean `{h}`?"),
                         None => format!(
                             "declare it with `fact {}: TYPE` if the filter supplies it",
@@ -534,7 +595,7 @@ impl<'a> Checker<'a> {
                 let (id, ty) = self.lookup_fact(name)?;
                 self.mark_used(id);
                 if ty != FactType::Bool {
-                    let help = match &ty {
+                    let help = match &*ty {
                         FactType::Enum(v) => format!(
                             "compare it: `{} == {}`",
                             name.text,
@@ -548,7 +609,7 @@ impl<'a> Checker<'a> {
                         format!(
                             "fact `{}` is {}, not a bool: it cannot stand alone as a condition",
                             name.text,
-                            ty.describe()
+                            type_text(&ty)
                         ),
                         Some(help),
                     );
@@ -567,12 +628,13 @@ impl<'a> Checker<'a> {
                     ast::CmpOp::Gt => Op::Gt,
                     ast::CmpOp::Ge => Op::Ge,
                 };
-                if !matches!(op, Op::Eq | Op::Ne) && !matches!(ty, FactType::Int | FactType::Number)
+                if !matches!(op, Op::Eq | Op::Ne)
+                    && !matches!(*ty, FactType::Int | FactType::Number)
                 {
-                    self.push(Code::TypeMismatch, span, format!("`{}` compares numbers, but fact `{}` is {}", op_str(op), name.text, ty.describe()), Some("order comparisons work on `int` and `number` facts such as `size` and `spam_score`".into()));
+                    self.push(Code::TypeMismatch, span, format!("`{}` compares numbers, but fact `{}` is {}", op_str(op), name.text, type_text(&ty)), Some("order comparisons work on `int` and `number` facts such as `size` and `spam_score`".into()));
                     return None;
                 }
-                if let (FactType::Ip, ast::Value::Ip(text, vspan)) = (&ty, value) {
+                if let (FactType::Ip, ast::Value::Ip(text, vspan)) = (&*ty, value) {
                     if text.contains('/') {
                         self.push(
                             Code::TypeMismatch,
@@ -592,11 +654,25 @@ impl<'a> Checker<'a> {
             ast::Cond::In(name, operand, _) => {
                 let (id, ty) = self.lookup_fact(name)?;
                 self.mark_used(id);
-                let values: Vec<ast::Value> = match operand {
-                    ast::Operand::List(values, _) => values.clone(),
-                    ast::Operand::ListRef(list) => self.list_values(list)?,
+                let values: &[ast::Value] = match operand {
+                    ast::Operand::List(values, _) => values,
+                    ast::Operand::ListRef(list) => {
+                        // A named list is checked and compiled once per fact
+                        // it is used with, however often it is used.
+                        let key = (self.list_index(list)?, id.0, false);
+                        let kind = match self.list_cache.get(&key) {
+                            Some(hit) => hit.clone(),
+                            None => {
+                                let values = self.list_decl(key.0);
+                                let kind = self.in_values(name, &ty, values);
+                                self.list_cache.insert(key, kind.clone());
+                                kind
+                            }
+                        };
+                        return kind.map(|kind| Expr { kind, span });
+                    }
                     ast::Operand::Value(v @ ast::Value::Ip(..)) if ty == FactType::Ip => {
-                        vec![v.clone()]
+                        std::slice::from_ref(v)
                     }
                     ast::Operand::Value(v) => {
                         self.push(
@@ -611,45 +687,13 @@ impl<'a> Checker<'a> {
                         return None;
                     }
                 };
-                if ty == FactType::Ip {
-                    let mut nets = Vec::with_capacity(values.len());
-                    let mut ok = true;
-                    for v in &values {
-                        match v {
-                            ast::Value::Ip(text, vspan) => match self.parse_net(text, *vspan) {
-                                Some(n) => nets.push(n),
-                                None => ok = false,
-                            },
-                            other => {
-                                self.push(Code::TypeMismatch, other.span(), format!("fact `{}` is an ip, but the list holds {}", name.text, describe_value(other)), Some("an ip fact is tested against addresses and CIDRs such as `10.0.0.0/8`".into()));
-                                ok = false;
-                            }
-                        }
-                    }
-                    if !ok {
-                        return None;
-                    }
-                    ExprKind::InNets(id, nets.into())
-                } else {
-                    let mut lits = Vec::with_capacity(values.len());
-                    let mut ok = true;
-                    for v in &values {
-                        match self.literal(&name.text, &ty, v) {
-                            Some(l) => lits.push(l),
-                            None => ok = false,
-                        }
-                    }
-                    if !ok {
-                        return None;
-                    }
-                    ExprKind::InSet(id, lits.into())
-                }
+                self.in_values(name, &ty, values)?
             }
             ast::Cond::Matches(name, operand, _) => {
                 let (id, ty) = self.lookup_fact(name)?;
                 self.mark_used(id);
-                if !matches!(ty, FactType::String | FactType::StringSet) {
-                    let help = match ty {
+                if !matches!(*ty, FactType::String | FactType::StringSet) {
+                    let help = match &*ty {
                         FactType::Enum(_) => format!("compare enum values exactly: `{} == VALUE` or `{} in [...]`", name.text, name.text),
                         FactType::Ip => format!("test networks with `{} in 10.0.0.0/8`", name.text),
                         _ => "`matches` works on string facts such as `virus`, `sender` and `recipient`".into(),
@@ -660,7 +704,7 @@ impl<'a> Checker<'a> {
                         format!(
                             "`matches` needs a string fact, but fact `{}` is {}",
                             name.text,
-                            ty.describe()
+                            type_text(&ty)
                         ),
                         Some(help),
                     );
@@ -686,11 +730,21 @@ impl<'a> Checker<'a> {
                         return None;
                     }
                     ast::Operand::List(values, _) => {
-                        ExprKind::Globs(id, self.globs(&values.clone())?.into())
+                        ExprKind::Globs(id, self.globs(values)?.into())
                     }
                     ast::Operand::ListRef(list) => {
-                        let values = self.list_values(list)?;
-                        ExprKind::Globs(id, self.globs(&values)?.into())
+                        let key = (self.list_index(list)?, id.0, true);
+                        let kind = match self.list_cache.get(&key) {
+                            Some(hit) => hit.clone(),
+                            None => {
+                                let values = self.list_decl(key.0);
+                                let kind =
+                                    self.globs(values).map(|g| ExprKind::Globs(id, g.into()));
+                                self.list_cache.insert(key, kind.clone());
+                                kind
+                            }
+                        };
+                        return kind.map(|kind| Expr { kind, span });
                     }
                 }
             }
@@ -724,8 +778,9 @@ impl<'a> Checker<'a> {
         };
         let mut ok = true;
         if let Some(id) = self.facts.lookup(&name.text) {
-            let ty = self.facts.get(id).ty.clone();
-            if ty != FactType::StringSet {
+            let facts = std::rc::Rc::clone(&self.facts);
+            let ty = &facts.get(id).ty;
+            if *ty != FactType::StringSet {
                 let help = match q {
                     ast::Quant::All => format!(
                         "`{0}` holds one value: drop `all` and write the condition on `{0}` alone",
@@ -739,7 +794,7 @@ impl<'a> Checker<'a> {
                     format!(
                         "`{word}` needs a set fact, but fact `{}` is {}",
                         name.text,
-                        describe_type(&ty)
+                        describe_type(ty)
                     ),
                     Some(help),
                 );
@@ -772,16 +827,22 @@ impl<'a> Checker<'a> {
         Some(Expr { kind, span })
     }
 
-    fn list_values(&mut self, list: &ast::Name) -> Option<Vec<ast::Value>> {
+    /// The index of a declared list (marked used), or an error.
+    fn list_index(&mut self, list: &ast::Name) -> Option<usize> {
         match self.lists.get(&list.text) {
-            Some((i, decl)) => {
+            Some((i, _)) => {
                 let i = *i;
-                let values = decl.values.clone();
-                self.list_info[i].used = true;
-                Some(values)
+                if let Some(info) = self.list_info.get_mut(i) {
+                    info.used = true;
+                }
+                Some(i)
             }
             None => {
-                let hint = did_you_mean(&list.text, self.lists.keys().map(String::as_str));
+                let hint = did_you_mean_within(
+                    &list.text,
+                    self.lists.keys().map(String::as_str),
+                    &mut self.suggest_budget,
+                );
                 self.push(
                     Code::UndefinedList,
                     list.span,
@@ -793,6 +854,49 @@ impl<'a> Checker<'a> {
                 );
                 None
             }
+        }
+    }
+
+    /// The values of list `i` (see [`Checker::list_index`]).
+    fn list_decl(&self, i: usize) -> &'a [ast::Value] {
+        self.list_decls.get(i).map_or(&[], |d| d.values.as_slice())
+    }
+
+    /// `FACT in VALUES` once the values are known.
+    fn in_values(&mut self, name: &ast::Name, ty: &Ty, values: &[ast::Value]) -> Option<ExprKind> {
+        let id = ty.1;
+        if *ty == FactType::Ip {
+            let mut nets = Vec::with_capacity(values.len());
+            let mut ok = true;
+            for v in values {
+                match v {
+                    ast::Value::Ip(text, vspan) => match self.parse_net(text, *vspan) {
+                        Some(n) => nets.push(n),
+                        None => ok = false,
+                    },
+                    other => {
+                        self.push(Code::TypeMismatch, other.span(), format!("fact `{}` is an ip, but the list holds {}", name.text, describe_value(other)), Some("an ip fact is tested against addresses and CIDRs such as `10.0.0.0/8`".into()));
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                return None;
+            }
+            Some(ExprKind::InNets(id, nets.into()))
+        } else {
+            let mut lits = Vec::with_capacity(values.len());
+            let mut ok = true;
+            for v in values {
+                match self.literal(&name.text, ty, v) {
+                    Some(l) => lits.push(l),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            Some(ExprKind::InSet(id, lits.into()))
         }
     }
 
@@ -837,23 +941,61 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
+        if g.longest_wild_part() > crate::glob::MAX_WILD_PART {
+            self.push(
+                Code::InvalidGlob,
+                span,
+                format!(
+                    "glob has a part of {} characters with `?` between its stars, more than the limit of {}",
+                    g.longest_wild_part(),
+                    crate::glob::MAX_WILD_PART
+                ),
+                Some("split it with `*`, or use a /regex/".into()),
+            );
+            return None;
+        }
         if text.contains(['[', ']', '{', '}']) {
             // Literal in our globs, but they signal shell-glob habits; accept them.
         }
         Some(g)
     }
 
-    fn regex(&mut self, pattern: &str, span: Span) -> Option<regex::Regex> {
-        let built = regex::RegexBuilder::new(pattern)
-            .case_insensitive(true)
-            .size_limit(self.limits.max_regex_bytes)
-            .dfa_size_limit(self.limits.max_regex_bytes)
-            .nest_limit(100)
-            .build();
-        match built {
-            Ok(re) => Some(re),
-            Err(e) => {
-                let text = e.to_string();
+    fn regex(&mut self, pattern: &str, span: Span) -> Option<crate::re::Re> {
+        use crate::re::{Re, ReError};
+        let limit = self.limits.max_regex_bytes.min(self.regex_left);
+        match Re::new(pattern, true, limit) {
+            Ok(re) => {
+                self.regex_left = self.regex_left.saturating_sub(re.size());
+                Some(re)
+            }
+            Err(ReError::TooBig) if limit < self.limits.max_regex_bytes => {
+                // A regex that fails to fit still cost the work of trying.
+                self.regex_left = 0;
+                self.push(
+                    Code::Limit,
+                    span,
+                    format!(
+                        "the policy's regexes compile to more than the limit of {} bytes together",
+                        regex_total(self.limits, self.src)
+                    ),
+                    Some("use fewer or simpler regexes, or lists of globs".into()),
+                );
+                None
+            }
+            Err(ReError::TooBig) => {
+                self.regex_left = self.regex_left.saturating_sub(limit);
+                self.push(
+                    Code::InvalidRegex,
+                    span,
+                    "invalid regex: the compiled regex is too big".into(),
+                    Some(format!(
+                        "the compiled regex exceeds {} bytes; simplify it or use a list of globs",
+                        self.limits.max_regex_bytes
+                    )),
+                );
+                None
+            }
+            Err(ReError::Syntax(text)) => {
                 let detail = text
                     .lines()
                     .filter(|l| l.starts_with("error:"))
@@ -871,18 +1013,8 @@ impl<'a> Checker<'a> {
                         "back-references are not supported: regexes here run in linear time"
                             .to_owned(),
                     )
-                } else if matches!(e, regex::Error::CompiledTooBig(_)) {
-                    Some(format!(
-                        "the compiled regex exceeds {} bytes; simplify it or use a list of globs",
-                        self.limits.max_regex_bytes
-                    ))
                 } else {
                     None
-                };
-                let detail = if matches!(e, regex::Error::CompiledTooBig(_)) {
-                    "the compiled regex is too big".to_owned()
-                } else {
-                    detail
                 };
                 self.push(
                     Code::InvalidRegex,
@@ -942,7 +1074,9 @@ impl<'a> Checker<'a> {
     }
 
     /// Converts a value to a literal of the fact's type.
-    fn literal(&mut self, fact: &str, ty: &FactType, v: &ast::Value) -> Option<Lit> {
+    fn literal(&mut self, fact: &str, ty: &Ty, v: &ast::Value) -> Option<Lit> {
+        let id = ty.1;
+        let ty: &FactType = ty;
         let mismatch = |this: &mut Self, help: Option<String>| {
             this.push(
                 Code::TypeMismatch,
@@ -976,19 +1110,28 @@ impl<'a> Checker<'a> {
                 self.parse_ip(text, *span).map(Lit::Ip)
             }
             (FactType::Enum(values), ast::Value::Word(w)) => {
-                match values.iter().position(|x| *x == w.text) {
+                let found = match id
+                    .index()
+                    .checked_sub(BUILTIN_COUNT)
+                    .and_then(|i| self.enum_index.get(i))
+                {
+                    Some(Some(index)) => index.get(&w.text).map(|&i| usize::from(i)),
+                    // The built-in enums have a handful of values.
+                    _ => values.iter().position(|x| *x == w.text),
+                };
+                match found {
                     Some(i) => Some(Lit::Enum(i as u16)),
                     None => {
-                        let hint = did_you_mean(&w.text, values.iter().map(String::as_str));
+                        let hint = did_you_mean_within(
+                            &w.text,
+                            values.iter().map(String::as_str),
+                            &mut self.suggest_budget,
+                        );
                         let help = match hint {
                             Some(h) => format!("did you mean `{h}`?"),
                             None => format!(
                                 "the values of `{fact}` are {}",
-                                values
-                                    .iter()
-                                    .map(|v| format!("`{v}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                list_values(values.iter().map(String::as_str), "`")
                             ),
                         };
                         self.push(
@@ -1010,7 +1153,7 @@ impl<'a> Checker<'a> {
                 } else {
                     format!(
                         "enum values are bare words; the values of `{fact}` are {}",
-                        values.join(", ")
+                        list_values(values.iter().map(String::as_str), "")
                     )
                 };
                 mismatch(self, Some(help))
@@ -1107,7 +1250,7 @@ impl<'a> Checker<'a> {
 
     fn test(&mut self, t: &ast::Test) -> TestModel {
         let mut given = Facts::new();
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (name, value) in &t.given {
             if !seen.insert(&name.text) {
                 self.push(
@@ -1194,6 +1337,38 @@ fn op_str(op: Op) -> &'static str {
         Op::Le => "<=",
         Op::Gt => ">",
         Op::Ge => ">=",
+    }
+}
+
+/// The compiled-regex budget of a policy of this source.
+pub(crate) fn regex_total(limits: &Limits, src: &str) -> usize {
+    limits.max_regex_total_bytes.max(
+        src.len()
+            .saturating_mul(crate::limits::REGEX_BYTES_PER_SOURCE_BYTE),
+    )
+}
+
+/// A fact's type, read through the checker's shared fact table.
+struct Ty(std::rc::Rc<FactTable>, FactId);
+
+impl PartialEq<FactType> for Ty {
+    fn eq(&self, other: &FactType) -> bool {
+        **self == *other
+    }
+}
+
+impl std::ops::Deref for Ty {
+    type Target = FactType;
+    fn deref(&self) -> &FactType {
+        &self.0.get(self.1).ty
+    }
+}
+
+/// How a type is written, an enum's values cut after a few (see [`list_values`]).
+fn type_text(ty: &FactType) -> String {
+    match ty {
+        FactType::Enum(v) => format!("enum({})", list_values(v.iter().map(String::as_str), "")),
+        other => other.describe(),
     }
 }
 

@@ -41,6 +41,9 @@ pub(crate) struct Model {
     pub(crate) tests: Vec<TestModel>,
     /// `allow(...)` that cover the whole file.
     pub(crate) file_allows: Vec<Code>,
+    /// What is left of [`crate::Limits::max_regex_total_bytes`] after the
+    /// policy's regexes: what merged glob lists may use when compiled.
+    pub(crate) regex_budget: usize,
 }
 
 /// A named list, for `unused-list`.
@@ -117,7 +120,7 @@ pub(crate) enum ExprKind {
     /// Any of the globs matches (case-insensitive, whole string).
     Globs(FactId, Arc<[Glob]>),
     /// The regex finds a match (case-insensitive unless the pattern says otherwise).
-    Regex(FactId, Arc<regex::Regex>),
+    Regex(FactId, Arc<crate::re::Re>),
     /// `all ...` on a set fact: the set holds a name and every name
     /// satisfies the inner leaf (`Compare` with `==`, `InSet`, `Globs` or
     /// `Regex` on the same fact). Without `all`, a leaf on a set holds when

@@ -11,7 +11,9 @@ use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
+use crate::re::Re;
 use ipnet::IpNet;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -20,6 +22,9 @@ const LINEAR_MAX: usize = 8;
 
 /// Glob lists at least this long (all ASCII) are merged into one regex.
 pub(crate) const GLOB_MERGE_MIN: usize = 16;
+
+/// Largest DFA built for one merged glob list.
+const MERGED_MAX_BYTES: usize = 1 << 20;
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -49,17 +54,17 @@ pub(crate) enum CExpr {
     /// `FACT in ["a", "b", ...]`, sorted and deduplicated.
     StrSet {
         id: FactId,
-        set: Box<[Box<str>]>,
+        set: Arc<[Box<str>]>,
     },
     /// `FACT in [nets]` as merged, sorted, inclusive intervals.
     Nets {
         id: FactId,
-        table: Box<NetTable>,
+        table: Arc<NetTable>,
     },
     /// `FACT matches` one or more globs.
     Globs {
         id: FactId,
-        m: Box<GlobMatcher>,
+        m: Arc<GlobMatcher>,
     },
     /// `all ...` on a set fact: a name, and every name passes `inner` (one
     /// of the string leaves above, or `Leaf`, on the same fact).
@@ -237,13 +242,19 @@ fn ascii(lit: &Lit8) -> Option<&str> {
 pub(crate) struct GlobMatcher {
     globs: Arc<[Glob]>,
     fast: Box<[FastGlob]>,
-    merged: Option<regex::Regex>,
+    merged: Option<Re>,
 }
 
 impl GlobMatcher {
-    fn new(globs: &Arc<[Glob]>) -> GlobMatcher {
-        let merged = if globs.len() >= GLOB_MERGE_MIN && globs.iter().all(|g| g.source.is_ascii()) {
-            let mut pat = String::from("(?is)^(?:");
+    /// `budget`: what is left of the policy's compiled-regex budget; the
+    /// merged regex is built within it (and what it uses is taken off), or
+    /// not at all.
+    fn new(globs: &Arc<[Glob]>, budget: &mut usize) -> GlobMatcher {
+        let merged = if globs.len() >= GLOB_MERGE_MIN
+            && globs.iter().all(|g| g.source.is_ascii())
+            && *budget > 0
+        {
+            let mut pat = String::from("(?s)^(?:");
             for (i, g) in globs.iter().enumerate() {
                 if i > 0 {
                     pat.push('|');
@@ -262,11 +273,19 @@ impl GlobMatcher {
                 pat.push_str(&regex::escape(&lit));
             }
             pat.push_str(")$");
-            // A list too large for the regex size limit keeps the plain loop.
-            regex::RegexBuilder::new(&pat)
-                .size_limit(4 << 20)
-                .build()
-                .ok()
+            // A list too large for the budget keeps the plain loop, which
+            // is linear in the text per glob too.
+            let limit = (*budget).min(MERGED_MAX_BYTES);
+            match Re::new(&pat, true, limit) {
+                Ok(re) => {
+                    *budget = budget.saturating_sub(re.size());
+                    Some(re)
+                }
+                Err(_) => {
+                    *budget = budget.saturating_sub(limit);
+                    None
+                }
+            }
         } else {
             None
         };
@@ -318,22 +337,55 @@ fn bit(i: u16) -> u64 {
     1u64.checked_shl(u32::from(i)).unwrap_or(0)
 }
 
-/// Lowers one checked condition.
-pub(crate) fn compile(e: &Expr, table: &FactTable) -> CExpr {
-    match &e.kind {
-        ExprKind::Const(b) => CExpr::Const(*b),
-        ExprKind::Known(id) => CExpr::Known(*id),
-        ExprKind::Not(inner) => CExpr::Not(Box::new(compile(inner, table))),
-        ExprKind::And(parts) => CExpr::And(parts.iter().map(|p| compile(p, table)).collect()),
-        ExprKind::Or(parts) => CExpr::Or(parts.iter().map(|p| compile(p, table)).collect()),
-        leaf => compile_leaf(leaf, table).unwrap_or_else(|| CExpr::Leaf(Box::new(leaf.clone()))),
+/// Compiled leaves shared between the conditions that use one named list:
+/// the checker gives every use of a list (with one fact) the same `Arc`,
+/// and the compiled table, set or matcher is built once for it, keyed by
+/// that `Arc`'s address (only identity is used; the order of the map never
+/// shows in the result).
+#[derive(Default)]
+pub(crate) struct Shared {
+    sets: BTreeMap<usize, Arc<[Box<str>]>>,
+    nets: BTreeMap<usize, Arc<NetTable>>,
+    globs: BTreeMap<usize, Arc<GlobMatcher>>,
+    /// What is left of the policy's compiled-regex budget (merged glob lists).
+    pub(crate) regex_budget: usize,
+}
+
+impl Shared {
+    /// With `regex_budget` bytes left for merged glob regexes.
+    pub(crate) fn new(regex_budget: usize) -> Shared {
+        Shared {
+            regex_budget,
+            ..Shared::default()
+        }
     }
 }
 
-fn compile_leaf(kind: &ExprKind, table: &FactTable) -> Option<CExpr> {
+fn addr<T: ?Sized>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a).cast::<()>() as usize
+}
+
+/// Lowers one checked condition.
+pub(crate) fn compile(e: &Expr, table: &FactTable, shared: &mut Shared) -> CExpr {
+    match &e.kind {
+        ExprKind::Const(b) => CExpr::Const(*b),
+        ExprKind::Known(id) => CExpr::Known(*id),
+        ExprKind::Not(inner) => CExpr::Not(Box::new(compile(inner, table, shared))),
+        ExprKind::And(parts) => {
+            CExpr::And(parts.iter().map(|p| compile(p, table, shared)).collect())
+        }
+        ExprKind::Or(parts) => CExpr::Or(parts.iter().map(|p| compile(p, table, shared)).collect()),
+        leaf => {
+            compile_leaf(leaf, table, shared).unwrap_or_else(|| CExpr::Leaf(Box::new(leaf.clone())))
+        }
+    }
+}
+
+fn compile_leaf(kind: &ExprKind, table: &FactTable, shared: &mut Shared) -> Option<CExpr> {
     let id = leaf_fact(kind)?;
     if let ExprKind::All(inner) = kind {
-        let inner = compile_leaf(inner, table).unwrap_or_else(|| CExpr::Leaf(inner.clone()));
+        let inner =
+            compile_leaf(inner, table, shared).unwrap_or_else(|| CExpr::Leaf(inner.clone()));
         return Some(CExpr::All {
             id,
             inner: Box::new(inner),
@@ -384,6 +436,12 @@ fn compile_leaf(kind: &ExprKind, table: &FactTable) -> Option<CExpr> {
             neg: *op == Op::Ne,
         }),
         ExprKind::InSet(_, lits) => {
+            if let Some(set) = shared.sets.get(&addr(lits)) {
+                return Some(CExpr::StrSet {
+                    id,
+                    set: Arc::clone(set),
+                });
+            }
             let mut set = Vec::with_capacity(lits.len());
             for l in lits.iter() {
                 match l {
@@ -393,19 +451,31 @@ fn compile_leaf(kind: &ExprKind, table: &FactTable) -> Option<CExpr> {
             }
             set.sort_unstable();
             set.dedup();
-            Some(CExpr::StrSet {
+            let set: Arc<[Box<str>]> = set.into();
+            shared.sets.insert(addr(lits), Arc::clone(&set));
+            Some(CExpr::StrSet { id, set })
+        }
+        ExprKind::InNets(_, nets) => {
+            let table = shared
+                .nets
+                .entry(addr(nets))
+                .or_insert_with(|| Arc::new(NetTable::new(nets)));
+            Some(CExpr::Nets {
                 id,
-                set: set.into(),
+                table: Arc::clone(table),
             })
         }
-        ExprKind::InNets(_, nets) => Some(CExpr::Nets {
-            id,
-            table: Box::new(NetTable::new(nets)),
-        }),
-        ExprKind::Globs(_, globs) => Some(CExpr::Globs {
-            id,
-            m: Box::new(GlobMatcher::new(globs)),
-        }),
+        ExprKind::Globs(_, globs) => {
+            let m = match shared.globs.get(&addr(globs)) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = Arc::new(GlobMatcher::new(globs, &mut shared.regex_budget));
+                    shared.globs.insert(addr(globs), Arc::clone(&m));
+                    m
+                }
+            };
+            Some(CExpr::Globs { id, m })
+        }
         _ => None,
     }
 }

@@ -6,7 +6,12 @@
 //! a rule can only be true when that fact's value passes the test. A gate
 //! indexes these rules by value, so evaluation looks up the value once and
 //! gets the few rules that may apply, instead of trying each of them:
-//! - exact strings: a hash map from the string to its rules;
+//! - exact strings: a sorted table searched by binary search. No hashing:
+//!   the strings come from policies that strangers may write, and a table
+//!   of sorted keys costs O(log n) comparisons per lookup whatever they are
+//!   (an unseeded hash can be flooded with colliding keys; a seeded one
+//!   would need randomness or an embedder's key, and this crate is pure and
+//!   deterministic);
 //! - networks: the address space cut into elementary segments, each with
 //!   the rules whose networks cover it (binary search);
 //! - globs: by their literal prefix (a trie walked with the text's folded
@@ -21,55 +26,8 @@ use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use ipnet::IpNet;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-/// An Fx-style hash (rotate, xor, multiply per 8 bytes): fast for the short
-/// strings facts hold; keys are policy literals, so hash flooding is not a concern.
-#[derive(Default)]
-pub(crate) struct Fnv(u64);
-
-const SEED: u64 = 0x517c_c1b7_2722_0a95;
-
-impl Fnv {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for Fnv {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            for (d, b) in w.iter_mut().zip(rest) {
-                *d = *b;
-            }
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-}
 
 /// A range of rule indices in the compiled policy's shared list pool.
 pub(crate) type Range = (u32, u32);
@@ -80,8 +38,6 @@ fn store(pool: &mut Vec<u32>, rules: &[u32]) -> Range {
     pool.extend_from_slice(rules);
     (start, pool.len() as u32)
 }
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// One atom of a gate: a value test that a required conjunct passes only
 /// when one of its atoms does.
@@ -204,49 +160,34 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable) -> Option<(FactId, Vec<Atom<'m>
     best
 }
 
-/// A trie over folded characters; each node lists the rules whose anchor ends there.
+/// A trie over folded characters; each node lists the rules whose anchor
+/// ends there. While it is built, edges live in one ordered map (an insert
+/// costs O(log n) whatever order the keys come in: a sorted `Vec` per node
+/// would shift on every insert of descending keys); frozen, each node's
+/// children are a sorted slice.
 #[derive(Debug, Clone, Default)]
 struct Trie {
-    /// Node 0 is the root. Per node: sorted children and rules.
-    kids: Vec<Vec<(char, u32)>>,
+    /// `(node, char) → child`; node 0 is the root.
+    edges: BTreeMap<(u32, char), u32>,
+    /// Per node, its rules.
     rules: Vec<Vec<u32>>,
 }
 
 impl Trie {
     fn insert(&mut self, key: &[char], rule: u32) {
-        if self.kids.is_empty() {
-            self.kids.push(Vec::new());
+        if self.rules.is_empty() {
             self.rules.push(Vec::new());
         }
-        let mut node = 0usize;
+        let mut node = 0u32;
         for &c in key {
-            let next = match self
-                .kids
-                .get(node)
-                .map(|k| k.binary_search_by_key(&c, |&(k, _)| k))
-            {
-                Some(Ok(i)) => self
-                    .kids
-                    .get(node)
-                    .and_then(|k| k.get(i))
-                    .map(|&(_, n)| n as usize),
-                Some(Err(i)) => {
-                    let n = self.kids.len();
-                    self.kids.push(Vec::new());
-                    self.rules.push(Vec::new());
-                    if let Some(k) = self.kids.get_mut(node) {
-                        k.insert(i, (c, n as u32));
-                    }
-                    Some(n)
-                }
-                None => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => return,
+            let fresh = self.rules.len() as u32;
+            let next = *self.edges.entry((node, c)).or_insert(fresh);
+            if next == fresh {
+                self.rules.push(Vec::new());
             }
+            node = next;
         }
-        if let Some(r) = self.rules.get_mut(node) {
+        if let Some(r) = self.rules.get_mut(node as usize) {
             if r.last() != Some(&rule) {
                 r.push(rule);
             }
@@ -254,8 +195,15 @@ impl Trie {
     }
 
     fn freeze(self, pool: &mut Vec<u32>) -> FrozenTrie {
+        let mut kids: Vec<Vec<(char, u32)>> = vec![Vec::new(); self.rules.len()];
+        // The map iterates in (node, char) order: each node's children come sorted.
+        for ((node, c), child) in self.edges {
+            if let Some(k) = kids.get_mut(node as usize) {
+                k.push((c, child));
+            }
+        }
         FrozenTrie {
-            kids: self.kids.into_iter().map(Vec::into_boxed_slice).collect(),
+            kids: kids.into_iter().map(Vec::into_boxed_slice).collect(),
             rules: self.rules.iter().map(|r| store(pool, r)).collect(),
         }
     }
@@ -326,13 +274,16 @@ impl<T: Ord + Copy> Segments<T> {
     /// Builds from `(start, end, rule)` with inclusive ends; `None` when the
     /// postings would exceed `budget`.
     fn build(
-        items: &[(T, T, u32)],
+        items: &mut Vec<(T, T, u32)>,
         next: impl Fn(T) -> Option<T>,
         budget: usize,
         pool: &mut Vec<u32>,
     ) -> Option<Self> {
+        // The same network twice in one rule is one posting.
+        items.sort_unstable_by_key(|&(s, e, r)| (r, s, e));
+        items.dedup();
         let mut starts: Vec<T> = Vec::with_capacity(items.len() * 2);
-        for &(s, e, _) in items {
+        for &(s, e, _) in items.iter() {
             starts.push(s);
             if let Some(n) = next(e) {
                 starts.push(n);
@@ -341,8 +292,11 @@ impl<T: Ord + Copy> Segments<T> {
         starts.sort_unstable();
         starts.dedup();
         let mut lists: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
-        let mut total = 0usize;
-        for &(s, e, r) in items {
+        // Every segment visited counts, whether or not it gains a rule (a
+        // network repeated 10,000 times would otherwise walk its segments
+        // 10,000 times for free).
+        let mut steps = 0usize;
+        for &(s, e, r) in items.iter() {
             let mut i = starts.partition_point(|&x| x < s);
             while let (Some(&x), Some(l)) = (starts.get(i), lists.get_mut(i)) {
                 if x > e {
@@ -350,12 +304,12 @@ impl<T: Ord + Copy> Segments<T> {
                 }
                 if l.last() != Some(&r) {
                     l.push(r);
-                    total += 1;
+                }
+                steps += 1;
+                if steps > budget {
+                    return None;
                 }
                 i += 1;
-            }
-            if total > budget {
-                return None;
             }
         }
         for l in &mut lists {
@@ -389,7 +343,8 @@ pub(crate) struct Gate {
     /// Every rule gated here, ascending: the fallback when a lookup
     /// yields more lists than the evaluator has room for.
     pub(crate) all: Range,
-    exact: FnvMap<Box<str>, Range>,
+    /// Exact strings, sorted, with their rules.
+    exact: Box<[(Box<str>, Range)]>,
     prefix: FrozenTrie,
     suffix: FrozenTrie,
     v4: Segments<u32>,
@@ -419,9 +374,11 @@ impl Gate {
 
     #[inline]
     fn lookup_str(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
-        if let Some(&l) = self.exact.get(s) {
-            if !push(l) {
-                return false;
+        if let Ok(i) = self.exact.binary_search_by(|(k, _)| (**k).cmp(s)) {
+            if let Some(&(_, l)) = self.exact.get(i) {
+                if !push(l) {
+                    return false;
+                }
             }
         }
         if s.is_ascii() {
@@ -437,7 +394,7 @@ impl Gate {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        8 + self.exact.keys().map(|k| 32 + k.len()).sum::<usize>()
+        8 + self.exact.iter().map(|(k, _)| 24 + k.len()).sum::<usize>()
             + self.prefix.heap_bytes()
             + self.suffix.heap_bytes()
             + self.v4.heap_bytes()
@@ -474,7 +431,8 @@ pub(crate) fn build(
     let mut gated = vec![false; rules.len()];
     let mut gates = Vec::new();
     for (id, list) in per_fact {
-        let mut exact: FnvMap<Box<str>, Vec<u32>> = FnvMap::default();
+        // A BTreeMap: ordered, and no hash to flood.
+        let mut exact: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         let mut prefix = Trie::default();
         let mut suffix = Trie::default();
         let mut v4 = Vec::new();
@@ -483,7 +441,7 @@ pub(crate) fn build(
             for a in atoms {
                 match a {
                     Atom::Exact(s) => {
-                        let l = exact.entry((*s).into()).or_default();
+                        let l = exact.entry(*s).or_default();
                         if l.last() != Some(r) {
                             l.push(*r);
                         }
@@ -510,8 +468,8 @@ pub(crate) fn build(
         let budget = 16 * list.len() + 1024;
         let mark = pool.len();
         let (Some(v4), Some(v6)) = (
-            Segments::build(&v4, |x: u32| x.checked_add(1), budget, pool),
-            Segments::build(&v6, |x: u128| x.checked_add(1), budget, pool),
+            Segments::build(&mut v4, |x: u32| x.checked_add(1), budget, pool),
+            Segments::build(&mut v6, |x: u128| x.checked_add(1), budget, pool),
         ) else {
             // Networks overlap too much to index: leave these rules ungated.
             pool.truncate(mark);
@@ -528,7 +486,7 @@ pub(crate) fn build(
             all: store(pool, &all),
             exact: exact
                 .into_iter()
-                .map(|(k, v)| (k, store(pool, &v)))
+                .map(|(k, v)| (Box::from(k), store(pool, &v)))
                 .collect(),
             prefix: prefix.freeze(pool),
             suffix: suffix.freeze(pool),

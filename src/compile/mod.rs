@@ -149,12 +149,13 @@ pub(crate) fn decision(model: &Model, rule: Option<usize>) -> Decision<'_> {
 impl Compiled {
     /// Compiles a checked model.
     pub(crate) fn new(model: &Model) -> Compiled {
+        let mut shared = expr::Shared::new(model.regex_budget);
         let conds: Box<[CExpr]> = model
             .rules
             .iter()
             .map(|r| match &r.when {
                 None => CExpr::Const(true),
-                Some(e) => expr::compile(e, &model.facts),
+                Some(e) => expr::compile(e, &model.facts, &mut shared),
             })
             .collect();
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
@@ -185,8 +186,10 @@ impl Compiled {
         let budget = 64 * model.rules.len() + 4096;
         loop {
             let mut lists = pool.clone();
-            let t = build_table(model, &keys, &gated, &gate_bits, &masks, &mut lists);
-            if lists.len() - pool.len() <= budget || keys.is_empty() {
+            // With no keys there is one cell: its list holds each rule at most once.
+            let limit = if keys.is_empty() { usize::MAX } else { budget };
+            let built = build_table(model, &keys, &gated, &gate_bits, &masks, &mut lists, limit);
+            if let Some(t) = built {
                 return Compiled {
                     conds,
                     keys: keys.into(),
@@ -512,8 +515,10 @@ fn build_table(
     gate_bits: &[Vec<u64>],
     masks: &[u64],
     lists: &mut Vec<u32>,
-) -> Table {
+    budget: usize,
+) -> Option<Table> {
     let n = model.rules.len();
+    let pool_len = lists.len();
     let words = n.div_ceil(64);
     // Each rule's truth values with no fact fixed (an id no leaf tests).
     let none = FactId(u16::MAX);
@@ -604,6 +609,11 @@ fn build_table(
             (start, lists.len() as u32)
         });
         cells.push(range);
+        // Checked as the lists grow, not after: cells × rules can be far
+        // more memory than the budget (4,096 cells of 100,000 rules).
+        if lists.len() - pool_len > budget {
+            return None;
+        }
     }
     let mut member = Vec::new();
     for s in &sets {
@@ -611,12 +621,12 @@ fn build_table(
             member.extend_from_slice(c);
         }
     }
-    Table {
+    Some(Table {
         cells: cells.into(),
         gate_min: gate_min.into(),
         member: member.into(),
         words,
-    }
+    })
 }
 
 /// Used by `Policy::memory_bytes` and the benches.
