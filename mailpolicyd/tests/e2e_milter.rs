@@ -656,7 +656,6 @@ fn quarantine_copy_is_byte_equal_listed_and_shown() {
 }
 
 #[test]
-#[ignore = "daemon bug (daemon-bugs.md, lab #1): release appends an empty line to the original"]
 fn release_delivers_the_original_unchanged_but_for_one_header() {
     let Some(lab) = lab_with("release", POLICY) else {
         return;
