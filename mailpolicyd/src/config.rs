@@ -195,9 +195,26 @@ pub struct NotifyConfig {
     pub hostname: String,
 }
 
+/// How much the main log says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// One line per message (the default).
+    #[default]
+    Info,
+    /// Plus a `TIMING` line per message.
+    Debug,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Default)]
 pub struct LogConfig {
+    /// `level`: `error`, `warn`, `info` (default: one line per message) or
+    /// `debug` (adds a `TIMING` line per message, as amavisd-new's log level 2).
+    pub level: LogLevel,
     /// `file`: the main log (default stderr).
     pub file: Option<PathBuf>,
     /// `decisions`: the JSON-lines decision log.
@@ -266,6 +283,7 @@ struct RawNotify {
 struct RawLog {
     file: Option<String>,
     decisions: Option<String>,
+    level: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -478,14 +496,25 @@ impl Config {
             }
         };
 
-        let log = raw
-            .log
-            .as_ref()
-            .map(|l| LogConfig {
-                file: l.file.as_deref().map(path_of),
-                decisions: l.decisions.as_deref().map(path_of),
-            })
-            .unwrap_or_default();
+        let mut log = LogConfig::default();
+        if let Some(l) = raw.log.as_ref() {
+            log.file = l.file.as_deref().map(path_of);
+            log.decisions = l.decisions.as_deref().map(path_of);
+            if let Some(level) = &l.level {
+                log.level = match level.get_ref().as_str() {
+                    "error" => LogLevel::Error,
+                    "warn" => LogLevel::Warn,
+                    "info" => LogLevel::Info,
+                    "debug" => LogLevel::Debug,
+                    other => {
+                        return Err(at(
+                            level,
+                            format!("unknown log level `{other}` (error, warn, info or debug)"),
+                        ))
+                    }
+                };
+            }
+        }
 
         Ok(Config {
             policy: path_of(raw.policy.get_ref()),

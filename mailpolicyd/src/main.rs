@@ -104,9 +104,17 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 }
 
 fn init_logging(config: &Config) -> Result<Option<LogFile>, String> {
+    use mailpolicyd::config::LogLevel;
+    let level = match config.log.level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+    };
     let builder = tracing_subscriber::fmt()
         .with_target(false)
-        .with_ansi(false);
+        .with_ansi(false)
+        .with_max_level(level);
     match &config.log.file {
         Some(path) => {
             let file = LogFile::open(path)
