@@ -5,6 +5,7 @@
 //! 2 usage or I/O problems.
 
 mod render;
+mod replay;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mailpolicy::{Facts, FactsInput, MessageVerdict, Policy, Severity};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes to standard output, ignoring a closed pipe (`policy check | head`
 /// must not panic).
+#[allow(unused_macros)]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -36,6 +38,8 @@ macro_rules! errln {
         let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
 }
+
+pub(crate) use {out, outln};
 
 /// Exit code for policy or facts errors.
 const EXIT_ERRORS: i32 = 1;
@@ -96,6 +100,25 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Replay mail logs (amavisd-new's main log, mailpolicyd's decision log) through a policy:
+    /// what would it have done differently?
+    Replay {
+        /// The policy to try.
+        policy: PathBuf,
+        /// Log files (`.gz` read transparently; `-` for standard input).
+        #[arg(required = true, value_name = "LOG")]
+        logs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Show up to N example log lines for each change.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        show: usize,
+        /// A regex of virus names that forge their senders (repeatable); without it
+        /// `forges_sender` is unknown, as amavisd-new treats every virus as forging.
+        #[arg(long, value_name = "REGEX")]
+        forging: Vec<String>,
+    },
     /// Print a policy in canonical form.
     Fmt {
         /// Policy file.
@@ -133,6 +156,13 @@ pub fn run() -> i32 {
         } => eval(&file, facts.as_deref(), &fact, explain),
         Command::Test { files } => test(&files),
         Command::Fmt { file, check, write } => fmt(&file, check, write),
+        Command::Replay {
+            policy,
+            logs,
+            format,
+            show,
+            forging,
+        } => replay_command(&policy, &logs, format, show, &forging),
     };
     match result {
         Ok(code) => code,
@@ -409,6 +439,29 @@ fn test(files: &[PathBuf]) -> Result<i32, String> {
     }
     let _ = writeln!(out, "{passed} passed, {failed} failed");
     Ok(if failed > 0 { EXIT_ERRORS } else { 0 })
+}
+
+fn replay_command(
+    policy: &Path,
+    logs: &[PathBuf],
+    format: Format,
+    show: usize,
+    forging: &[String],
+) -> Result<i32, String> {
+    let forging = if forging.is_empty() {
+        None
+    } else {
+        Some(
+            regex::RegexSet::new(forging)
+                .map_err(|e| format!("--forging: not a regular expression: {e}"))?,
+        )
+    };
+    replay::run(
+        policy,
+        logs,
+        format == Format::Json,
+        replay::Options { show, forging },
+    )
 }
 
 fn fmt(path: &Path, check: bool, write: bool) -> Result<i32, String> {
