@@ -440,3 +440,29 @@ fn show_gives_that_many_examples_per_change() {
     assert!(text.contains("now by the default"), "{text}");
     assert!(Path::new(&root().join(FILE_LOG)).exists());
 }
+
+#[test]
+fn every_name_amavisd_logged_is_in_the_virus_set() {
+    // "Let EICAR-only mail through": a message with EICAR *and* Sobig must not pass.
+    let p = temp(
+        "eicar-only.policy",
+        b"rule \"eicar only\" { when all virus matches \"Eicar-*\" then pass }\n\
+          rule \"clean\" { when virus in [] or scanner != infected then pass }\n\
+          default discard, quarantine\n",
+    );
+    let v = replay_json(p.to_str().unwrap(), &[FILE_LOG], &[]);
+    let entries = main_entries(FILE_LOG);
+    let infected = |m: &&Main| m.category == "INFECTED";
+    let eicar_only: usize = entries
+        .iter()
+        .filter(infected)
+        .filter(|m| m.names.iter().all(|n| n.starts_with("Eicar-")))
+        .map(|m| m.recipients)
+        .sum();
+    let all: usize = entries.iter().filter(infected).map(|m| m.recipients).sum();
+    assert!(entries
+        .iter()
+        .any(|m| m.names.len() == 2 && m.names[0].starts_with("Eicar-")));
+    assert_eq!(v["safety"]["infected_pass"], eicar_only as u64);
+    assert!(eicar_only > 0 && eicar_only < all);
+}

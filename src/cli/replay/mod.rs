@@ -59,7 +59,7 @@ struct Recipient<'a> {
 #[derive(Clone, Copy)]
 struct LineFacts<'a> {
     scanner: Option<Scanner>,
-    virus: Option<&'a str>,
+    virus: Option<&'a [String]>,
     forges: Option<bool>,
     client_ip: Option<IpAddr>,
     sender: Option<&'a str>,
@@ -76,7 +76,7 @@ impl FactProvider for LineFacts<'_> {
         match key.id {
             FactId::DIRECTION => self.direction.map(FactValue::Direction),
             FactId::SCANNER => self.scanner.map(FactValue::Scanner),
-            FactId::VIRUS => self.virus.map(text),
+            FactId::VIRUS => self.virus.map(|v| FactValue::Set(Cow::Borrowed(v))),
             FactId::FORGES_SENDER => self.forges.map(FactValue::Bool),
             FactId::CLIENT_IP => self.client_ip.map(FactValue::Ip),
             FactId::SENDER => self.sender.map(text),
@@ -199,6 +199,40 @@ struct Replay<'p> {
     recent: [([u8; 32], u8); RECENT_IDS],
     recent_at: usize,
     lines: u64,
+    /// Scratch space for a message's virus names, reused (no allocation per line).
+    names: Names,
+}
+
+/// A reusable list of names: slots keep their capacity between messages.
+#[derive(Default)]
+struct Names {
+    slots: Vec<String>,
+    used: usize,
+}
+
+impl Names {
+    /// Holds exactly `names` afterwards (duplicates dropped, as mailpolicyd does).
+    fn fill<S: AsRef<str>>(&mut self, names: impl Iterator<Item = S>) {
+        self.used = 0;
+        for n in names {
+            let n = n.as_ref();
+            if self.get().iter().any(|x| x == n) {
+                continue;
+            }
+            match self.slots.get_mut(self.used) {
+                Some(slot) => {
+                    slot.clear();
+                    slot.push_str(n);
+                }
+                None => self.slots.push(n.to_owned()),
+            }
+            self.used += 1;
+        }
+    }
+
+    fn get(&self) -> &[String] {
+        self.slots.get(..self.used).unwrap_or(&[])
+    }
 }
 
 /// Runs the replay; returns the exit code.
@@ -353,6 +387,7 @@ impl<'p> Replay<'p> {
             recent: [([0; 32], 0); RECENT_IDS],
             recent_at: 0,
             lines: 0,
+            names: Names::default(),
         }
     }
 
@@ -528,12 +563,20 @@ impl<'p> Replay<'p> {
         }
         let scanner = amavis::scanner_of(entry.category);
         let infected = scanner == Scanner::Infected;
-        let first_name = if infected {
-            amavis::names(entry.names).next()
-        } else {
-            None
+        // `virus`: the names of an INFECTED entry; the empty set for mail
+        // amavisd scanned and found no virus in; unknown when it could not scan.
+        let mut names = std::mem::take(&mut self.names);
+        let known = match scanner {
+            Scanner::Infected => {
+                names.fill(amavis::names(entry.names).map(|n| String::from_utf8_lossy(n)));
+                true
+            }
+            Scanner::Clean => {
+                names.fill(std::iter::empty::<&str>());
+                true
+            }
+            _ => false,
         };
-        let virus = first_name.map(String::from_utf8_lossy);
         let forges = if infected {
             self.forges(amavis::names(entry.names))
         } else {
@@ -548,7 +591,7 @@ impl<'p> Replay<'p> {
         });
         let facts = LineFacts {
             scanner: Some(scanner),
-            virus: virus.as_deref(),
+            virus: known.then(|| names.get()),
             forges,
             client_ip: entry.client_ip,
             sender: Some(&sender),
@@ -559,6 +602,7 @@ impl<'p> Replay<'p> {
             spam_score: entry.spam_score,
         };
         self.message(at, entry.category, facts, recipients, text);
+        self.names = names;
     }
 
     fn decision_log(&mut self, at: At, line: &[u8]) {
@@ -624,9 +668,23 @@ impl<'p> Replay<'p> {
             None => "UNKNOWN",
         };
         self.messages += 1;
+        // mailpolicyd logs `"virus": []` also when it did not scan (scanner
+        // null, error, timeout): the set is known only for a scan that ran.
+        let scanned = matches!(
+            scanner,
+            Some(Scanner::Clean | Scanner::Infected | Scanner::Encrypted)
+        );
+        let mut names = std::mem::take(&mut self.names);
+        let virus_known = match &logged.virus {
+            Some(v) if scanned => {
+                names.fill(v.iter());
+                true
+            }
+            _ => false,
+        };
         let facts = LineFacts {
             scanner,
-            virus: logged.virus.as_ref().and_then(|v| v.iter().next()),
+            virus: virus_known.then(|| names.get()),
             forges,
             client_ip,
             sender: logged.sender.as_deref(),
@@ -637,6 +695,7 @@ impl<'p> Replay<'p> {
             spam_score: logged.spam_score,
         };
         self.message(at, category, facts, recipients.into_iter(), line);
+        self.names = names;
     }
 
     /// `forges_sender` as mailpolicyd derives it: unknown without `--forging`
