@@ -18,6 +18,10 @@
 //! When a fact has too many classes × leaves to tabulate, it falls back to the
 //! "other" class alone with every leaf a free boolean: coarser, never unsound.
 
+mod sets;
+
+pub(crate) use sets::SetVars;
+
 use super::truth::{Truth, F, T, U};
 use crate::check::model::{cmp_numbers, Expr, ExprKind, Lit, Model, Val};
 use crate::eval::{leaf_fact, test_leaf};
@@ -121,6 +125,8 @@ pub(crate) struct Abstraction {
     pub(crate) rules: Vec<CExpr>,
     /// Per rule: the variables its condition may read (sorted, deduplicated).
     pub(crate) rule_vars: Vec<Vec<u32>>,
+    /// The variables describing each set fact (see [`sets`]), by fact id.
+    pub(crate) sets: Vec<SetVars>,
 }
 
 /// A number literal, ordered exactly.
@@ -242,7 +248,10 @@ impl Abstraction {
             leaves: Vec::new(),
             pats: HashMap::new(),
             source,
+            sets: HashMap::new(),
+            aux_leaves: HashMap::new(),
         };
+        sets::prepare(model, &mut b);
         let mut rules = Vec::with_capacity(model.rules.len());
         let mut rule_vars = Vec::with_capacity(model.rules.len());
         for r in &model.rules {
@@ -258,6 +267,7 @@ impl Abstraction {
             rules.push(c);
         }
         Abstraction {
+            sets: b.set_vars(),
             vars: b.vars,
             leaves: b.leaves,
             rules,
@@ -272,6 +282,10 @@ struct Builder<'s> {
     leaves: Vec<Leaf>,
     pats: HashMap<(u16, String), u32>,
     source: &'s str,
+    /// Set facts with exact formulas, by fact id.
+    sets: HashMap<u16, sets::SetFact>,
+    /// Leaves "variable in lo..hi" made for set formulas, shared.
+    aux_leaves: HashMap<(u32, u32, u32), u32>,
 }
 
 impl Builder<'_> {
@@ -344,6 +358,9 @@ impl Builder<'_> {
     }
 
     fn leaf(&mut self, id: FactId, e: &Expr) -> CExpr {
+        if let Some(c) = self.set_leaf(id, &e.kind) {
+            return c;
+        }
         let Some(fc) = self.classes.get(id.index()) else {
             return CExpr::Const(Truth::Unknown);
         };

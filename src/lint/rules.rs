@@ -625,6 +625,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 parts.push(format!("{name} unknown"));
                 continue;
             }
+            if let Some(set) = self.abs.sets.iter().find(|s| s.fact == v) {
+                if let Some(names) = set.describe(var.known, &w) {
+                    parts.push(format!("{name} = {names}"));
+                    continue;
+                }
+            }
             if val == var.other {
                 let pats: Vec<String> = w
                     .iter()
