@@ -40,11 +40,11 @@ impl Severity {
 }
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $variant:ident = $text:literal, $sev:ident; )*) => {
+    ($( #[doc = $doc:literal] $variant:ident = $text:literal, $sev:ident; )*) => {
         /// Every diagnostic's stable code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Code {
-            $( $(#[$doc])* $variant, )*
+            $( #[doc = $doc] $variant, )*
         }
 
         impl Code {
@@ -59,6 +59,12 @@ macro_rules! codes {
             /// Whether it is an error or a warning.
             pub fn severity(self) -> Severity {
                 match self { $(Code::$variant => Severity::$sev,)* }
+            }
+
+            /// What the code is about, in one sentence (its doc comment), e.g.
+            /// for `silent-discard`: "`discard` without `quarantine`."
+            pub fn description(self) -> &'static str {
+                match self { $(Code::$variant => $doc.trim_ascii(),)* }
             }
 
             /// The code for a kebab-case name.

@@ -6,6 +6,7 @@
 
 mod render;
 mod replay;
+mod sarif;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mailpolicy::{Facts, FactsInput, MessageVerdict, Policy, Severity};
@@ -57,6 +58,17 @@ struct Cli {
     command: Command,
 }
 
+/// `policy check`'s output formats.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    /// rustc-style text.
+    Human,
+    /// A JSON array of diagnostics.
+    Json,
+    /// SARIF 2.1.0, for code scanning in CI.
+    Sarif,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Human,
@@ -71,8 +83,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
         /// Exit 1 when there are warnings.
         #[arg(long)]
         deny_warnings: bool,
@@ -184,7 +196,7 @@ fn parse(_path: &Path, bytes: &[u8]) -> Result<Policy, Vec<mailpolicy::Diagnosti
 
 fn check(
     files: &[PathBuf],
-    format: Format,
+    format: CheckFormat,
     deny_warnings: bool,
     coverage: bool,
 ) -> Result<i32, String> {
@@ -214,7 +226,13 @@ fn check(
         .filter(|d| d.severity == Severity::Warning)
         .count();
     match format {
-        Format::Json => {
+        CheckFormat::Sarif => {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&sarif::log(&all)).unwrap_or_else(|_| "{}".into())
+            );
+        }
+        CheckFormat::Json => {
             let arr: Vec<Value> = all
                 .iter()
                 .flat_map(|(path, diags)| diags.iter().map(move |d| (path, d)))
@@ -246,7 +264,7 @@ fn check(
                 serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
             );
         }
-        Format::Human => {
+        CheckFormat::Human => {
             let mut out = std::io::stdout().lock();
             for (path, diags) in &all {
                 for d in diags {
