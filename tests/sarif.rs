@@ -261,7 +261,7 @@ fn check(v: &Value, def: &str, at: &str, errors: &mut Vec<String>) {
     }
     let int_min = |key: &str, min: i64, errors: &mut Vec<String>| {
         if let Some(x) = obj.get(key) {
-            if !x.as_i64().is_some_and(|n| n >= min) {
+            if x.as_i64().is_none_or(|n| n < min) {
                 errors.push(format!(
                     "{at}: {def}.{key} = {x} is not an integer >= {min}"
                 ));
