@@ -55,6 +55,13 @@ fn syntax_config(case_insensitive: bool) -> syntax::Config {
 }
 
 impl Re {
+    /// Checks the syntax only.
+    pub(crate) fn syntax_only(pattern: &str, case_insensitive: bool) -> Result<(), ReError> {
+        syntax::parse_with(pattern, &syntax_config(case_insensitive))
+            .map(|_| ())
+            .map_err(|e| ReError::Syntax(e.to_string()))
+    }
+
     /// Compiles `pattern` into a DFA of at most `limit` bytes (its NFA and
     /// the work of building it are held to `limit` too).
     pub(crate) fn new(pattern: &str, case_insensitive: bool, limit: usize) -> Result<Re, ReError> {
@@ -77,6 +84,8 @@ impl Re {
         };
         let (dfa, fallback) = match build(false) {
             Ok(dfa) => (dfa, None),
+            // Too big (a word boundary is written `\\b` or `\\B`).
+            Err(e) if !pattern.contains("\\b") && !pattern.contains("\\B") => return Err(e),
             Err(_) => {
                 // Either too big, or a Unicode word boundary: try the latter.
                 let dfa = build(true)?;

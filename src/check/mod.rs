@@ -963,7 +963,13 @@ impl<'a> Checker<'a> {
     fn regex(&mut self, pattern: &str, span: Span) -> Option<crate::re::Re> {
         use crate::re::{Re, ReError};
         let limit = self.limits.max_regex_bytes.min(self.regex_left);
-        match Re::new(pattern, true, limit) {
+        // With the budget spent, only the syntax is checked (no build).
+        let built = if limit == 0 {
+            Re::syntax_only(pattern, true).and(Err(ReError::TooBig))
+        } else {
+            Re::new(pattern, true, limit)
+        };
+        match built {
             Ok(re) => {
                 self.regex_left = self.regex_left.saturating_sub(re.size());
                 Some(re)

@@ -87,7 +87,15 @@ fn glob_anchor(g: &Glob) -> Option<(Vec<char>, bool)> {
 }
 
 /// The atoms of a conjunct that tests one string/ip fact positively.
-fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> Option<FactId> {
+fn atoms<'m>(
+    kind: &'m ExprKind,
+    table: &FactTable,
+    out: &mut Vec<Atom<'m>>,
+    cap: usize,
+) -> Option<FactId> {
+    if out.len() > cap {
+        return None;
+    }
     let fact_ok = |id: FactId| {
         matches!(
             table.facts.get(id.index()).map(|f| &f.ty),
@@ -98,7 +106,7 @@ fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> 
         ExprKind::Or(parts) => {
             let mut id = None;
             for p in parts {
-                let pid = atoms(&p.kind, table, out)?;
+                let pid = atoms(&p.kind, table, out, cap)?;
                 if id.is_some_and(|i| i != pid) {
                     return None;
                 }
@@ -111,6 +119,9 @@ fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> 
             Some(*id)
         }
         ExprKind::InSet(id, lits) if fact_ok(*id) => {
+            if out.len() + lits.len() > cap {
+                return None;
+            }
             for l in lits.iter() {
                 match l {
                     Lit::Str(s) => out.push(Atom::Exact(s)),
@@ -120,12 +131,18 @@ fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> 
             Some(*id)
         }
         ExprKind::InNets(id, nets) if fact_ok(*id) => {
+            if out.len() + nets.len() > cap {
+                return None;
+            }
             out.extend(nets.iter().map(Atom::Net));
             Some(*id)
         }
         // Every name passes, and there is one: so some name passes.
-        ExprKind::All(inner) => atoms(inner, table, out),
+        ExprKind::All(inner) => atoms(inner, table, out, cap),
         ExprKind::Globs(id, globs) if fact_ok(*id) => {
+            if out.len() + globs.len() > cap {
+                return None;
+            }
             for g in globs.iter() {
                 glob_anchor(g)?;
                 out.push(Atom::Glob(g));
@@ -137,7 +154,7 @@ fn atoms<'m>(kind: &'m ExprKind, table: &FactTable, out: &mut Vec<Atom<'m>>) -> 
 }
 
 /// The best gate of a rule's condition: a required conjunct on a string/ip fact.
-fn rule_gate<'m>(e: &'m Expr, table: &FactTable) -> Option<(FactId, Vec<Atom<'m>>)> {
+fn rule_gate<'m>(e: &'m Expr, table: &FactTable, cap: usize) -> Option<(FactId, Vec<Atom<'m>>)> {
     let conjuncts: &[Expr] = match &e.kind {
         ExprKind::And(parts) => parts,
         _ => std::slice::from_ref(e),
@@ -145,7 +162,7 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable) -> Option<(FactId, Vec<Atom<'m>
     let mut best: Option<(FactId, Vec<Atom<'m>>)> = None;
     for c in conjuncts {
         let mut out = Vec::new();
-        if let Some(id) = atoms(&c.kind, table, &mut out) {
+        if let Some(id) = atoms(&c.kind, table, &mut out, cap) {
             let better = match &best {
                 None => true,
                 Some((_, b)) => {
@@ -416,10 +433,18 @@ pub(crate) fn build(
     pool: &mut Vec<u32>,
 ) -> (Vec<Gate>, Vec<bool>) {
     let mut per_fact: Vec<(FactId, Vec<GatedRule<'_>>)> = Vec::new();
+    // Postings are rules × atoms: a 10,000-name list used by 3,000 rules
+    // would be 30 million. Past this budget rules stay ungated (their
+    // compiled condition, shared with the list's other uses, still runs).
+    let mut atom_budget = 64 * rules.len() + 65_536;
     for (i, e) in rules.iter().enumerate() {
-        let Some((id, atoms)) = e.and_then(|e| rule_gate(e, table)) else {
+        let Some((id, atoms)) = e.and_then(|e| rule_gate(e, table, atom_budget)) else {
             continue;
         };
+        if atoms.len() > atom_budget {
+            continue;
+        }
+        atom_budget -= atoms.len();
         match per_fact.iter_mut().find(|(f, _)| *f == id) {
             Some((_, v)) => v.push((i as u32, atoms)),
             None => per_fact.push((id, vec![(i as u32, atoms)])),
