@@ -277,3 +277,18 @@ fn after_queue_layout_hands_mail_to_the_content_filter_with_xforward() {
     lab.wait_mailbox("alice@example.org", "aq-1", 1);
     lab.wait_queue_empty();
 }
+
+/// The lab's own helpers (no daemon, no packages needed).
+#[test]
+fn helpers_wire_form_base64_headers() {
+    use support::smtp::{crlf, wire_body, xtext};
+    assert_eq!(wire_body(b"a\n.b\r\n..c"), b"a\r\n..b\r\n...c\r\n");
+    assert_eq!(crlf(b"x\ry"), b"x\r\ny\r\n");
+    assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+    assert_eq!(base64_lines(b"Man"), "TWFu\r\n");
+    assert_eq!(base64_lines(b"Ma"), "TWE=\r\n");
+    assert_eq!(base64_lines(b"M"), "TQ==\r\n");
+    let m = b"Subject: a\r\n  b\r\nX: y\r\n\r\nbody";
+    assert_eq!(header(m, "subject").as_deref(), Some("a b"));
+    assert_eq!(header(m, "x").as_deref(), Some("y"));
+}

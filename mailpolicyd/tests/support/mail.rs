@@ -214,22 +214,3 @@ pub fn header(msg: &[u8], name: &str) -> Option<String> {
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_known() {
-        assert_eq!(base64_lines(b"Man"), "TWFu\r\n");
-        assert_eq!(base64_lines(b"Ma"), "TWE=\r\n");
-        assert_eq!(base64_lines(b"M"), "TQ==\r\n");
-    }
-
-    #[test]
-    fn header_unfolding() {
-        let m = b"Subject: a\r\n  b\r\nX: y\r\n\r\nbody";
-        assert_eq!(header(m, "subject").as_deref(), Some("a b"));
-        assert_eq!(header(m, "x").as_deref(), Some("y"));
-    }
-}

@@ -139,6 +139,9 @@ pub struct DaemonConfig {
     /// `[clamd] address`; None: the lab's clamd over its Unix socket.
     pub clamd_address: Option<String>,
     pub clamd_timeout_ms: u64,
+    /// Write `[clamd] spool_dir` (ALLMATCHSCAN on a private copy: every detection); false
+    /// leaves it out (INSTREAM: the first detection only).
+    pub spool: bool,
     pub local_domains: Vec<String>,
     pub mynetworks: Vec<String>,
     /// None: leave the key out (amavisd-new's default list applies).
@@ -154,6 +157,7 @@ impl DaemonConfig {
             policy: policy.to_string(),
             clamd_address: None,
             clamd_timeout_ms: 30_000,
+            spool: true,
             local_domains: vec![LOCAL_DOMAIN.to_string()],
             mynetworks: vec!["127.0.0.0/8".into(), "10.0.0.0/8".into(), "::1/128".into()],
             forging_viruses: None,
@@ -309,11 +313,16 @@ impl Lab {
             )),
         }
         t.push_str(&format!(
-            "[clamd]\naddress = {}\ntimeout_ms = {}\nspool_dir = {}\n",
+            "[clamd]\naddress = {}\ntimeout_ms = {}\n",
             toml_str(&clamd),
             cfg.clamd_timeout_ms,
-            toml_str(&self.spool_dir().display().to_string())
         ));
+        if cfg.spool {
+            t.push_str(&format!(
+                "spool_dir = {}\n",
+                toml_str(&self.spool_dir().display().to_string())
+            ));
+        }
         t.push_str(&format!(
             "[site]\nlocal_domains = {}\nmynetworks = {}\n",
             toml_list(&cfg.local_domains),

@@ -224,7 +224,7 @@ impl Session {
 }
 
 /// xtext-encodes an XCLIENT value (RFC 1891 style: `+HH` for `+`, `=` and non-printables).
-fn xtext(s: &str) -> String {
+pub fn xtext(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
@@ -330,16 +330,4 @@ pub fn send(addr: SocketAddr, env: &Envelope, msg: &[u8]) -> io::Result<Outcome>
     out.final_reply = Some(s.end_data()?);
     s.quit();
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wire_form() {
-        assert_eq!(wire_body(b"a\n.b\r\n..c"), b"a\r\n..b\r\n...c\r\n");
-        assert_eq!(crlf(b"x\ry"), b"x\r\ny\r\n");
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-    }
 }
