@@ -54,6 +54,12 @@ struct Capture {
 
 impl Capture {
     async fn start() -> Capture {
+        Capture::start_with(false).await
+    }
+
+    /// `hang_up`: close the connection after each message (a next hop that
+    /// does not keep sessions), to see that a dead pooled session is replaced.
+    async fn start_with(hang_up: bool) -> Capture {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -63,7 +69,7 @@ impl Capture {
             while let Ok((sock, _)) = listener.accept().await {
                 n += 1;
                 let s = Arc::clone(&s);
-                tokio::spawn(capture_session(sock, s, n));
+                tokio::spawn(capture_session(sock, s, n, hang_up));
             }
         });
         Capture { addr, seen }
@@ -84,7 +90,12 @@ impl Capture {
     }
 }
 
-async fn capture_session(sock: TcpStream, seen: Arc<Mutex<Vec<Captured>>>, n: usize) {
+async fn capture_session(
+    sock: TcpStream,
+    seen: Arc<Mutex<Vec<Captured>>>,
+    n: usize,
+    hang_up: bool,
+) {
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
     w.write_all(b"220 capture ESMTP\r\n").await.unwrap();
@@ -163,6 +174,9 @@ async fn capture_session(sock: TcpStream, seen: Arc<Mutex<Vec<Captured>>>, n: us
         w.write_all(format!("{reply}\r\n").as_bytes())
             .await
             .unwrap();
+        if hang_up && reply.contains("queued as") {
+            return;
+        }
     }
     if !cur.commands.is_empty() {
         seen.lock().unwrap().push(cur);
@@ -189,6 +203,10 @@ impl Drop for Lab {
 }
 
 async fn lab_with(clients: Option<&str>, next_hop: Option<SocketAddr>) -> Lab {
+    lab_full(clients, next_hop, false).await
+}
+
+async fn lab_full(clients: Option<&str>, next_hop: Option<SocketAddr>, hang_up: bool) -> Lab {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -199,7 +217,7 @@ async fn lab_with(clients: Option<&str>, next_hop: Option<SocketAddr>) -> Lab {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("site.policy"), POLICY).unwrap();
-    let hop = Capture::start().await;
+    let hop = Capture::start_with(hang_up).await;
     let notify = Capture::start().await;
     let next_hop = next_hop.unwrap_or(hop.addr);
     let clients = clients
@@ -433,8 +451,43 @@ async fn pass_is_relayed_with_xforward_and_the_exact_bytes() {
         )
         .await;
     assert!(r.starts_with("250 "), "{r}");
-    assert_eq!(lab.next_hop.delivered().len(), 2);
+    let got = lab.next_hop.delivered();
+    assert_eq!(got.len(), 2);
+    // The session with the next hop was kept and reused: no second EHLO,
+    // an RSET to check it first, and the same connection's queue IDs.
+    assert!(
+        got[1].commands.iter().all(|c| !c.starts_with("EHLO")),
+        "{:?}",
+        got[1].commands
+    );
+    let all = lab.next_hop.all();
+    assert!(all.iter().any(|t| t.commands == ["RSET"]), "{all:?}");
+    assert!(r.contains("queued as CAP1"), "{r}");
     assert!(c.cmd("QUIT").await.starts_with("221"));
+}
+
+#[tokio::test]
+async fn a_dead_pooled_session_is_replaced() {
+    let lab = lab_full(None, None, true).await;
+    let mut c = lab.client().await;
+    c.cmd("EHLO mx").await;
+    for i in 0..3 {
+        let r = c
+            .transaction(
+                &XF,
+                "s@outside.test",
+                &["alice@example.org"],
+                &body(&format!("hang{i}")),
+            )
+            .await;
+        assert!(r.starts_with("250 "), "{i}: {r}");
+        assert!(
+            r.contains(&format!("queued as CAP{}", i + 1)),
+            "a new session each time: {r}"
+        );
+    }
+    assert_eq!(lab.next_hop.delivered().len(), 3);
+    assert_eq!(lab.decisions().len(), 3);
 }
 
 #[tokio::test]

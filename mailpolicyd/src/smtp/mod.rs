@@ -66,6 +66,7 @@ pub async fn serve_on(
         next_hop: relay::NextHop {
             address: smtp.next_hop.clone(),
             helo: filter.config().notify.hostname.clone(),
+            pool: Arc::new(relay::Pool::default()),
         },
         hostname: filter.config().notify.hostname.clone(),
         filter,

@@ -16,7 +16,8 @@ use crate::filter::Reply;
 use crate::sanitize::header_text;
 use mail_send::SmtpClient;
 use smtp_proto::Response;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// How long connecting and each command may take.
@@ -32,6 +33,8 @@ pub struct NextHop {
     pub address: SocketAddress,
     /// The name the filter gives in EHLO.
     pub helo: String,
+    /// Idle sessions with the next hop, shared by all front-end sessions.
+    pub pool: Arc<Pool>,
 }
 
 /// What the original `MAIL FROM` carried that is passed on.
@@ -92,6 +95,9 @@ struct Offers {
 pub struct Transaction {
     client: SmtpClient<TcpStream>,
     hop: String,
+    offers: Offers,
+    uses: u32,
+    pool: Arc<Pool>,
     /// Indexes (into the recipients given to [`Transaction::open`]) the next
     /// hop accepted.
     pub accepted: Vec<usize>,
@@ -155,9 +161,143 @@ async fn with_timeout<T>(
     }
 }
 
+/// A new session with the next hop: connect, greeting, EHLO.
+async fn connect(hop: &NextHop, name: &str) -> Result<(SmtpClient<TcpStream>, Offers), Failure> {
+    let SocketAddress::Inet { host, port } = &hop.address else {
+        return Err(temporary(name, "next_hop must be HOST:PORT"));
+    };
+    let stream =
+        match tokio::time::timeout(COMMAND_TIMEOUT, TcpStream::connect((host.as_str(), *port)))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(temporary(name, &format!("cannot connect: {e}"))),
+            Err(_) => return Err(temporary(name, "timed out connecting")),
+        };
+    let _ = stream.set_nodelay(true);
+    let mut client = SmtpClient {
+        stream,
+        timeout: COMMAND_TIMEOUT,
+    };
+    // Even a 5xx greeting or EHLO reply is the site's configuration, not the
+    // message's fault: try again later.
+    let as_temporary = |f: Failure| match f {
+        Failure::Permanent(r) | Failure::Temporary(r) => Failure::Temporary(Reply {
+            code: 451,
+            enhanced: Some("4.4.0".into()),
+            text: r.text,
+        }),
+    };
+    let greeting = with_timeout(name, COMMAND_TIMEOUT, "the greeting", client.read()).await?;
+    if greeting.code != 220 {
+        return Err(as_temporary(refusal(name, &greeting)));
+    }
+    let ehlo = with_timeout(
+        name,
+        COMMAND_TIMEOUT,
+        "the reply to EHLO",
+        client.cmd(format!("EHLO {}\r\n", hop.helo).as_bytes()),
+    )
+    .await?;
+    if ehlo.code != 250 {
+        return Err(as_temporary(refusal(name, &ehlo)));
+    }
+    Ok((client, parse_offers(&ehlo.message)))
+}
+
+/// An idle pooled session that still answers RSET, if there is one.
+async fn reuse(pool: &Pool) -> Option<Idle> {
+    while let Some(mut idle) = pool.take() {
+        let probe = tokio::time::timeout(POOL_PROBE_TIMEOUT, idle.client.cmd(b"RSET\r\n")).await;
+        if matches!(probe, Ok(Ok(ref r)) if r.code == 250) {
+            return Some(idle);
+        }
+    }
+    None
+}
+
+/// Idle sessions with the next hop, kept after a delivery and reused for
+/// later messages (what Postfix's and amavisd-new's SMTP connection caches
+/// do): a new message then costs no connect, greeting and EHLO, and the next
+/// hop no new smtpd process. A session is used for at most [`POOL_USES`]
+/// messages and kept idle at most [`POOL_IDLE`]; at most [`POOL_MAX`] are kept.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// Most idle sessions kept.
+pub const POOL_MAX: usize = 32;
+/// Longest a session stays idle in the pool.
+pub const POOL_IDLE: Duration = Duration::from_secs(30);
+/// Most messages sent over one session.
+pub const POOL_USES: u32 = 100;
+const POOL_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Idle {
+    client: SmtpClient<TcpStream>,
+    offers: Offers,
+    since: Instant,
+    uses: u32,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.idle.lock().map_or(0, |v| v.len());
+        f.debug_struct("Pool").field("idle", &n).finish()
+    }
+}
+
+impl Pool {
+    /// The most recently used session that has not been idle too long
+    /// (older ones are closed).
+    fn take(&self) -> Option<Idle> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(i) = idle.pop() {
+            if i.since.elapsed() < POOL_IDLE {
+                return Some(i);
+            }
+            close_later(i.client);
+        }
+        None
+    }
+
+    fn put(&self, client: SmtpClient<TcpStream>, offers: Offers, uses: u32) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired sessions go first, so a quiet filter does not hold them.
+        let (keep, old): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
+            .into_iter()
+            .partition(|i| i.since.elapsed() < POOL_IDLE);
+        *idle = keep;
+        for i in old {
+            close_later(i.client);
+        }
+        if uses >= POOL_USES || idle.len() >= POOL_MAX {
+            close_later(client);
+            return;
+        }
+        idle.push(Idle {
+            client,
+            offers,
+            since: Instant::now(),
+            uses,
+        });
+    }
+}
+
+/// QUIT in the background (best effort).
+fn close_later(client: SmtpClient<TcpStream>) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.quit()).await;
+        });
+    }
+}
+
 impl Transaction {
-    /// Connects to the next hop, says EHLO, passes the XFORWARD attributes
-    /// on when it offers XFORWARD, and gives `MAIL FROM` and every
+    /// Gets a session with the next hop — an idle one from the pool (checked
+    /// with RSET) or a new one (greeting, EHLO) — passes the XFORWARD
+    /// attributes on when it offers XFORWARD, and gives `MAIL FROM` and every
     /// `RCPT TO`. A 4xx to any recipient is a [`Failure::Temporary`] for the
     /// whole message (the transaction is reset: nothing is delivered, so a
     /// retry duplicates nothing); 5xx recipients are listed in `refused`.
@@ -168,46 +308,25 @@ impl Transaction {
         size: usize,
         rcpts: &[RcptParams],
     ) -> Result<Transaction, Failure> {
-        let SocketAddress::Inet { host, port } = &hop.address else {
-            return Err(temporary(
-                &hop.address.to_string(),
-                "next_hop must be HOST:PORT",
-            ));
-        };
         let name = hop.address.to_string();
         let name = name.strip_prefix("inet:").unwrap_or(&name).to_owned();
-        let stream =
-            match tokio::time::timeout(COMMAND_TIMEOUT, TcpStream::connect((host.as_str(), *port)))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(temporary(&name, &format!("cannot connect: {e}"))),
-                Err(_) => return Err(temporary(&name, "timed out connecting")),
-            };
-        let _ = stream.set_nodelay(true);
-        let mut client = SmtpClient {
-            stream,
-            timeout: COMMAND_TIMEOUT,
+        let (client, offers, uses) = match reuse(&hop.pool).await {
+            Some(idle) => (idle.client, idle.offers, idle.uses),
+            None => {
+                let (client, offers) = connect(hop, &name).await?;
+                (client, offers, 0)
+            }
         };
-        let greeting = with_timeout(&name, COMMAND_TIMEOUT, "the greeting", client.read()).await?;
-        if greeting.code != 220 {
-            // Even a 5xx greeting is the site's configuration, not the
-            // message's fault: try again later.
-            return Err(match refusal(&name, &greeting) {
-                Failure::Permanent(r) | Failure::Temporary(r) => Failure::Temporary(Reply {
-                    code: 451,
-                    enhanced: Some("4.4.0".into()),
-                    text: r.text,
-                }),
-            });
-        }
         let mut tx = Transaction {
             client,
             hop: name,
+            offers,
+            uses,
+            pool: Arc::clone(&hop.pool),
             accepted: Vec::new(),
             refused: Vec::new(),
         };
-        match tx.run_envelope(hop, xf, mail, size, rcpts).await {
+        match tx.run_envelope(xf, mail, size, rcpts).await {
             Ok(()) => Ok(tx),
             Err(f) => {
                 tx.abort().await;
@@ -218,24 +337,13 @@ impl Transaction {
 
     async fn run_envelope(
         &mut self,
-        hop: &NextHop,
         xf: &Xforward,
         mail: &MailParams,
         size: usize,
         rcpts: &[RcptParams],
     ) -> Result<(), Failure> {
         let name = self.hop.clone();
-        let ehlo = self.command(format!("EHLO {}\r\n", hop.helo)).await?;
-        if ehlo.code != 250 {
-            return Err(match refusal(&name, &ehlo) {
-                Failure::Permanent(r) | Failure::Temporary(r) => Failure::Temporary(Reply {
-                    code: 451,
-                    enhanced: Some("4.4.0".into()),
-                    text: r.text,
-                }),
-            });
-        }
-        let offers = parse_offers(&ehlo.message);
+        let offers = self.offers.clone();
         for cmd in xf.commands(&offers.xforward) {
             let r = self.command(cmd).await?;
             if r.code != 250 {
@@ -357,9 +465,7 @@ impl Transaction {
         }
         .await;
         match &result {
-            Ok(_) => {
-                let _ = tokio::time::timeout(Duration::from_secs(10), self.client.quit()).await;
-            }
+            Ok(_) => self.pool.put(self.client, self.offers, self.uses + 1),
             Err(_) => self.abort().await,
         }
         result
