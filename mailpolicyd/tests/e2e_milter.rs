@@ -1198,8 +1198,15 @@ fn forty_concurrent_clients_every_message_accounted_for_once() {
 
 // ---- direction: XCLIENT address vs mynetworks, AUTH ---------------------------------------
 
-/// (client, login, recipient, expected direction, expected authenticated)
-type DirCase<'a> = (Option<&'a str>, Option<&'a str>, &'a str, &'a str, bool);
+/// (client, login, recipient, expected direction, expected authenticated, expected client_ip)
+type DirCase<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    bool,
+    Option<&'a str>,
+);
 
 #[test]
 fn direction_from_client_address_auth_and_recipient_domain() {
@@ -1210,23 +1217,38 @@ fn direction_from_client_address_auth_and_recipient_domain() {
     let Some(lab) = lab_with("direction", policy) else {
         return;
     };
-    // (client, login, recipient, expected direction, expected authenticated)
-    let cases: [DirCase; 6] = [
+    let cases: [DirCase; 8] = [
         (
             Some(OUTSIDE_IP),
             None,
             "alice@example.org",
             "inbound",
             false,
+            Some(OUTSIDE_IP),
         ),
-        (None, None, "alice@example.org", "internal", false),
-        (Some("10.1.2.3"), None, "bob@example.org", "internal", false),
+        (
+            None,
+            None,
+            "alice@example.org",
+            "internal",
+            false,
+            Some("127.0.0.1"),
+        ),
+        (
+            Some("10.1.2.3"),
+            None,
+            "bob@example.org",
+            "internal",
+            false,
+            Some("10.1.2.3"),
+        ),
         (
             Some(OUTSIDE_IP),
             Some("joe"),
             "alice@example.org",
             "internal",
             true,
+            Some(OUTSIDE_IP),
         ),
         (
             Some("10.1.2.3"),
@@ -1234,6 +1256,7 @@ fn direction_from_client_address_auth_and_recipient_domain() {
             "friend@outside.test",
             "outbound",
             false,
+            Some("10.1.2.3"),
         ),
         (
             Some(OUTSIDE_IP),
@@ -1241,9 +1264,27 @@ fn direction_from_client_address_auth_and_recipient_domain() {
             "friend@outside.test",
             "open_relay",
             false,
+            Some(OUTSIDE_IP),
+        ),
+        // IPv6 clients; an IPv4-mapped one is its IPv4 address (10/8 is in mynetworks).
+        (
+            Some("IPV6:2001:db8::5"),
+            None,
+            "alice@example.org",
+            "inbound",
+            false,
+            Some("2001:db8::5"),
+        ),
+        (
+            Some("IPV6:::ffff:10.1.2.3"),
+            None,
+            "alice@example.org",
+            "internal",
+            false,
+            None,
         ),
     ];
-    for (i, (client, login, rcpt, dir, auth)) in cases.iter().enumerate() {
+    for (i, (client, login, rcpt, dir, auth, ip)) in cases.iter().enumerate() {
         let sender = format!("dir{i}@outside.test");
         let mut env = Envelope::new(&sender, &[rcpt]);
         env.client_addr = client.map(str::to_string);
@@ -1251,11 +1292,9 @@ fn direction_from_client_address_auth_and_recipient_domain() {
         let out = lab.send(&env, &message(&format!("dir-{i}")).to(&[rcpt]).build());
         assert!(out.accepted(), "case {i}: {}", out.decisive());
         let d = decision_by_qid(&lab, &queued_as(&out));
-        assert_eq!(
-            d["client_ip"],
-            client.unwrap_or("127.0.0.1"),
-            "case {i}: client_ip"
-        );
+        if let Some(ip) = ip {
+            assert_eq!(d["client_ip"], *ip, "case {i}: client_ip");
+        }
         let r = rcpt_entry(&d, rcpt);
         assert_eq!(
             r["direction"], *dir,
@@ -1264,6 +1303,54 @@ fn direction_from_client_address_auth_and_recipient_domain() {
         let tagged = strs(&r["tags"]) == ["[auth]"];
         assert_eq!(tagged, *auth, "case {i}: authenticated");
     }
+}
+
+#[test]
+fn milter_on_a_unix_socket() {
+    let mut o = LabOptions::new("unix_socket");
+    o.layout = Layout::BeforeQueueUnix;
+    let Some(mut lab) = Lab::start(o) else {
+        return;
+    };
+    lab.start_mailpolicyd_with(&config(POLICY));
+    let env = inbound("sender@outside.test", &["alice@example.org"]);
+    let out = lab.send(&env, &message("unix-1").build());
+    assert!(out.accepted(), "{}", out.decisive());
+    lab.wait_mailbox("alice@example.org", "X-Lab-Id: unix-1", 1);
+    let out = lab.send(&env, &message("unix-2").with_text(EICAR).build());
+    assert_eq!(out.decisive().code, 554, "{}", out.decisive());
+}
+
+/// "Nothing is dropped unless its quarantine copy is safely on disk (a failed write →
+/// tempfail)": the bucket's directory cannot be made (a file is in its place).
+#[test]
+fn a_failed_quarantine_write_is_a_tempfail_and_nothing_is_dropped() {
+    let Some(lab) = lab_with("quarantine_fails", POLICY) else {
+        return;
+    };
+    std::fs::create_dir_all(lab.quarantine_dir()).unwrap();
+    let blocker = lab.quarantine_dir().join("default");
+    std::fs::write(&blocker, "a file where the bucket directory should be").unwrap();
+    let env = inbound("sender@outside.test", &["alice@example.org"]);
+    let msg = message("qfail-1").with_text(SOBIG_MARKER).build();
+    let out = lab.send(&env, &msg);
+    assert!(
+        out.decisive().is_transient(),
+        "a discard whose copy cannot be written must be a 4xx: {}",
+        out.decisive()
+    );
+    let d = decision(&lab, "sender@outside.test", "alice@example.org");
+    assert_eq!(d["verdict"], "tempfail");
+    assert!(lab.quarantined_with("X-Lab-Id: qfail-1").is_empty());
+
+    std::fs::remove_file(&blocker).unwrap();
+    let out = lab.send(&env, &msg);
+    assert!(out.accepted(), "{}", out.decisive());
+    assert_eq!(lab.quarantined_with("X-Lab-Id: qfail-1").len(), 1);
+    lab.wait_queue_empty();
+    assert!(lab
+        .mailbox_with("alice@example.org", "X-Lab-Id: qfail-1")
+        .is_empty());
 }
 
 // ---- the CLI's check ----------------------------------------------------------------------

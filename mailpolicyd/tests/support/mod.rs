@@ -231,9 +231,29 @@ impl Lab {
         Lab::start(LabOptions::new(name))
     }
 
-    /// The milter socket / content-filter address Postfix uses.
+    /// The milter socket / content-filter address Postfix uses (TCP layouts).
     pub fn filter_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.postfix.ports.filter))
+    }
+
+    /// The milter's address in Postfix syntax (`inet:127.0.0.1:P` or `unix:PATH`).
+    pub fn milter_listen(&self) -> String {
+        match self.postfix.layout {
+            Layout::BeforeQueueUnix => {
+                format!("unix:{}", postfix::milter_socket(&self.dir).display())
+            }
+            _ => format!("inet:127.0.0.1:{}", self.postfix.ports.filter),
+        }
+    }
+
+    /// Someone accepts connections where Postfix expects the filter.
+    fn filter_listening(&self) -> bool {
+        match self.postfix.layout {
+            Layout::BeforeQueueUnix => {
+                std::os::unix::net::UnixStream::connect(postfix::milter_socket(&self.dir)).is_ok()
+            }
+            _ => port_open(self.filter_addr()),
+        }
     }
 
     // ---- filters -------------------------------------------------------------------------
@@ -247,7 +267,7 @@ impl Lab {
             &conf,
             format!(
                 "Foreground yes\n\
-                 MilterSocket inet:{port}@127.0.0.1\n\
+                 MilterSocket {listen}\n\
                  ClamdSocket unix:{sock}\n\
                  OnInfected Reject\n\
                  OnFail Defer\n\
@@ -255,7 +275,13 @@ impl Lab {
                  LogFile {dir}/clamav-milter.log\n\
                  LogInfected Basic\n\
                  TemporaryDirectory {dir}\n",
-                port = self.postfix.ports.filter,
+                listen = match self.milter_listen().split_once(':') {
+                    Some(("inet", hp)) => {
+                        let (h, p) = hp.rsplit_once(':').unwrap_or((hp, ""));
+                        format!("inet:{p}@{h}")
+                    }
+                    _ => self.milter_listen(),
+                },
                 sock = self.clamd.socket.display(),
                 dir = self.dir.display(),
             ),
@@ -302,9 +328,9 @@ impl Lab {
             toml_str(&self.policy_path().display().to_string())
         ));
         match self.postfix.layout {
-            Layout::BeforeQueue => t.push_str(&format!(
+            Layout::BeforeQueue | Layout::BeforeQueueUnix => t.push_str(&format!(
                 "[milter]\nlisten = {}\n",
-                toml_str(&format!("inet:127.0.0.1:{}", self.postfix.ports.filter))
+                toml_str(&self.milter_listen())
             )),
             Layout::AfterQueue => t.push_str(&format!(
                 "[smtp]\nlisten = {}\nnext_hop = {}\n",
@@ -371,13 +397,13 @@ impl Lab {
     }
 
     fn await_filter(&mut self, mut p: Proc) {
-        let addr = self.filter_addr();
-        let up = wait_until(patience(), || port_open(addr) || !p.alive());
+        let up = wait_until(patience(), || self.filter_listening() || !p.alive());
         if !up || !p.alive() {
             let status = p.try_status();
             panic!(
-                "{} did not come up on {addr} (exit: {status:?}):\n{}",
+                "{} did not come up on {} (exit: {status:?}):\n{}",
                 p.name,
+                self.milter_listen(),
                 p.log_tail(40)
             );
         }

@@ -26,6 +26,8 @@ pub const LOCAL_USERS: [&str; 3] = ["alice", "bob", "postmaster"];
 pub enum Layout {
     /// `smtpd_milters = inet:127.0.0.1:FILTER_PORT` on the main smtpd port.
     BeforeQueue,
+    /// `smtpd_milters = unix:LABDIR/milter.sock` (the milter on a Unix socket).
+    BeforeQueueUnix,
     /// `content_filter = smtp:[127.0.0.1]:FILTER_PORT`; re-injection on the unfiltered port
     /// (`-o content_filter= -o smtpd_milters=`), `smtp_send_xforward_command = yes`.
     AfterQueue,
@@ -100,6 +102,11 @@ impl Postfix {
                  milter_default_action = tempfail\n",
                 ports.filter
             ),
+            Layout::BeforeQueueUnix => format!(
+                "smtpd_milters = unix:{}\n\
+                 milter_default_action = tempfail\n",
+                milter_socket(dir).display()
+            ),
             Layout::AfterQueue => format!(
                 "content_filter = smtp:[127.0.0.1]:{}\n\
                  smtp_send_xforward_command = yes\n\
@@ -107,6 +114,8 @@ impl Postfix {
                 ports.filter
             ),
         };
+        // inet_protocols has ipv6 so that XCLIENT may claim an IPv6 client (ADDR=IPV6:...);
+        // every listener stays on 127.0.0.1.
         let main_cf = format!(
             "compatibility_level = 3.6\n\
              config_directory = {r}/etc\n\
@@ -122,7 +131,7 @@ impl Postfix {
              alias_maps =\n\
              alias_database =\n\
              inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
+             inet_protocols = ipv4, ipv6\n\
              mynetworks = 127.0.0.0/8\n\
              maillog_file = {r}/postfix.log\n\
              maillog_file_prefixes = {r}\n\
@@ -372,4 +381,9 @@ fn child_pids(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// The milter's Unix socket in the `BeforeQueueUnix` layout.
+pub fn milter_socket(lab_dir: &Path) -> PathBuf {
+    lab_dir.join("milter.sock")
 }
