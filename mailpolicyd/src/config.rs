@@ -157,6 +157,11 @@ pub struct SmtpConfig {
     pub next_hop: SocketAddress,
     /// `clients`: who may connect (default loopback only).
     pub clients: Vec<IpNet>,
+    /// `authenticated_listen`: a second port (amavisd-new's `ORIGINATING`
+    /// policy bank, usually 10026) for the submission service's
+    /// `content_filter`: mail handed in there counts as `authenticated`
+    /// (Postfix does not forward the SASL login through XFORWARD).
+    pub authenticated_listen: Option<SocketAddress>,
 }
 
 /// `[clamd]`.
@@ -246,6 +251,7 @@ struct RawSmtp {
     listen: Spanned<String>,
     next_hop: Spanned<String>,
     clients: Option<Vec<Spanned<String>>>,
+    authenticated_listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -357,7 +363,17 @@ impl Config {
                         "::1/128".parse().expect("literal"),
                     ];
                 }
+                let authenticated_listen = match &s.authenticated_listen {
+                    Some(a) => match socket(a)? {
+                        SocketAddress::Unix(_) => {
+                            return Err(at(a, "the smtp front end listens on HOST:PORT".into()))
+                        }
+                        inet => Some(inet),
+                    },
+                    None => None,
+                };
                 Some(SmtpConfig {
+                    authenticated_listen,
                     listen,
                     next_hop: socket(&s.next_hop)?,
                     clients,
@@ -636,6 +652,27 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.line, e.column), (4, 1), "{e}");
         assert!(e.message.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn smtp_front_end() {
+        let c = parse("policy = \"p\"\n[smtp]\nlisten = \"127.0.0.1:10024\"\nnext_hop = \"127.0.0.1:10025\"\n")
+            .unwrap();
+        let s = c.smtp.unwrap();
+        assert_eq!(s.authenticated_listen, None);
+        assert_eq!(s.clients.len(), 2, "loopback by default");
+        let c = parse("policy = \"p\"\n[smtp]\nlisten = \"127.0.0.1:10024\"\nnext_hop = \"127.0.0.1:10025\"\nauthenticated_listen = \"127.0.0.1:10026\"\n")
+            .unwrap();
+        assert_eq!(
+            c.smtp.unwrap().authenticated_listen,
+            Some(SocketAddress::Inet {
+                host: "127.0.0.1".into(),
+                port: 10026
+            })
+        );
+        let e = parse("policy = \"p\"\n[smtp]\nlisten = \"127.0.0.1:10024\"\nnext_hop = \"127.0.0.1:10025\"\nauthenticated_listen = \"unix:/x\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
     }
 
     #[test]

@@ -207,6 +207,15 @@ async fn lab_with(clients: Option<&str>, next_hop: Option<SocketAddr>) -> Lab {
 }
 
 async fn lab_full(clients: Option<&str>, next_hop: Option<SocketAddr>, hang_up: bool) -> Lab {
+    lab_any(clients, next_hop, hang_up, false).await
+}
+
+async fn lab_any(
+    clients: Option<&str>,
+    next_hop: Option<SocketAddr>,
+    hang_up: bool,
+    authenticated: bool,
+) -> Lab {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -242,7 +251,9 @@ async fn lab_full(clients: Option<&str>, next_hop: Option<SocketAddr>, hang_up: 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let (t, s) = (tasks.clone(), shutdown.clone());
-    tokio::spawn(async move { mailpolicyd::smtp::serve_on(listener, filter, t, s).await });
+    tokio::spawn(async move {
+        mailpolicyd::smtp::serve_listener(listener, filter, t, s, authenticated).await
+    });
     Lab {
         dir,
         addr,
@@ -543,6 +554,33 @@ async fn direction_comes_from_the_original_client() {
     let d = &lab.decisions()[2];
     assert_eq!(d["client_ip"], serde_json::Value::Null);
     assert_eq!(d["recipients"][0]["direction"], "open_relay");
+}
+
+#[tokio::test]
+async fn the_authenticated_port_makes_mail_originating() {
+    // amavisd-new's ORIGINATING bank on 10026: the submission service's
+    // mail, from a roaming client outside mynetworks.
+    let lab = lab_any(None, None, false, true).await;
+    let mut c = lab.client().await;
+    c.cmd("EHLO mx").await;
+    let r = c
+        .transaction(
+            &["ADDR=198.51.100.7 PROTO=ESMTP HELO=laptop"],
+            "user@example.org",
+            &["someone@outside.test"],
+            &body("roaming"),
+        )
+        .await;
+    assert!(r.starts_with("250 "), "{r}");
+    let got = lab.next_hop.delivered();
+    assert!(
+        got[0].text().contains("Subject: [AUTH] roaming\r\n"),
+        "{}",
+        got[0].text()
+    );
+    let d = &lab.decisions()[0];
+    assert_eq!(d["client_ip"], "198.51.100.7");
+    assert_eq!(d["recipients"][0]["direction"], "outbound");
 }
 
 #[tokio::test]

@@ -11,7 +11,10 @@
 //! - [`xforward`]: Postfix's XFORWARD attributes.
 //!
 //! Only clients in `[smtp] clients` (default: loopback) may connect; others
-//! get `554` and are disconnected.
+//! get `554` and are disconnected. With `authenticated_listen`, a second
+//! port takes the submission service's mail, which counts as
+//! `authenticated` (amavisd-new's `ORIGINATING` policy bank on 10026):
+//! Postfix does not forward the SASL login through XFORWARD.
 
 pub mod relay;
 pub mod session;
@@ -36,13 +39,35 @@ pub async fn serve(
     let Some(smtp) = filter.config().smtp.clone() else {
         return Ok(());
     };
-    let SocketAddress::Inet { host, port } = &smtp.listen else {
+    // Bind both now, so that a busy port is a startup error.
+    let main = bind(&smtp.listen).await?;
+    let authenticated = match &smtp.authenticated_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let first = serve_listener(
+        main,
+        Arc::clone(&filter),
+        tasks.clone(),
+        shutdown.clone(),
+        false,
+    );
+    match authenticated {
+        Some(l) => {
+            let second = serve_listener(l, filter, tasks, shutdown, true);
+            tokio::try_join!(first, second).map(|_| ())
+        }
+        None => first.await,
+    }
+}
+
+async fn bind(address: &SocketAddress) -> std::io::Result<tokio::net::TcpListener> {
+    let SocketAddress::Inet { host, port } = address else {
         return Err(std::io::Error::other(
             "the smtp front end listens on HOST:PORT",
         ));
     };
-    let listener = tokio::net::TcpListener::bind((host.as_str(), *port)).await?;
-    serve_on(listener, filter, tasks, shutdown).await
+    tokio::net::TcpListener::bind((host.as_str(), *port)).await
 }
 
 /// [`serve`] on a listener already bound (tests bind port 0).
@@ -52,14 +77,31 @@ pub async fn serve_on(
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_listener(listener, filter, tasks, shutdown, false).await
+}
+
+/// Serves one bound listener; `authenticated`: its mail counts as
+/// `authenticated` (the `authenticated_listen` port).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    filter: Arc<Filter>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    authenticated: bool,
+) -> std::io::Result<()> {
     let Some(smtp) = filter.config().smtp.clone() else {
         return Ok(());
     };
     tracing::info!(
-        "smtp content filter listening on {}, re-injecting to {}",
+        "smtp content filter listening on {}{}, re-injecting to {}",
         listener
             .local_addr()
             .map_or_else(|_| smtp.listen.to_string(), |a| a.to_string()),
+        if authenticated {
+            " (its mail counts as authenticated)"
+        } else {
+            ""
+        },
         smtp.next_hop
     );
     let ctx = session::Context {
@@ -71,6 +113,7 @@ pub async fn serve_on(
         hostname: filter.config().notify.hostname.clone(),
         filter,
         shutdown: shutdown.clone(),
+        authenticated,
     };
     loop {
         let (mut socket, peer) = tokio::select! {

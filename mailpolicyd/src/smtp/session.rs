@@ -54,6 +54,9 @@ pub struct Context {
     pub hostname: String,
     /// Cancelled on SIGTERM: an idle session then says 421 and closes.
     pub shutdown: CancellationToken,
+    /// Mail from this listener counts as `authenticated` (the
+    /// `authenticated_listen` port: the submission service's filter).
+    pub authenticated: bool,
 }
 
 #[derive(Debug)]
@@ -455,7 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 queue_id: xf.ident.clone(),
                 client_ip: xf.client_ip(),
                 helo: xf.helo.clone(),
-                authenticated: xf.authenticated(),
+                authenticated: self.ctx.authenticated || xf.authenticated(),
                 sender: tx.mail.sender.clone(),
                 recipients: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
             },
