@@ -958,3 +958,160 @@ async fn shutdown_closes_idle_sessions() {
         .await
         .expect("sessions end after shutdown");
 }
+
+// ---- hostile input --------------------------------------------------------------------------
+
+mod hostile {
+    use super::POLICY;
+    use mailpolicyd::config::Config;
+    use mailpolicyd::filter::Filter;
+    use mailpolicyd::smtp::relay::{NextHop, Pool};
+    use mailpolicyd::smtp::session::{Context, Session};
+    use proptest::prelude::*;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One filter for every case: the next hop is a closed port (a message
+    /// that gets through is tempfailed), so nothing leaves the test.
+    fn filter() -> Arc<Filter> {
+        static F: OnceLock<Arc<Filter>> = OnceLock::new();
+        Arc::clone(F.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!(
+                "mailpolicyd-smtp-hostile-{}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("site.policy"), POLICY).unwrap();
+            let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = dead.local_addr().unwrap().port();
+            drop(dead);
+            let config = format!(
+                "policy = \"site.policy\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nnext_hop = \"127.0.0.1:{port}\"\n\
+                 [site]\nlocal_domains = [\"example.org\"]\n[quarantine]\ndir = \"q\"\n\
+                 [notify]\nsubmit = \"inet:127.0.0.1:{port}\"\nhostname = \"filter.example.org\"\n"
+            );
+            Arc::new(Filter::new(Config::parse(&config, "t.toml", &dir).unwrap()).unwrap())
+        }))
+    }
+
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        let fixed: Vec<&'static [u8]> = vec![
+            b"EHLO mx.example.org\r\n",
+            b"HELO x\r\n",
+            b"MAIL FROM:<s@outside.test> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=a+2Bb\r\n",
+            b"MAIL FROM:<>\r\n",
+            b"MAIL FROM:<a b@c>\r\n",
+            b"RCPT TO:<alice@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@c\r\n",
+            b"RCPT TO:<discard1@example.org>\r\n",
+            b"RCPT TO:<>\r\n",
+            b"DATA\r\n",
+            b".\r\n",
+            b"..\r\n",
+            b"Subject: x\r\n\r\nbody\r\n",
+            b"RSET\r\n",
+            b"NOOP\r\n",
+            b"XFORWARD ADDR=10.1.2.3 IDENT=Q1 PROTO=ESMTPA\r\n",
+            b"XFORWARD NAME=[UNAVAILABLE] HELO=+ZZ+0D\r\n",
+            b"XFORWARD ADDR=IPv6:::1\r\n",
+            b"BDAT 7 LAST\r\n",
+            b"STARTTLS\r\n",
+            b"AUTH PLAIN AAAA\r\n",
+            b"QUIT\r\n",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\0",
+        ];
+        let token = prop_oneof![
+            8 => proptest::sample::select(fixed).prop_map(|b| b.to_vec()),
+            2 => proptest::collection::vec(any::<u8>(), 0..40),
+            1 => "[ -~]{0,60}\r\n".prop_map(String::into_bytes),
+            1 => (4000usize..5000).prop_map(|n| vec![b'A'; n]),
+        ];
+        proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
+    }
+
+    /// Runs one session over an in-memory pipe with `bytes` as the peer's
+    /// whole input; returns everything the session wrote.
+    fn run_session(bytes: &[u8]) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (ours, theirs) = tokio::io::duplex(1 << 20);
+            let ctx = Context {
+                filter: filter(),
+                next_hop: NextHop {
+                    address: filter().config().smtp.as_ref().unwrap().next_hop.clone(),
+                    helo: "filter.example.org".into(),
+                    pool: Arc::new(Pool::default()),
+                },
+                hostname: "filter.example.org".into(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+                authenticated: false,
+            };
+            let session = tokio::spawn(Session::new(theirs, "test".into(), ctx).run());
+            let (mut r, mut w) = tokio::io::split(ours);
+            let reader = tokio::spawn(async move {
+                let mut out = Vec::new();
+                let _ = r.read_to_end(&mut out).await;
+                out
+            });
+            let _ = w.write_all(bytes).await;
+            let _ = w.shutdown().await;
+            tokio::time::timeout(Duration::from_secs(60), session)
+                .await
+                .expect("the session ends")
+                .expect("the session does not panic");
+            drop(w);
+            tokio::time::timeout(Duration::from_secs(60), reader)
+                .await
+                .expect("the output ends")
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_whole_transaction_reaches_the_filter() {
+        let out = run_session(
+            b"EHLO mx\r\nXFORWARD ADDR=203.0.113.9\r\nMAIL FROM:<s@outside.test>\r\n\
+              RCPT TO:<alice@example.org>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n\
+              MAIL FROM:<s@outside.test>\r\nRCPT TO:<discard1@example.org>\r\nDATA\r\n\
+              Subject: y\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+        );
+        let text = String::from_utf8(out).unwrap();
+        // The next hop is down: 4xx; the discarded one is accounted for: 250.
+        assert!(text.contains("\r\n451 4.4.0 next hop"), "{text}");
+        assert!(
+            text.contains("\r\n250 2.0.0 Ok: discarded, quarantined as "),
+            "{text}"
+        );
+        assert!(text.ends_with("221 2.0.0 Bye\r\n"), "{text}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the peer sends, the session ends (no panic, no hang)
+        /// and every reply line is a well-formed SMTP reply line.
+        #[test]
+        fn any_input_gets_well_formed_replies(bytes in input()) {
+            let out = run_session(&bytes);
+            let text = String::from_utf8(out).expect("replies are UTF-8");
+            prop_assert!(text.starts_with("220 "), "{text}");
+            for line in text.split_terminator("\r\n") {
+                let b = line.as_bytes();
+                prop_assert!(
+                    b.len() >= 4
+                        && b[..3].iter().all(u8::is_ascii_digit)
+                        && (b[3] == b' ' || b[3] == b'-')
+                        && !line.contains(['\r', '\n']),
+                    "bad reply line {line:?} in {text:?}"
+                );
+            }
+        }
+    }
+}
