@@ -375,6 +375,7 @@ fn the_documented_examples_exist() {
         "lose-no-mail",
         "acceptable-losses",
         "custom-facts",
+        "pua-and-phishing",
     ] {
         let path = root().join(format!("examples/{name}.policy"));
         assert!(path.exists(), "{} is missing", path.display());
