@@ -22,7 +22,11 @@ impl Span {
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
+    /// Information about the check itself (e.g. an analysis that did not
+    /// finish): neither a problem with the policy nor advice.
+    Note,
     /// Advice: the policy works, but breaks the experts' advice.
     Warning,
     /// The policy cannot be used.
@@ -30,9 +34,10 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// `"error"` or `"warning"`.
+    /// `"error"`, `"warning"` or `"note"`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         }
@@ -56,7 +61,7 @@ macro_rules! codes {
                 match self { $(Code::$variant => $text,)* }
             }
 
-            /// Whether it is an error or a warning.
+            /// Whether it is an error, a warning or a note.
             pub fn severity(self) -> Severity {
                 match self { $(Code::$variant => Severity::$sev,)* }
             }
@@ -134,6 +139,8 @@ codes! {
     UntestedRule = "untested-rule", Warning;
     /// `allow(...)` names a code that does not exist.
     UnknownLint = "unknown-lint", Warning;
+    /// The linter did not finish some rules within its work budget: their warnings may be missing (none is invented).
+    AnalysisIncomplete = "analysis-incomplete", Note;
 }
 
 impl fmt::Display for Code {

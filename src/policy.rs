@@ -136,7 +136,12 @@ impl Policy {
     /// position. Honors `allow(...)`.
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut out = self.check_warnings.clone();
-        out.extend(crate::lint::lint(self, false));
+        out.extend(crate::lint::lint(
+            &self.model,
+            &self.source,
+            &self.compiled,
+            false,
+        ));
         diagnostics::place_all(&self.source, &mut out);
         out
     }
@@ -144,7 +149,12 @@ impl Policy {
     /// Like [`Policy::check`], with `untested-rule` for rules no `test` reaches.
     pub fn check_with_coverage(&self) -> Vec<Diagnostic> {
         let mut out = self.check_warnings.clone();
-        out.extend(crate::lint::lint(self, true));
+        out.extend(crate::lint::lint(
+            &self.model,
+            &self.source,
+            &self.compiled,
+            true,
+        ));
         diagnostics::place_all(&self.source, &mut out);
         out
     }
@@ -157,14 +167,6 @@ impl Policy {
             table: &self.model.facts,
         });
         compile::decision(&self.model, rule)
-    }
-
-    /// The index of the rule that decides for `facts` (`None`: the default).
-    pub(crate) fn decide_index(&self, facts: &Facts) -> Option<usize> {
-        self.compiled.decide(&mut DirectSource {
-            facts,
-            table: &self.model.facts,
-        })
     }
 
     /// Decides with facts from an embedder's provider, asking for each fact

@@ -24,6 +24,7 @@ use regex_automata::{meta, Input};
 #[derive(Clone)]
 pub(crate) struct Re {
     pattern: String,
+    case_insensitive: bool,
     dfa: dense::DFA<Vec<u32>>,
     /// For patterns with a Unicode word boundary (see the module docs).
     fallback: Option<meta::Regex>,
@@ -109,6 +110,7 @@ impl Re {
         }
         Ok(Re {
             pattern: pattern.to_owned(),
+            case_insensitive,
             dfa,
             fallback,
             size,
@@ -124,6 +126,23 @@ impl Re {
             // Only a Unicode word boundary on non-ASCII text quits.
             Err(_) => self.fallback.as_ref().is_some_and(|re| re.is_match(text)),
         }
+    }
+
+    /// The compiled DFA (unanchored start; with a Unicode word boundary it
+    /// quits on non-ASCII bytes, see [`Re::unicode_word_boundary`]). The
+    /// linter runs it in its string automata.
+    pub(crate) fn dfa(&self) -> &dense::DFA<Vec<u32>> {
+        &self.dfa
+    }
+
+    /// The pattern's syntax tree, read as it was compiled.
+    pub(crate) fn hir(&self) -> Option<regex_syntax::hir::Hir> {
+        syntax::parse_with(&self.pattern, &syntax_config(self.case_insensitive)).ok()
+    }
+
+    /// Whether the DFA quits on non-ASCII text (a Unicode word boundary).
+    pub(crate) fn unicode_word_boundary(&self) -> bool {
+        self.fallback.is_some()
     }
 
     /// The pattern as written.

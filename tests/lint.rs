@@ -600,7 +600,7 @@ fn every_code_has_a_fixture() {
         .collect();
     for code in Code::ALL
         .iter()
-        .filter(|c| !c.severity().eq(&mailpolicy::Severity::Error))
+        .filter(|c| c.severity() == mailpolicy::Severity::Warning)
     {
         if *code == Code::UnknownLint {
             continue;

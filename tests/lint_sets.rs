@@ -30,7 +30,7 @@ fn passing_all_pua_is_still_a_virus_passing() {
     assert_eq!(d.line, 3);
     let example = d.example.as_deref().unwrap_or("");
     assert!(
-        example.contains("scanner = infected") && example.contains("all match \"PUA.*\""),
+        example.contains("scanner = infected") && example.contains("virus = [\"PUA."),
         "{example}"
     );
     // Evaluation agrees: infected PUA-only mail passes there.

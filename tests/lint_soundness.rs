@@ -59,3 +59,126 @@ fn an_int_fact_between_two_adjacent_floats_has_no_value() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn a_glob_inside_a_list_is_covered_by_it() {
+    // The issue's case: "*@MM" in the forgers list, then a bounce rule on it.
+    let src = r#"
+        list forgers = ["W32/Sobig*", "W32/Bagle*", "*@MM"]
+        rule "forgers" { when scanner == infected and virus matches forgers then discard, quarantine }
+        rule "mass mailers bounce" {
+            when scanner == infected and virus matches "*@MM" and sender != ""
+            then bounce, quarantine
+        }
+        rule "Sobig variants" { when virus matches "w32/sobig.f*" then discard, quarantine }
+        default discard, quarantine
+    "#;
+    let (_, diags) = check(src);
+    let mm = codes_for(&diags, "mass mailers bounce");
+    assert_eq!(mm, ["unreachable-rule"], "{diags:#?}");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("rule \"forgers\" before it")),
+        "names the covering rule: {diags:#?}"
+    );
+    // Case-insensitive prefix inside a prefix: covered too (any scanner result).
+    assert!(!codes_for(&diags, "Sobig variants").contains(&"unreachable-rule"));
+}
+
+#[test]
+fn the_empty_string_is_its_own_class() {
+    let src = r#"
+        rule "named" { when sender matches "?*" then discard, quarantine }
+        rule "not null" { when sender != "" then discard, quarantine }
+        rule "null" { when sender == "" then discard, quarantine }
+        default discard, quarantine
+    "#;
+    let (p, diags) = check(src);
+    assert_eq!(
+        codes_for(&diags, "not null"),
+        ["unreachable-rule"],
+        "{diags:#?}"
+    );
+    assert!(codes_for(&diags, "null").is_empty(), "{diags:#?}");
+    assert_eq!(
+        p.evaluate(&Facts::new().sender("")).rule(),
+        Some("null"),
+        "evaluation agrees"
+    );
+}
+
+#[test]
+fn every_example_is_confirmed_by_evaluation() {
+    // A glob-heavy policy: each warning's example, evaluated, reaches its rule.
+    let src = r#"
+        list forgers = ["W32/Sobig*", "*@MM"]
+        rule "forgers" { when scanner == infected and virus matches forgers then discard, quarantine }
+        rule "trojans" { when scanner == infected and virus matches "Troj/*" and forges_sender == false then bounce }
+        rule "agents pass" { when virus matches "*Agent*" then pass }
+        default pass
+    "#;
+    let (_, diags) = check(src);
+    let bounce = diags
+        .iter()
+        .find(|d| d.code.as_str() == "backscatter-bounce")
+        .map(|d| d.rule.clone());
+    assert_eq!(bounce, None, "forges_sender == false guards it: {diags:#?}");
+    let passes = diags
+        .iter()
+        .find(|d| d.code.as_str() == "virus-passes" && d.rule.as_deref() == Some("agents pass"))
+        .unwrap_or_else(|| panic!("{diags:#?}"));
+    let example = passes.example.clone().unwrap_or_default();
+    assert!(
+        example.contains("agent") || example.contains("Agent"),
+        "{example}"
+    );
+    assert!(
+        !example.contains("@MM") && !example.contains("@mm"),
+        "{example}"
+    );
+}
+
+#[test]
+fn sets_are_not_single_names() {
+    // One name cannot match both; a set of two can: the rule is reachable.
+    let src = r#"
+        rule "phish and worm" { when virus matches "Phish*" and virus matches "Worm*" then discard, quarantine }
+        rule "all pua" { when all virus matches "PUA.*" then pass, tag "PUA" }
+        rule "pua and more" { when virus matches "PUA.*" and virus matches "Troj*" then discard, quarantine }
+        default discard, quarantine
+    "#;
+    let (p, diags) = check(src);
+    for rule in ["phish and worm", "all pua", "pua and more"] {
+        assert!(
+            !codes_for(&diags, rule).contains(&"unreachable-rule"),
+            "{rule}: {diags:#?}"
+        );
+    }
+    let f = Facts::new().virus("Phish.A").virus("Worm.B");
+    assert_eq!(p.evaluate(&f).rule(), Some("phish and worm"));
+    // `all` after `any` of the same glob: covered (a non-empty set all of whose names match has one that does).
+    let src = r#"
+        rule "any pua" { when virus matches "PUA.*" then discard, quarantine }
+        rule "all pua" { when all virus matches "PUA.*" then pass }
+        default discard, quarantine
+    "#;
+    let (_, diags) = check(src);
+    assert_eq!(
+        codes_for(&diags, "all pua"),
+        ["unreachable-rule"],
+        "{diags:#?}"
+    );
+    // The empty set is known: `virus != "X"` holds for it.
+    let src = r#"
+        rule "no x" { when virus != "X" and not (virus matches "?*") then pass }
+        default discard, quarantine
+    "#;
+    let (p, diags) = check(src);
+    assert!(
+        !codes_for(&diags, "no x").contains(&"unreachable-rule"),
+        "{diags:#?}"
+    );
+    let empty = Facts::new().viruses(Vec::<String>::new());
+    assert_eq!(p.evaluate(&empty).rule(), Some("no x"));
+}

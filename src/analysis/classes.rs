@@ -2,85 +2,113 @@
 //! on which every condition leaf of the policy is constant, plus *unknown*.
 //!
 //! - enums and bools: each value is a class;
-//! - numbers: the open intervals and points cut by the literals the policy
-//!   compares the fact with (a class is kept only if it holds a value);
-//! - IPs: the regions cut by every address and network the policy uses
-//!   (networks are prefixes, so they nest: the classes are "network N minus
-//!   the networks inside it", numbered in pre-order so that a network is a
-//!   contiguous range of classes);
-//! - strings: each literal the policy compares the fact with is a class, plus
-//!   one "other string" class on which each pattern (glob list or regex) is a
-//!   free boolean variable. A literal's pattern results are computed exactly.
+//! - numbers ([`super::numbers`]): the open intervals and points cut by the
+//!   literals the policy compares the fact with, exactly at any magnitude;
+//! - IPs ([`super::ips`]): the regions cut by every address and network;
+//! - strings: each literal the policy compares the fact with is a class (the
+//!   empty string always is one), plus one *other* class. On *other*, each
+//!   distinct glob list and regex the policy tests is an **atom**: a boolean
+//!   variable of the search, whose combinations [`super::strings`] decides
+//!   exactly (glob inside glob, glob inside list, disjoint globs).
 //!
-//! Every known class has a representative value (except "other"), and leaves
-//! are tabulated by testing the representative with the evaluator's own
-//! [`test_leaf`], so the abstraction agrees with evaluation by construction.
-//! When a fact has too many classes × leaves to tabulate, it falls back to the
-//! "other" class alone with every leaf a free boolean: coarser, never unsound.
+//! - sets of strings (`virus`, `[string]` facts): up to [`MAX_SLOTS`]
+//!   element **slots**, each a string variable with the classes above plus
+//!   *absent*; `virus matches G` is "some slot matches", `all virus matches
+//!   G` "some slot is present and every present slot matches", `!=` is
+//!   `not ==`. A "no" is exact when the slots suffice
+//!   ([`Abstraction::set_exact`]): if some set satisfies a question, so does
+//!   the subset keeping, for each condition whose truth must not change, one
+//!   element (a witness for a true "any", a counterexample for a false
+//!   "all"). Those are the target rule's set conditions and, in the rules
+//!   that must stay not true, the "any" conditions under a `not` and the
+//!   "all" conditions outside one (dropping elements can only make the
+//!   others less true).
+//!
+//! Every known class except *other* has a representative value, and leaves
+//! are computed from the literals (binary searches over the sorted classes,
+//! prefix/suffix indexes for globs) so that their truth on each class is
+//! what the evaluator's own [`test_leaf`] gives on the representative. All
+//! of it is counted as work; past the budget a leaf becomes **opaque** (a
+//! free boolean on every class): coarser, never unsound, and any answer that
+//! depends on it is confirmed by evaluation or reported as not finished.
 
-mod sets;
-
-pub(crate) use sets::SetVars;
-
+use super::ips::ip_classes;
+use super::numbers::{number_classes, Num};
+use super::strings::{AtomTest, StringFact};
 use super::truth::{Truth, F, T, U};
-use crate::check::model::{cmp_numbers, Expr, ExprKind, Lit, Model, Val};
+use crate::check::model::{Expr, ExprKind, Lit, Model, Op, Val};
 use crate::eval::{leaf_fact, test_leaf};
-use crate::facts::{FactId, FactType};
+use crate::facts::{FactId, FactTable, FactType};
+use crate::glob::fold;
 use ipnet::IpNet;
-use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// "No value" in assignments and indexes.
 pub(crate) const NONE: u32 = u32::MAX;
-
-/// Tabulation budget per fact (classes × leaves) before falling back.
-const TABULATE_LIMIT: usize = 4_000_000;
 
 /// A representative value of a class, owned.
 #[derive(Debug, Clone)]
 pub(crate) enum Rep {
     /// This very value.
     Value(Lit),
-    /// Any string other than the literals (patterns decided by variables).
+    /// Any string other than the literals (atoms decide the rest).
     Other,
+    /// A set fact's element slot that holds no element.
+    Absent,
 }
 
 impl Rep {
     fn as_val(&self) -> Option<Val<'_>> {
         match self {
             Rep::Value(lit) => Some(lit.as_val()),
-            Rep::Other => None,
+            Rep::Other | Rep::Absent => None,
         }
     }
 }
 
-/// A search variable: a fact (its class) or a pattern on a fact's "other" class.
+/// An atom variable: a glob list or regex on a string fact's *other* class,
+/// or an opaque leaf.
+#[derive(Debug, Clone)]
+pub(crate) struct AtomVar {
+    /// The fact variable it belongs to.
+    pub(crate) fact: u32,
+    /// Its index among the fact's string atoms; [`NONE`] for an opaque leaf
+    /// (no theory: any truth on any class).
+    pub(crate) index: u32,
+}
+
+/// A search variable: a fact (its class) or an atom.
 #[derive(Debug, Clone)]
 pub(crate) struct Var {
     /// Number of known classes; the value `unknown` is the index `known`.
-    /// Pattern variables have two values (0 = false, 1 = true) and no unknown.
+    /// Atoms have two values (0 = false, 1 = true) and no unknown.
     pub(crate) known: u32,
-    /// The "other" class index, or [`NONE`].
+    /// The *other* class index, or [`NONE`].
     pub(crate) other: u32,
-    /// For a pattern variable: its fact and the condition text; else `None`.
-    pub(crate) pattern: Option<(FactId, String)>,
+    /// For an atom: what it is; `None` for a fact.
+    pub(crate) atom: Option<AtomVar>,
     /// The class representatives (facts only).
     pub(crate) reps: Vec<Rep>,
+    /// Whether assignments to it are checked by the string theory (a string
+    /// fact with atoms, or one of its atoms).
+    pub(crate) theory: bool,
+    /// For a set fact's extra element slot: the set fact variable (whose
+    /// *unknown* is the set's); the slot itself is never unknown.
+    pub(crate) slot_of: Option<u32>,
 }
 
 impl Var {
     /// Whether this is a fact variable (with an unknown value).
     pub(crate) fn is_fact(&self) -> bool {
-        self.pattern.is_none()
+        self.atom.is_none()
     }
 }
 
-/// How a leaf behaves on its fact's "other" class.
+/// How a leaf behaves on its fact's *other* class (or, for an opaque leaf, on every known class).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum OtherTruth {
     Const(Truth),
-    Pat(u32),
+    Atom(u32),
 }
 
 /// A tabulated condition leaf.
@@ -88,18 +116,23 @@ pub(crate) enum OtherTruth {
 pub(crate) struct Leaf {
     /// The fact variable.
     pub(crate) var: u32,
-    /// Sorted, disjoint half-open class ranges (not including "other") where it is true.
+    /// Sorted, disjoint half-open class ranges (not including *other*) where it is true.
     pub(crate) ranges: Vec<(u32, u32)>,
     /// Its truth when the fact is unknown.
     pub(crate) unknown: Truth,
-    /// Its truth on the "other" class.
+    /// Its truth on the *other* class.
     pub(crate) other: OtherTruth,
-    /// Its possible truths over the known non-"other" classes and unknown.
+    /// Its possible truths over the known non-*other* classes and unknown.
     pub(crate) free: u8,
+    /// Not tabulated (budget): on every known class its truth is the atom in `other`.
+    pub(crate) opaque: bool,
+    /// For a leaf on a set's extra slot: the set fact variable; when the set
+    /// is unknown the leaf is `unknown`. [`NONE`] otherwise.
+    pub(crate) gate: u32,
 }
 
 impl Leaf {
-    /// Its truth on known, non-"other" class `c`.
+    /// Its truth on known, non-*other* class `c` (not for opaque leaves).
     pub(crate) fn on_class(&self, c: u32) -> bool {
         let i = self.ranges.partition_point(|r| r.1 <= c);
         self.ranges.get(i).is_some_and(|r| r.0 <= c)
@@ -116,199 +149,431 @@ pub(crate) enum CExpr {
     Or(Vec<CExpr>),
 }
 
-/// The abstraction of a whole policy: variables, leaves and compiled rules.
+/// The abstraction of one or more rule lists over one fact table:
+/// variables, leaves, compiled rules and the string theory.
 #[derive(Debug)]
 pub(crate) struct Abstraction {
     pub(crate) vars: Vec<Var>,
     pub(crate) leaves: Vec<Leaf>,
-    /// One per rule; `Const(True)` for a rule without `when`.
+    /// One per rule (of every list, one list after the other); `Const(True)`
+    /// for a rule without `when`.
     pub(crate) rules: Vec<CExpr>,
     /// Per rule: the variables its condition may read (sorted, deduplicated).
     pub(crate) rule_vars: Vec<Vec<u32>>,
-    /// The variables describing each set fact (see [`sets`]), by fact id.
-    pub(crate) sets: Vec<SetVars>,
+    /// Per fact variable: its strings (string facts only).
+    pub(crate) strings: Vec<Option<StringFact>>,
+    /// Work spent building it.
+    pub(crate) work: u64,
+    /// Per fact variable: its element slots (the fact's own variable first;
+    /// empty for facts that are not sets).
+    pub(crate) slots: Vec<Vec<u32>>,
+    /// Per rule: per set fact variable, its set conditions.
+    pub(crate) rule_set_leaves: Vec<Vec<SetCount>>,
 }
 
-/// A number literal, ordered exactly.
-#[derive(Debug, Clone, Copy)]
-enum Num {
-    I(i64),
-    F(f64),
+/// One rule's conditions on one set fact.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SetCount {
+    pub(crate) fact: u32,
+    /// All of them.
+    pub(crate) all: u32,
+    /// Those that can become *more* true when elements are dropped: "any"
+    /// under a `not`, "all" outside one.
+    pub(crate) risky: u32,
+    /// Whether one is an "all" (which needs an element to stay true).
+    pub(crate) has_all: bool,
 }
 
-impl Num {
-    fn lit(self) -> Lit {
-        match self {
-            Num::I(i) => Lit::Int(i),
-            Num::F(f) => Lit::Float(f),
-        }
-    }
-    fn val(self) -> Val<'static> {
-        match self {
-            Num::I(i) => Val::Int(i),
-            Num::F(f) => Val::Float(f),
-        }
-    }
-    fn cmp(self, other: Num) -> Ordering {
-        cmp_numbers(self.val(), &other.lit()).unwrap_or(Ordering::Equal)
-    }
-}
+/// Most element slots of a set fact.
+pub(crate) const MAX_SLOTS: usize = 3;
 
-/// Per-fact facts gathered from the rules.
+/// Per-fact values gathered from the rules.
 #[derive(Default)]
 struct Gathered {
     nums: Vec<Num>,
     strs: Vec<Box<str>>,
     nets: Vec<IpNet>,
+    /// Conditions on the fact (for sets: how many slots are useful).
     leaves: usize,
 }
 
-fn gather(e: &Expr, g: &mut [Gathered]) {
-    match &e.kind {
-        ExprKind::Not(i) => gather(i, g),
-        ExprKind::And(ps) | ExprKind::Or(ps) => ps.iter().for_each(|p| gather(p, g)),
-        ExprKind::Const(_) => {}
-        ExprKind::Known(id) => {
-            if let Some(x) = g.get_mut(id.index()) {
+fn gather(e: &Expr, g: &mut [Gathered], work: &mut u64) {
+    // Iterative: conditions may nest deeply.
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        *work += 1;
+        match &e.kind {
+            ExprKind::Not(i) => stack.push(i),
+            ExprKind::And(ps) | ExprKind::Or(ps) => stack.extend(ps.iter()),
+            ExprKind::Const(_) | ExprKind::Known(_) => {}
+            kind => {
+                let Some(id) = leaf_fact(kind) else { continue };
+                let Some(x) = g.get_mut(id.index()) else {
+                    continue;
+                };
                 x.leaves += 1;
-            }
-        }
-        kind => {
-            let Some(id) = leaf_fact(kind) else { return };
-            let Some(x) = g.get_mut(id.index()) else {
-                return;
-            };
-            x.leaves += 1;
-            let mut lit = |l: &Lit| match l {
-                Lit::Int(i) => x.nums.push(Num::I(*i)),
-                Lit::Float(f) => x.nums.push(Num::F(*f)),
-                Lit::Str(s) => x.strs.push(s.clone()),
-                Lit::Ip(ip) => x.nets.push(IpNet::from(*ip)),
-                Lit::Bool(_) | Lit::Enum(_) => {}
-            };
-            // `all C` reads the literals of `C`.
-            let kind = match kind {
-                ExprKind::All(inner) => inner,
-                k => k,
-            };
-            match kind {
-                ExprKind::Compare(_, _, l) => lit(l),
-                ExprKind::InSet(_, ls) => ls.iter().for_each(lit),
-                ExprKind::InNets(_, nets) => x.nets.extend(nets.iter().copied()),
-                _ => {}
+                // `all C` reads the literals of `C`.
+                let kind = match kind {
+                    ExprKind::All(inner) => inner,
+                    k => k,
+                };
+                let mut lit = |l: &Lit| match l {
+                    Lit::Int(i) => x.nums.push(Num::I(*i)),
+                    Lit::Float(f) => x.nums.push(Num::F(*f)),
+                    Lit::Str(s) => x.strs.push(s.clone()),
+                    Lit::Ip(ip) => x.nets.push(IpNet::from(*ip)),
+                    Lit::Bool(_) | Lit::Enum(_) => {}
+                };
+                match kind {
+                    ExprKind::Compare(_, _, l) => lit(l),
+                    ExprKind::InSet(_, ls) => {
+                        *work += ls.len() as u64;
+                        ls.iter().for_each(lit)
+                    }
+                    ExprKind::InNets(_, nets) => {
+                        *work += nets.len() as u64;
+                        x.nets.extend(nets.iter().copied())
+                    }
+                    _ => {}
+                }
             }
         }
     }
 }
+
+/// How a fact's classes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Bools and enums: class = value index.
+    Index,
+    /// Numbers: classes in ascending order.
+    Ordered,
+    /// Strings: sorted literals, then *other*.
+    Strings,
+    /// IPs: networks are class ranges.
+    Ip,
+}
+
+/// Folded literals (or reversed folded literals) with their classes, sorted.
+type Folded = Vec<(String, u32)>;
 
 /// The classes of one fact.
 struct FactClasses {
     reps: Vec<Rep>,
     other: u32,
+    shape: Shape,
     /// IP facts: network → its class range.
     net_ranges: HashMap<IpNet, (u32, u32)>,
-    /// Whether leaves are free booleans on "other" (fallback) instead of tabulated.
-    opaque: bool,
-    is_ip: bool,
+    /// String facts: (folded literal, class) sorted, and the same reversed,
+    /// for globs with a literal prefix or suffix (built on first use).
+    folded: Option<(Folded, Folded)>,
+    /// Set facts: the *absent* class (just before *other*); [`NONE`] otherwise.
+    absent: u32,
+}
+
+impl FactClasses {
+    /// Classes below this are known and not *other*.
+    fn upto(&self) -> u32 {
+        if self.other == NONE {
+            self.reps.len() as u32
+        } else {
+            self.other
+        }
+    }
+}
+
+fn fact_classes(ty: &FactType, g: Gathered, work: &mut u64) -> FactClasses {
+    let plain = |reps: Vec<Rep>, shape| FactClasses {
+        reps,
+        other: NONE,
+        shape,
+        net_ranges: HashMap::new(),
+        folded: None,
+        absent: NONE,
+    };
+    match ty {
+        FactType::Bool => plain(
+            vec![Rep::Value(Lit::Bool(false)), Rep::Value(Lit::Bool(true))],
+            Shape::Index,
+        ),
+        FactType::Enum(values) => {
+            *work += values.len() as u64;
+            plain(
+                (0..values.len().min(usize::from(u16::MAX)))
+                    .map(|i| Rep::Value(Lit::Enum(i as u16)))
+                    .collect(),
+                Shape::Index,
+            )
+        }
+        FactType::Int | FactType::Number => {
+            *work += g.nums.len() as u64 * 8;
+            plain(number_classes(g.nums, *ty == FactType::Int), Shape::Ordered)
+        }
+        FactType::String | FactType::StringSet => {
+            let set = *ty == FactType::StringSet;
+            let mut strs = g.strs;
+            *work += strs.len() as u64 * 8;
+            strs.sort_unstable();
+            strs.dedup();
+            let absent = if set { strs.len() as u32 } else { NONE };
+            let mut reps: Vec<Rep> = strs.into_iter().map(|s| Rep::Value(Lit::Str(s))).collect();
+            if set {
+                reps.push(Rep::Absent);
+            }
+            let other = reps.len() as u32;
+            reps.push(Rep::Other);
+            FactClasses {
+                reps,
+                other,
+                shape: Shape::Strings,
+                net_ranges: HashMap::new(),
+                folded: None,
+                absent,
+            }
+        }
+        FactType::Ip => {
+            *work += g.nets.len() as u64 * 8;
+            let c = ip_classes(g.nets);
+            FactClasses {
+                reps: c.reps,
+                other: NONE,
+                shape: Shape::Ip,
+                net_ranges: c.net_ranges,
+                folded: None,
+                absent: NONE,
+            }
+        }
+    }
 }
 
 impl Abstraction {
-    /// Builds the abstraction of `model`'s rules.
-    pub(crate) fn new(model: &Model, source: &str) -> Abstraction {
-        let nfacts = model.facts.facts.len();
+    /// Builds the abstraction of `model`'s rules within `budget` units of work.
+    pub(crate) fn new(model: &Model, budget: u64) -> Abstraction {
+        let rules: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
+        Abstraction::build(&model.facts, &[&rules], budget)
+    }
+
+    /// Builds the abstraction of several rule lists over one fact table
+    /// (e.g. two versions of a policy), their rules one list after the other.
+    pub(crate) fn build(facts: &FactTable, lists: &[&[Option<&Expr>]], budget: u64) -> Abstraction {
+        let mut work = 0u64;
+        let nfacts = facts.facts.len();
         let mut g: Vec<Gathered> = (0..nfacts).map(|_| Gathered::default()).collect();
-        for r in &model.rules {
-            if let Some(e) = &r.when {
-                gather(e, &mut g);
+        for rules in lists {
+            for e in rules.iter().flatten() {
+                gather(e, &mut g, &mut work);
             }
         }
         // The empty string is always a class of its own (the null sender for
         // `alert-null-sender`; `virus != ""` after `virus matches "?*"`).
-        for (info, x) in model.facts.facts.iter().zip(g.iter_mut()) {
-            if info.ty == FactType::String {
+        for (info, x) in facts.facts.iter().zip(g.iter_mut()) {
+            if matches!(info.ty, FactType::String | FactType::StringSet) {
                 x.strs.push("".into());
             }
         }
+        let set_leaves: Vec<usize> = g.iter().map(|x| x.leaves).collect();
         let mut classes = Vec::with_capacity(nfacts);
         let mut vars = Vec::with_capacity(nfacts);
-        for (info, gath) in model.facts.facts.iter().zip(g) {
-            let fc = fact_classes(&info.ty, gath);
-            let known = fc.reps.len() as u32;
+        let mut strings = Vec::with_capacity(nfacts);
+        for (info, gath) in facts.facts.iter().zip(g) {
+            let fc = fact_classes(&info.ty, gath, &mut work);
             vars.push(Var {
-                known,
+                known: fc.reps.len() as u32,
                 other: fc.other,
-                pattern: None,
+                atom: None,
                 reps: fc.reps.clone(),
+                theory: false,
+                slot_of: None,
             });
+            strings.push((fc.shape == Shape::Strings).then(|| {
+                let lits: Vec<Box<str>> = fc
+                    .reps
+                    .iter()
+                    .filter_map(|r| match r {
+                        Rep::Value(Lit::Str(s)) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                StringFact::new(lits, &mut work)
+            }));
             classes.push(fc);
         }
+        // The extra element slots of set facts, as many as useful.
+        let mut slots: Vec<Vec<u32>> = vec![Vec::new(); nfacts];
+        for (f, fc) in classes.iter().enumerate() {
+            if fc.absent == NONE {
+                continue;
+            }
+            let k = set_leaves.get(f).copied().unwrap_or(0).clamp(1, MAX_SLOTS);
+            let mut list = vec![f as u32];
+            for _ in 1..k {
+                let v = vars.len() as u32;
+                let Some(base) = vars.get(f).cloned() else {
+                    break;
+                };
+                vars.push(Var {
+                    slot_of: Some(f as u32),
+                    ..base
+                });
+                let lits = match strings.get(f) {
+                    Some(Some(sf)) => sf.literals().to_vec(),
+                    _ => Vec::new(),
+                };
+                strings.push(Some(StringFact::new(lits, &mut work)));
+                list.push(v);
+            }
+            if let Some(x) = slots.get_mut(f) {
+                *x = list;
+            }
+        }
+        // Every variable has a `strings` entry.
+        strings.resize_with(vars.len(), || None);
         let mut b = Builder {
             classes,
             vars,
+            strings,
             leaves: Vec::new(),
-            pats: HashMap::new(),
-            source,
-            sets: HashMap::new(),
-            aux_leaves: HashMap::new(),
+            atoms: HashMap::new(),
+            by_ptr: HashMap::new(),
+            work,
+            limit: budget,
+            slots,
+            set_counts: Vec::new(),
+            positive: true,
         };
-        sets::prepare(model, &mut b);
-        let mut rules = Vec::with_capacity(model.rules.len());
-        let mut rule_vars = Vec::with_capacity(model.rules.len());
-        for r in &model.rules {
-            let c = match &r.when {
-                None => CExpr::Const(Truth::True),
-                Some(e) => b.compile(e),
-            };
-            let mut vs = Vec::new();
-            b.collect_vars(&c, &mut vs);
-            vs.sort_unstable();
-            vs.dedup();
-            rule_vars.push(vs);
-            rules.push(c);
+        let total: usize = lists.iter().map(|r| r.len()).sum();
+        let mut rules = Vec::with_capacity(total);
+        let mut rule_vars = Vec::with_capacity(total);
+        let mut rule_set_leaves = Vec::with_capacity(total);
+        for list in lists {
+            for r in list.iter() {
+                b.set_counts.clear();
+                let c = match r {
+                    None => CExpr::Const(Truth::True),
+                    Some(e) => b.compile(e),
+                };
+                rule_set_leaves.push(std::mem::take(&mut b.set_counts));
+                let mut vs = Vec::new();
+                b.collect_vars(&c, &mut vs);
+                vs.sort_unstable();
+                vs.dedup();
+                rule_vars.push(vs);
+                rules.push(c);
+            }
         }
         Abstraction {
-            sets: b.set_vars(),
             vars: b.vars,
             leaves: b.leaves,
             rules,
             rule_vars,
+            strings: b.strings,
+            work: b.work,
+            slots: b.slots,
+            rule_set_leaves,
+        }
+    }
+
+    /// Whether "no set satisfies `target` true and `others` not true" is
+    /// exact with the slots there are (see the module docs).
+    pub(crate) fn set_exact(&self, target: Option<usize>, others: &[usize]) -> bool {
+        // Per set fact: elements a satisfying set may need, and whether an "all" occurs.
+        let mut need: Vec<(u32, u32, bool)> = Vec::new();
+        let mut add = |c: &SetCount, n: u32| match need.iter_mut().find(|x| x.0 == c.fact) {
+            Some(x) => {
+                x.1 += n;
+                x.2 |= c.has_all;
+            }
+            None => need.push((c.fact, n, c.has_all)),
+        };
+        let counts = |r: usize| self.rule_set_leaves.get(r).map_or(&[][..], Vec::as_slice);
+        for c in target.map_or(&[][..], counts) {
+            add(c, c.all);
+        }
+        for &r in others {
+            for c in counts(r) {
+                add(c, c.risky);
+            }
+        }
+        need.iter().all(|&(f, n, has_all)| {
+            // An "all" that must stay true needs some element, which any
+            // other element kept provides.
+            let n = n.max(u32::from(has_all));
+            self.slots
+                .get(f as usize)
+                .is_some_and(|s| n as usize <= s.len())
+        })
+    }
+
+    /// The value a class stands for (`None`: *other*, unknown or out of range).
+    pub(crate) fn rep(&self, var: u32, class: u32) -> Option<&Lit> {
+        match self.vars.get(var as usize)?.reps.get(class as usize)? {
+            Rep::Value(l) => Some(l),
+            Rep::Other | Rep::Absent => None,
         }
     }
 }
 
-struct Builder<'s> {
-    classes: Vec<FactClasses>,
-    vars: Vec<Var>,
-    leaves: Vec<Leaf>,
-    pats: HashMap<(u16, String), u32>,
-    source: &'s str,
-    /// Set facts with exact formulas, by fact id.
-    sets: HashMap<u16, sets::SetFact>,
-    /// Leaves "variable in lo..hi" made for set formulas, shared.
-    aux_leaves: HashMap<(u32, u32, u32), u32>,
+/// The identity of a leaf whose operands are shared (`Arc`), to tabulate
+/// a list used many times once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PtrKey {
+    var: u32,
+    kind: u8,
+    ptr: usize,
 }
 
-impl Builder<'_> {
+struct Builder {
+    classes: Vec<FactClasses>,
+    vars: Vec<Var>,
+    strings: Vec<Option<StringFact>>,
+    leaves: Vec<Leaf>,
+    /// (fact, content key) → atom variable.
+    atoms: HashMap<(u32, String), u32>,
+    /// Leaves already built from shared operands.
+    by_ptr: HashMap<PtrKey, u32>,
+    work: u64,
+    limit: u64,
+    /// Per fact: its element slots (sets only).
+    slots: Vec<Vec<u32>>,
+    /// The current rule's set conditions per set fact.
+    set_counts: Vec<SetCount>,
+    /// Whether the condition being compiled is under an even number of `not`s.
+    positive: bool,
+}
+
+impl Builder {
     fn collect_vars(&self, c: &CExpr, out: &mut Vec<u32>) {
-        match c {
-            CExpr::Const(_) => {}
-            CExpr::Leaf(i) => {
-                if let Some(l) = self.leaves.get(*i as usize) {
-                    out.push(l.var);
-                    if let OtherTruth::Pat(p) = l.other {
-                        out.push(p);
+        let mut stack = vec![c];
+        while let Some(c) = stack.pop() {
+            match c {
+                CExpr::Const(_) => {}
+                CExpr::Leaf(i) => {
+                    if let Some(l) = self.leaves.get(*i as usize) {
+                        out.push(l.var);
+                        if let OtherTruth::Atom(p) = l.other {
+                            out.push(p);
+                        }
+                        if l.gate != NONE {
+                            out.push(l.gate);
+                        }
                     }
                 }
+                CExpr::Not(i) => stack.push(i),
+                CExpr::And(ps) | CExpr::Or(ps) => stack.extend(ps.iter()),
             }
-            CExpr::Not(i) => self.collect_vars(i, out),
-            CExpr::And(ps) | CExpr::Or(ps) => ps.iter().for_each(|p| self.collect_vars(p, out)),
         }
     }
 
     fn compile(&mut self, e: &Expr) -> CExpr {
+        // Nesting is bounded by the checker's limit, so recursion is fine.
         match &e.kind {
             ExprKind::Const(b) => CExpr::Const(Truth::from_bool(*b)),
-            ExprKind::Not(i) => CExpr::Not(Box::new(self.compile(i))),
+            ExprKind::Not(i) => {
+                self.positive = !self.positive;
+                let c = self.compile(i);
+                self.positive = !self.positive;
+                CExpr::Not(Box::new(c))
+            }
             ExprKind::And(ps) => CExpr::And(ps.iter().map(|p| self.compile(p)).collect()),
             ExprKind::Or(ps) => CExpr::Or(ps.iter().map(|p| self.compile(p)).collect()),
             ExprKind::Known(id) => self.known_leaf(*id),
@@ -328,8 +593,7 @@ impl Builder<'_> {
         let Some(fc) = self.classes.get(id.index()) else {
             return CExpr::Const(Truth::Unknown);
         };
-        let n = fc.reps.len() as u32;
-        let upto = if fc.other == NONE { n } else { fc.other };
+        let upto = fc.upto();
         let ranges = if upto > 0 { vec![(0, upto)] } else { vec![] };
         let free = F | if upto > 0 { T } else { 0 };
         let leaf = Leaf {
@@ -338,151 +602,472 @@ impl Builder<'_> {
             unknown: Truth::False,
             other: OtherTruth::Const(Truth::True),
             free,
+            opaque: false,
+            gate: NONE,
         };
         self.push_leaf(leaf)
     }
 
-    fn pattern_var(&mut self, id: FactId, key: String) -> u32 {
-        if let Some(v) = self.pats.get(&(id.0, key.clone())) {
-            return *v;
+    /// "The slot holds an element" (`present`) or "holds none", on slot `var`.
+    fn presence_leaf(&mut self, id: FactId, var: u32, gate: u32, present: bool) -> CExpr {
+        let Some(fc) = self.classes.get(id.index()) else {
+            return CExpr::Const(Truth::Unknown);
+        };
+        let absent = fc.absent;
+        let ranges = if present {
+            if absent > 0 {
+                vec![(0, absent)]
+            } else {
+                Vec::new()
+            }
+        } else {
+            vec![(absent, absent + 1)]
+        };
+        let free = U | if present && absent == 0 { F } else { F | T };
+        self.push_leaf(Leaf {
+            var,
+            ranges,
+            unknown: Truth::Unknown,
+            other: OtherTruth::Const(Truth::from_bool(present)),
+            free,
+            opaque: false,
+            gate,
+        })
+    }
+
+    /// A condition on a set fact, over its element slots.
+    fn set_leaf(&mut self, id: FactId, kind: &ExprKind) -> CExpr {
+        let slots = self.slots.get(id.index()).cloned().unwrap_or_default();
+        let fact = u32::from(id.0);
+        let gate = |k: usize| if k == 0 { NONE } else { fact };
+        match kind {
+            ExprKind::All(inner) => {
+                let mut present = Vec::with_capacity(slots.len());
+                let mut each = Vec::with_capacity(slots.len());
+                for (k, &s) in slots.iter().enumerate() {
+                    present.push(self.presence_leaf(id, s, gate(k), true));
+                    let absent = self.presence_leaf(id, s, gate(k), false);
+                    let holds = self.leaf_on(id, s, inner, gate(k));
+                    each.push(CExpr::Or(vec![absent, holds]));
+                }
+                CExpr::And(vec![CExpr::Or(present), CExpr::And(each)])
+            }
+            // `!=` on a set is `not ==`.
+            ExprKind::Compare(f, Op::Ne, lit) => {
+                let eq = ExprKind::Compare(*f, Op::Eq, lit.clone());
+                CExpr::Not(Box::new(self.set_leaf(id, &eq)))
+            }
+            kind => CExpr::Or(
+                slots
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &s)| self.leaf_on(id, s, kind, gate(k)))
+                    .collect(),
+            ),
         }
+    }
+
+    /// A new atom variable on fact variable `fact` (string atom `index`, or [`NONE`]).
+    fn new_atom(&mut self, fact: u32, index: u32) -> u32 {
         let v = self.vars.len() as u32;
         self.vars.push(Var {
             known: 2,
             other: NONE,
-            pattern: Some((id, key.clone())),
+            atom: Some(AtomVar { fact, index }),
             reps: Vec::new(),
+            theory: index != NONE,
+            slot_of: None,
         });
-        self.pats.insert((id.0, key), v);
+        self.strings.push(None);
+        if index != NONE {
+            if let Some(f) = self.vars.get_mut(fact as usize) {
+                f.theory = true;
+            }
+        }
         v
     }
 
+    /// The atom for a glob list or regex on a string variable's *other* class.
+    fn string_atom(&mut self, var: u32, kind: &ExprKind) -> Option<u32> {
+        let (key, test) = match kind {
+            ExprKind::Globs(_, globs) => {
+                let mut srcs: Vec<String> = globs
+                    .iter()
+                    .map(|g| g.source.chars().map(fold).collect())
+                    .collect();
+                self.work += globs.len() as u64;
+                srcs.sort_unstable();
+                srcs.dedup();
+                (
+                    format!("g:{}", srcs.join("\u{0}")),
+                    AtomTest::Globs(globs.clone()),
+                )
+            }
+            ExprKind::Regex(_, re) => (format!("r:{}", re.as_str()), AtomTest::Regex(re.clone())),
+            _ => return None,
+        };
+        if let Some(v) = self.atoms.get(&(var, key.clone())) {
+            return Some(*v);
+        }
+        let index = self.strings.get_mut(var as usize)?.as_mut()?.add_atom(test);
+        let v = self.new_atom(var, index);
+        self.atoms.insert((var, key), v);
+        Some(v)
+    }
+
+    fn ptr_key(var: u32, kind: &ExprKind) -> Option<PtrKey> {
+        let (k, ptr) = match kind {
+            ExprKind::InSet(_, l) => (0, l.as_ptr() as *const u8 as usize),
+            ExprKind::InNets(_, l) => (1, l.as_ptr() as *const u8 as usize),
+            ExprKind::Globs(_, l) => (2, l.as_ptr() as *const u8 as usize),
+            ExprKind::Regex(_, r) => (3, std::sync::Arc::as_ptr(r) as *const u8 as usize),
+            _ => return None,
+        };
+        Some(PtrKey { var, kind: k, ptr })
+    }
+
     fn leaf(&mut self, id: FactId, e: &Expr) -> CExpr {
-        if let Some(c) = self.set_leaf(id, &e.kind) {
-            return c;
+        let is_set = self
+            .classes
+            .get(id.index())
+            .is_some_and(|fc| fc.absent != NONE);
+        if is_set {
+            let fact = u32::from(id.0);
+            let all = matches!(e.kind, ExprKind::All(_));
+            // `!=` is `not ==`: an "any" under one more `not`.
+            let positive = self.positive != matches!(e.kind, ExprKind::Compare(_, Op::Ne, _));
+            let risky = u32::from(if all { positive } else { !positive });
+            match self.set_counts.iter_mut().find(|x| x.fact == fact) {
+                Some(x) => {
+                    x.all += 1;
+                    x.risky += risky;
+                    x.has_all |= all;
+                }
+                None => self.set_counts.push(SetCount {
+                    fact,
+                    all: 1,
+                    risky,
+                    has_all: all,
+                }),
+            }
+            return self.set_leaf(id, &e.kind);
+        }
+        let kind = match &e.kind {
+            ExprKind::All(inner) => inner,
+            k => k,
+        };
+        self.leaf_on(id, u32::from(id.0), kind, NONE)
+    }
+
+    /// Leaf `kind` on fact `id`'s classes, read from variable `var` (the
+    /// fact, or a set's element slot gated by the set fact `gate`).
+    fn leaf_on(&mut self, id: FactId, var: u32, kind: &ExprKind, gate: u32) -> CExpr {
+        let pk = Self::ptr_key(var, kind);
+        if let Some(l) = pk.and_then(|k| self.by_ptr.get(&k)) {
+            return CExpr::Leaf(*l);
         }
         let Some(fc) = self.classes.get(id.index()) else {
             return CExpr::Const(Truth::Unknown);
         };
-        let text = self
-            .source
-            .get(e.span.start..e.span.end)
-            .unwrap_or("a condition")
-            .to_owned();
-        let kind = &e.kind;
-        let upto = if fc.other == NONE {
-            fc.reps.len() as u32
+        let upto = fc.upto();
+        let shape = fc.shape;
+        let ranges = if self.work > self.limit {
+            None
         } else {
-            fc.other
+            self.tabulate(id, kind)
         };
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let other;
-        if fc.opaque {
-            // Fallback: the leaf is its own free boolean.
-            let key = format!("#{}:{text}", self.leaves.len());
-            other = OtherTruth::Pat(self.pattern_var(id, key));
-        } else if fc.is_ip {
-            let full = |fc: &FactClasses, net: &IpNet| fc.net_ranges.get(net).copied();
-            let mut rs: Vec<(u32, u32)> = Vec::new();
-            let mut complement = false;
-            let mut fallback = false;
-            match kind {
-                ExprKind::InNets(_, nets) => {
-                    for n in nets.iter() {
-                        match full(fc, n) {
-                            Some(r) => rs.push(r),
-                            None => fallback = true,
+        let c = match ranges {
+            None => {
+                // Over budget: a free boolean on every class.
+                let atom = self.new_atom(var, NONE);
+                self.push_leaf(Leaf {
+                    var,
+                    ranges: Vec::new(),
+                    unknown: Truth::Unknown,
+                    other: OtherTruth::Atom(atom),
+                    free: F | U | T,
+                    opaque: true,
+                    gate,
+                })
+            }
+            Some(ranges) => {
+                let other = if shape != Shape::Strings {
+                    OtherTruth::Const(Truth::False)
+                } else {
+                    match kind {
+                        ExprKind::Globs(_, globs) => {
+                            if globs.iter().any(|g| g.source.chars().all(|c| c == '*')) {
+                                OtherTruth::Const(Truth::True)
+                            } else if globs.is_empty() {
+                                OtherTruth::Const(Truth::False)
+                            } else {
+                                match self.string_atom(var, kind) {
+                                    Some(a) => OtherTruth::Atom(a),
+                                    None => OtherTruth::Const(Truth::Unknown),
+                                }
+                            }
+                        }
+                        ExprKind::Regex(..) => match self.string_atom(var, kind) {
+                            Some(a) => OtherTruth::Atom(a),
+                            None => OtherTruth::Const(Truth::Unknown),
+                        },
+                        // *other* differs from every literal.
+                        ExprKind::Compare(_, Op::Ne, _) => OtherTruth::Const(Truth::True),
+                        _ => OtherTruth::Const(Truth::False),
+                    }
+                };
+                let covered: u32 = ranges.iter().map(|r| r.1 - r.0).sum();
+                let mut free = U;
+                if covered > 0 {
+                    free |= T;
+                }
+                if covered < upto {
+                    free |= F;
+                }
+                self.push_leaf(Leaf {
+                    var,
+                    ranges,
+                    unknown: Truth::Unknown,
+                    other,
+                    free,
+                    opaque: false,
+                    gate,
+                })
+            }
+        };
+        if let (Some(k), CExpr::Leaf(l)) = (pk, &c) {
+            self.by_ptr.insert(k, *l);
+        }
+        c
+    }
+
+    /// The classes (below *other*) where the leaf is true; `None` past the budget.
+    fn tabulate(&mut self, id: FactId, kind: &ExprKind) -> Option<Ranges> {
+        let fc = self.classes.get_mut(id.index())?;
+        let upto = fc.upto();
+        let point = |c: u32| -> Ranges { vec![(c, c + 1)] };
+        match (fc.shape, kind) {
+            (Shape::Index, ExprKind::IsTrue(_)) => Some(point(1)),
+            (Shape::Index, ExprKind::Compare(_, op @ (Op::Eq | Op::Ne), lit)) => {
+                let c = match lit {
+                    Lit::Bool(b) => u32::from(*b),
+                    Lit::Enum(i) => u32::from(*i),
+                    _ => return Some(Vec::new()),
+                };
+                let eq = if c < upto { point(c) } else { Vec::new() };
+                Some(if *op == Op::Ne {
+                    complement_ranges(&eq, upto)
+                } else {
+                    eq
+                })
+            }
+            (Shape::Index, ExprKind::InSet(_, lits)) => {
+                self.work += lits.len() as u64;
+                let mut pts: Vec<u32> = lits
+                    .iter()
+                    .filter_map(|l| match l {
+                        Lit::Bool(b) => Some(u32::from(*b)),
+                        Lit::Enum(i) => Some(u32::from(*i)),
+                        _ => None,
+                    })
+                    .filter(|c| *c < upto)
+                    .collect();
+                Some(points(&mut pts))
+            }
+            (Shape::Ordered | Shape::Strings, ExprKind::Compare(_, op, lit)) => {
+                let reps = &fc.reps[..upto as usize];
+                self.work += 64;
+                let find = |reps: &[Rep]| -> Ranges {
+                    // Classes ascend: the one equal to `lit`, if any.
+                    let i = reps.partition_point(|r| rep_below(r, lit));
+                    match reps.get(i).and_then(Rep::as_val) {
+                        Some(v) if lit.equals(v) => vec![(i as u32, i as u32 + 1)],
+                        _ => Vec::new(),
+                    }
+                };
+                Some(match op {
+                    Op::Eq => find(reps),
+                    Op::Ne => complement_ranges(&find(reps), upto),
+                    // Monotone in the value: a prefix or a suffix of the classes.
+                    Op::Lt | Op::Le => {
+                        let i = reps
+                            .partition_point(|r| r.as_val().is_some_and(|v| test_leaf(kind, v)));
+                        if i > 0 {
+                            vec![(0, i as u32)]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Op::Gt | Op::Ge => {
+                        let i = reps
+                            .partition_point(|r| !r.as_val().is_some_and(|v| test_leaf(kind, v)));
+                        if (i as u32) < upto {
+                            vec![(i as u32, upto)]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                })
+            }
+            (Shape::Ordered | Shape::Strings, ExprKind::InSet(_, lits)) => {
+                let reps = &fc.reps[..upto as usize];
+                self.work += lits.len() as u64 * 8;
+                let mut pts: Vec<u32> = lits
+                    .iter()
+                    .filter_map(|lit| {
+                        let i = reps.partition_point(|r| rep_below(r, lit));
+                        let v = reps.get(i).and_then(Rep::as_val)?;
+                        lit.equals(v).then_some(i as u32)
+                    })
+                    .collect();
+                Some(points(&mut pts))
+            }
+            (Shape::Strings, ExprKind::Globs(_, globs)) => {
+                if fc.folded.is_none() {
+                    let mut fw: Vec<(String, u32)> = Vec::with_capacity(upto as usize);
+                    for (i, r) in fc.reps.iter().enumerate().take(upto as usize) {
+                        if let Rep::Value(Lit::Str(s)) = r {
+                            fw.push((s.chars().map(fold).collect(), i as u32));
+                        }
+                    }
+                    let mut bw: Vec<(String, u32)> = fw
+                        .iter()
+                        .map(|(s, i)| (s.chars().rev().collect(), *i))
+                        .collect();
+                    self.work += fw.iter().map(|(s, _)| s.len() as u64 + 8).sum::<u64>() * 2;
+                    fw.sort_unstable();
+                    bw.sort_unstable();
+                    fc.folded = Some((fw, bw));
+                }
+                let (fw, bw) = fc.folded.as_ref()?;
+                let mut pts: Vec<u32> = Vec::new();
+                for g in globs.iter() {
+                    let prefix: String = g
+                        .source
+                        .chars()
+                        .take_while(|c| !matches!(c, '*' | '?'))
+                        .map(fold)
+                        .collect();
+                    let suffix: String = g
+                        .source
+                        .chars()
+                        .rev()
+                        .take_while(|c| !matches!(c, '*' | '?'))
+                        .map(fold)
+                        .collect();
+                    let (index, key) = if prefix.len() >= suffix.len() {
+                        (fw, prefix)
+                    } else {
+                        (bw, suffix)
+                    };
+                    let from = index.partition_point(|(s, _)| s.as_str() < key.as_str());
+                    for (s, c) in index.iter().skip(from) {
+                        if !s.starts_with(key.as_str()) {
+                            break;
+                        }
+                        self.work += 1 + g.source.len() as u64 / 8;
+                        if self.work > self.limit {
+                            return None;
+                        }
+                        if let Some(Rep::Value(Lit::Str(lit))) = fc.reps.get(*c as usize) {
+                            if g.matches(lit) {
+                                pts.push(*c);
+                            }
                         }
                     }
                 }
-                ExprKind::Compare(_, op, Lit::Ip(ip)) => {
-                    match full(fc, &IpNet::from(*ip)) {
-                        Some(r) => rs.push(r),
-                        None => fallback = true,
-                    }
-                    complement = *op == crate::check::model::Op::Ne;
-                }
-                _ => fallback = true,
+                Some(points(&mut pts))
             }
-            if fallback {
-                rs = tabulate(kind, &fc.reps, upto);
-            } else {
+            (Shape::Ip, _) => {
+                let full = |net: &IpNet| fc.net_ranges.get(net).copied();
+                let mut rs: Vec<(u32, u32)> = Vec::new();
+                let mut complement = false;
+                let mut found = true;
+                match kind {
+                    ExprKind::InNets(_, nets) => {
+                        self.work += nets.len() as u64;
+                        for n in nets.iter() {
+                            match full(n) {
+                                Some(r) => rs.push(r),
+                                None => found = false,
+                            }
+                        }
+                    }
+                    ExprKind::Compare(_, op, Lit::Ip(ip)) => {
+                        match full(&IpNet::from(*ip)) {
+                            Some(r) => rs.push(r),
+                            None => found = false,
+                        }
+                        complement = *op == Op::Ne;
+                    }
+                    _ => found = false,
+                }
+                if !found {
+                    return self.tabulate_all(id, kind);
+                }
                 rs.sort_unstable();
                 rs = merge(rs);
-                if complement {
-                    rs = complement_ranges(&rs, upto);
-                }
+                Some(if complement {
+                    complement_ranges(&rs, upto)
+                } else {
+                    rs
+                })
             }
-            ranges = rs;
-            other = OtherTruth::Const(Truth::False);
-        } else {
-            ranges = tabulate(kind, &fc.reps, upto);
-            other = match kind {
-                ExprKind::Globs(_, globs) => {
-                    if globs.iter().any(|g| g.source.chars().all(|c| c == '*')) {
-                        OtherTruth::Const(Truth::True)
-                    } else if globs.is_empty() {
-                        OtherTruth::Const(Truth::False)
-                    } else {
-                        let mut srcs: Vec<&str> = globs.iter().map(|g| g.source.as_str()).collect();
-                        srcs.sort_unstable();
-                        srcs.dedup();
-                        let key = format!("g:{}", srcs.join("\u{0}"));
-                        OtherTruth::Pat(self.pattern_var(id, key))
-                    }
-                }
-                ExprKind::Regex(_, re) => {
-                    let key = format!("r:{}", re.as_str());
-                    OtherTruth::Pat(self.pattern_var(id, key))
-                }
-                // "other" differs from every literal.
-                ExprKind::Compare(_, crate::check::model::Op::Ne, _) => {
-                    OtherTruth::Const(Truth::True)
-                }
-                _ => OtherTruth::Const(Truth::False),
+            _ => self.tabulate_all(id, kind),
+        }
+    }
+
+    /// Tests the leaf on every class representative below *other*; `None` past the budget.
+    fn tabulate_all(&mut self, id: FactId, kind: &ExprKind) -> Option<Ranges> {
+        let fc = self.classes.get(id.index())?;
+        let upto = fc.upto();
+        let cost = u64::from(upto)
+            * match kind {
+                ExprKind::InSet(_, l) => l.len() as u64 + 1,
+                ExprKind::InNets(_, l) => l.len() as u64 + 1,
+                ExprKind::Globs(_, l) => l.iter().map(|g| g.source.len() as u64 / 8 + 1).sum(),
+                _ => 4,
             };
+        self.work = self.work.saturating_add(cost);
+        if self.work > self.limit {
+            return None;
         }
-        // Name pattern variables after the condition that made them.
-        if let OtherTruth::Pat(p) = other {
-            if let Some(Var {
-                pattern: Some((_, desc)),
-                ..
-            }) = self.vars.get_mut(p as usize)
-            {
-                if desc.starts_with("g:") || desc.starts_with("r:") || desc.starts_with('#') {
-                    *desc = text.clone();
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for (i, rep) in fc.reps.iter().enumerate().take(upto as usize) {
+            let Some(v) = rep.as_val() else { continue };
+            if test_leaf(kind, v) {
+                let i = i as u32;
+                match out.last_mut() {
+                    Some(last) if last.1 == i => last.1 = i + 1,
+                    _ => out.push((i, i + 1)),
                 }
             }
         }
-        let covered: u32 = ranges.iter().map(|r| r.1 - r.0).sum();
-        let mut free = U;
-        if covered > 0 {
-            free |= T;
-        }
-        if covered < upto {
-            free |= F;
-        }
-        self.push_leaf(Leaf {
-            var: u32::from(id.0),
-            ranges,
-            unknown: Truth::Unknown,
-            other,
-            free,
-        })
+        Some(out)
     }
 }
 
-/// Tests the leaf on every class representative below `upto`; run-length encodes.
-fn tabulate(kind: &ExprKind, reps: &[Rep], upto: u32) -> Vec<(u32, u32)> {
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    for (i, rep) in reps.iter().enumerate().take(upto as usize) {
-        let Some(v) = rep.as_val() else { continue };
-        if test_leaf(kind, v) {
-            let i = i as u32;
-            match out.last_mut() {
-                Some(last) if last.1 == i => last.1 = i + 1,
-                _ => out.push((i, i + 1)),
-            }
+/// Whether a class representative lies below `lit` in the class order
+/// (numbers numerically, strings bytewise).
+fn rep_below(r: &Rep, lit: &Lit) -> bool {
+    match (r, lit) {
+        (Rep::Value(Lit::Str(a)), Lit::Str(b)) => a < b,
+        (Rep::Value(a), Lit::Int(_) | Lit::Float(_)) => {
+            crate::check::model::cmp_numbers(a.as_val(), lit) == Some(std::cmp::Ordering::Less)
+        }
+        _ => false,
+    }
+}
+
+/// Sorted class indices as ranges.
+fn points(pts: &mut Vec<u32>) -> Ranges {
+    pts.sort_unstable();
+    pts.dedup();
+    let mut out: Ranges = Vec::with_capacity(pts.len());
+    for &c in pts.iter() {
+        match out.last_mut() {
+            Some(last) if last.1 == c => last.1 = c + 1,
+            _ => out.push((c, c + 1)),
         }
     }
     out
@@ -517,363 +1102,6 @@ pub(crate) fn complement_ranges(rs: &[(u32, u32)], upto: u32) -> Vec<(u32, u32)>
     }
     out.retain(|r| r.0 < r.1);
     out
-}
-
-fn fact_classes(ty: &FactType, g: Gathered) -> FactClasses {
-    let plain = |reps: Vec<Rep>| FactClasses {
-        reps,
-        other: NONE,
-        net_ranges: HashMap::new(),
-        opaque: false,
-        is_ip: false,
-    };
-    let opaque = || FactClasses {
-        reps: vec![Rep::Other],
-        other: 0,
-        net_ranges: HashMap::new(),
-        opaque: true,
-        is_ip: false,
-    };
-    match ty {
-        FactType::Bool => plain(vec![
-            Rep::Value(Lit::Bool(false)),
-            Rep::Value(Lit::Bool(true)),
-        ]),
-        FactType::Enum(values) => {
-            if values.len() > 64 && values.len().saturating_mul(g.leaves) > TABULATE_LIMIT {
-                return opaque();
-            }
-            plain(
-                (0..values.len().min(usize::from(u16::MAX)))
-                    .map(|i| Rep::Value(Lit::Enum(i as u16)))
-                    .collect(),
-            )
-        }
-        FactType::Int | FactType::Number => {
-            let reps = number_classes(g.nums, *ty == FactType::Int);
-            if reps.len().saturating_mul(g.leaves) > TABULATE_LIMIT {
-                opaque()
-            } else {
-                plain(reps)
-            }
-        }
-        FactType::String => {
-            let mut strs = g.strs;
-            strs.sort_unstable();
-            strs.dedup();
-            if (strs.len() + 1).saturating_mul(g.leaves) > TABULATE_LIMIT {
-                return opaque();
-            }
-            let other = strs.len() as u32;
-            let mut reps: Vec<Rep> = strs.into_iter().map(|s| Rep::Value(Lit::Str(s))).collect();
-            reps.push(Rep::Other);
-            FactClasses {
-                reps,
-                other,
-                net_ranges: HashMap::new(),
-                opaque: false,
-                is_ip: false,
-            }
-        }
-        FactType::Ip => ip_classes(g.nets),
-        // A set of names: every leaf is its own free boolean when the set is
-        // known (sound: any combination of leaf results is allowed).
-        FactType::StringSet => opaque(),
-    }
-}
-
-/// The number classes: intervals and points cut by the literals, each with
-/// a representative (classes without a value of the fact's type are dropped).
-fn number_classes(mut nums: Vec<Num>, int: bool) -> Vec<Rep> {
-    nums.retain(|n| match n {
-        Num::F(f) => f.is_finite(),
-        Num::I(_) => true,
-    });
-    nums.sort_by(|a, b| a.cmp(*b));
-    nums.dedup_by(|a, b| a.cmp(*b) == Ordering::Equal);
-    let mut reps = Vec::with_capacity(nums.len() * 2 + 1);
-    let mut lo: Option<Num> = None;
-    for &n in &nums {
-        if let Some(r) = between(lo, Some(n), int) {
-            reps.push(r);
-        }
-        if let Some(r) = point(n, int) {
-            reps.push(r);
-        }
-        lo = Some(n);
-    }
-    if let Some(r) = between(lo, None, int) {
-        reps.push(r);
-    }
-    reps
-}
-
-fn point(n: Num, int: bool) -> Option<Rep> {
-    match n {
-        Num::I(i) => Some(Rep::Value(Lit::Int(i))),
-        Num::F(f) if !int => Some(Rep::Value(Lit::Float(f))),
-        // An int fact only holds whole values in i64 range.
-        Num::F(f) => int_above_or_at(f)
-            .filter(|i| Num::I(*i).cmp(n) == Ordering::Equal)
-            .map(|i| Rep::Value(Lit::Int(i))),
-    }
-}
-
-/// 2^63 as a float: every `i64` lies in `[-2^63, 2^63)`.
-const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-
-/// The smallest `i64` at or above the finite float `f`, computed exactly.
-fn int_above_or_at(f: f64) -> Option<i64> {
-    if f >= TWO_63 {
-        return None;
-    }
-    if f < -TWO_63 {
-        return Some(i64::MIN);
-    }
-    // `ceil(f)` is integral and in [-2^63, 2^63]; only 2^63 itself does not fit.
-    let c = f.ceil();
-    if c >= TWO_63 {
-        None
-    } else {
-        Some(c as i64)
-    }
-}
-
-/// The smallest `i64` strictly above `n`.
-fn int_above(n: Num) -> Option<i64> {
-    match n {
-        Num::I(i) => i.checked_add(1),
-        Num::F(f) => {
-            let i = int_above_or_at(f)?;
-            if Num::I(i).cmp(n) == Ordering::Equal {
-                i.checked_add(1)
-            } else {
-                Some(i)
-            }
-        }
-    }
-}
-
-/// The largest `i64` strictly below `n`.
-fn int_below(n: Num) -> Option<i64> {
-    match n {
-        Num::I(i) => i.checked_sub(1),
-        Num::F(f) => {
-            if f <= -TWO_63 {
-                return None;
-            }
-            if f > TWO_63 {
-                return Some(i64::MAX);
-            }
-            // `floor(f)` is integral and in [-2^63, 2^63].
-            let fl = f.floor();
-            if fl >= TWO_63 {
-                return Some(i64::MAX);
-            }
-            let i = fl as i64;
-            if Num::I(i).cmp(n) == Ordering::Equal {
-                i.checked_sub(1)
-            } else {
-                Some(i)
-            }
-        }
-    }
-}
-
-/// The smallest finite float strictly above `n`.
-fn float_above(n: Num) -> Option<f64> {
-    let f = match n {
-        Num::F(f) => next_up(f),
-        Num::I(i) => {
-            // `i as f64` rounds; step up until it is above `i`.
-            let mut f = i as f64;
-            while Num::F(f).cmp(n) != Ordering::Greater {
-                f = next_up(f);
-            }
-            f
-        }
-    };
-    f.is_finite().then_some(f)
-}
-
-/// The largest finite float strictly below `n`.
-fn float_below(n: Num) -> Option<f64> {
-    let f = match n {
-        Num::F(f) => next_down(f),
-        Num::I(i) => {
-            let mut f = i as f64;
-            while Num::F(f).cmp(n) != Ordering::Less {
-                f = next_down(f);
-            }
-            f
-        }
-    };
-    f.is_finite().then_some(f)
-}
-
-/// A value of the fact's type strictly between `lo` and `hi` (either may be
-/// unbounded), or `None` when there is none. Exact at any magnitude: the
-/// smallest int and the smallest float above `lo` are computed without
-/// rounding, so if the interval holds a value, one of them is it.
-fn between(lo: Option<Num>, hi: Option<Num>, int: bool) -> Option<Rep> {
-    let inside = |c: Num| {
-        lo.is_none_or(|l| c.cmp(l) == Ordering::Greater)
-            && hi.is_none_or(|h| c.cmp(h) == Ordering::Less)
-    };
-    let mut cands: Vec<Num> = Vec::with_capacity(6);
-    // Readable values first.
-    cands.push(Num::I(0));
-    match (lo, hi) {
-        (Some(l), _) => cands.extend(int_above(l).map(Num::I)),
-        (None, Some(h)) => cands.extend(int_below(h).map(Num::I)),
-        (None, None) => {}
-    }
-    if !int {
-        cands.push(Num::F(0.5));
-        match (lo, hi) {
-            (Some(l), _) => cands.extend(float_above(l).map(Num::F)),
-            (None, Some(h)) => cands.extend(float_below(h).map(Num::F)),
-            (None, None) => {}
-        }
-    }
-    cands.into_iter().find(|c| inside(*c)).map(|c| match c {
-        Num::I(i) => Rep::Value(Lit::Int(i)),
-        Num::F(f) => Rep::Value(Lit::Float(f)),
-    })
-}
-
-fn next_up(f: f64) -> f64 {
-    if !f.is_finite() {
-        return f;
-    }
-    if f == 0.0 {
-        return f64::from_bits(1);
-    }
-    let b = f.to_bits();
-    f64::from_bits(if f > 0.0 { b + 1 } else { b - 1 })
-}
-
-fn next_down(f: f64) -> f64 {
-    -next_up(-f)
-}
-
-/// A network as a closed range of integers and its address family.
-fn net_bounds(n: &IpNet) -> (bool, u128, u128) {
-    match n {
-        IpNet::V4(v4) => (
-            true,
-            u128::from(u32::from(v4.network())),
-            u128::from(u32::from(v4.broadcast())),
-        ),
-        IpNet::V6(v6) => (false, u128::from(v6.network()), u128::from(v6.broadcast())),
-    }
-}
-
-/// The IPv6 block whose addresses evaluation sees as IPv4 (never a v6 value).
-fn mapped_block() -> (u128, u128) {
-    let lo = u128::from(Ipv6Addr::from(0xffff_0000_0000u128));
-    (lo, lo + u128::from(u32::MAX))
-}
-
-fn ip_classes(mut nets: Vec<IpNet>) -> FactClasses {
-    nets.push(IpNet::V4(ipnet::Ipv4Net::default()));
-    nets.push(IpNet::V6(ipnet::Ipv6Net::default()));
-    let mut items: Vec<(bool, u128, u128, IpNet)> = nets
-        .into_iter()
-        .map(|n| {
-            let n = n.trunc();
-            let (v4, lo, hi) = net_bounds(&n);
-            (v4, lo, hi, n)
-        })
-        .collect();
-    // Family (v4 first), then start ascending, then widest first: a pre-order of the nesting.
-    items.sort_by(|a, b| {
-        (!a.0, a.1, std::cmp::Reverse(a.2)).cmp(&(!b.0, b.1, std::cmp::Reverse(b.2)))
-    });
-    items.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2 == b.2);
-    let n = items.len();
-    // Parent of each node, and where its subtree ends (exclusive, in pre-order
-    // positions): prefixes nest, so a stack of open ancestors suffices.
-    // All indexes below are < n by construction of the loops.
-    let mut parent = vec![usize::MAX; n];
-    let mut end = vec![n; n];
-    let mut stack: Vec<usize> = Vec::new();
-    for i in 0..n {
-        let (fam, lo, hi, _) = items[i];
-        while let Some(&top) = stack.last() {
-            let (tf, tlo, thi, _) = items[top];
-            if tf == fam && tlo <= lo && hi <= thi {
-                break;
-            }
-            end[top] = i;
-            stack.pop();
-        }
-        if let Some(&top) = stack.last() {
-            parent[i] = top;
-        }
-        stack.push(i);
-    }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, p) in parent.iter().enumerate() {
-        if let Some(c) = children.get_mut(*p) {
-            c.push(i);
-        }
-    }
-    let (mlo, mhi) = mapped_block();
-    // A representative for each node: an address in it outside its children.
-    let mut reps: Vec<Option<IpAddr>> = Vec::with_capacity(n);
-    for i in 0..n {
-        let (v4, lo, hi, _) = items[i];
-        let mut blocks: Vec<(u128, u128)> = children[i]
-            .iter()
-            .map(|&c| (items[c].1, items[c].2))
-            .collect();
-        if !v4 && lo <= mlo && mhi <= hi {
-            blocks.push((mlo, mhi));
-            blocks.sort_unstable();
-        }
-        let mut cursor = Some(lo);
-        for (blo, bhi) in blocks {
-            match cursor {
-                Some(c) if blo > c => break,
-                Some(c) if bhi >= c => cursor = bhi.checked_add(1),
-                _ => {}
-            }
-        }
-        let rep = cursor.filter(|c| *c <= hi).map(|c| {
-            if v4 {
-                IpAddr::V4(Ipv4Addr::from(c as u32))
-            } else {
-                IpAddr::V6(Ipv6Addr::from(c))
-            }
-        });
-        reps.push(rep);
-    }
-    // Compact: keep nonempty nodes; pre-order keeps subtrees contiguous.
-    let mut compact = vec![0u32; n + 1];
-    let mut count = 0u32;
-    for i in 0..n {
-        compact[i] = count;
-        if reps[i].is_some() {
-            count += 1;
-        }
-    }
-    compact[n] = count;
-    let mut net_ranges = HashMap::with_capacity(n);
-    for i in 0..n {
-        net_ranges.insert(items[i].3, (compact[i], compact[end[i]]));
-    }
-    FactClasses {
-        reps: reps
-            .into_iter()
-            .flatten()
-            .map(|ip| Rep::Value(Lit::Ip(ip)))
-            .collect(),
-        other: NONE,
-        net_ranges,
-        opaque: false,
-        is_ip: true,
-    }
 }
 
 /// Sorted, disjoint half-open ranges of values.
@@ -965,7 +1193,7 @@ impl Abstraction {
                 let Some(var) = self.vars.get(v as usize) else {
                     return (self.all_values(v), self.all_values(v));
                 };
-                if l.var != v {
+                if l.var != v || l.opaque {
                     return (self.all_values(v), self.all_values(v));
                 }
                 let upto = if var.other == NONE {
@@ -983,7 +1211,7 @@ impl Abstraction {
                         OtherTruth::Const(Truth::True) => extra_t.push(o),
                         OtherTruth::Const(Truth::False) => extra_f.push(o),
                         OtherTruth::Const(Truth::Unknown) => {}
-                        OtherTruth::Pat(_) => {
+                        OtherTruth::Atom(_) => {
                             extra_t.push(o);
                             extra_f.push(o);
                         }
@@ -1002,79 +1230,6 @@ impl Abstraction {
                     f = union(&f, &extra_f);
                 }
                 (t, f)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// How a value compares with each literal.
-    fn signature(v: Num, lits: &[Num]) -> Vec<Ordering> {
-        lits.iter().map(|l| v.cmp(*l)).collect()
-    }
-
-    fn rep_num(r: &Rep) -> Num {
-        match r {
-            Rep::Value(Lit::Int(i)) => Num::I(*i),
-            Rep::Value(Lit::Float(f)) => Num::F(*f),
-            other => panic!("not a number: {other:?}"),
-        }
-    }
-
-    /// Every value near the literals (ints and floats, at any magnitude)
-    /// compares with the literals like some class representative does.
-    #[test]
-    fn number_classes_cover_every_value() {
-        let two53 = 9_007_199_254_740_992i64;
-        let sets: Vec<Vec<Num>> = vec![
-            vec![Num::F(1e16)],
-            vec![Num::F(9.223_372_036_854_776e18)],
-            vec![Num::F(-9.223_372_036_854_776e18)],
-            vec![Num::I(i64::MAX), Num::F(9.223_372_036_854_776e18)],
-            vec![Num::I(i64::MIN)],
-            vec![Num::I(two53 + 1), Num::F(two53 as f64 + 2.0)],
-            vec![Num::I(two53), Num::I(two53 + 1), Num::F(two53 as f64)],
-            vec![Num::F(0.5), Num::I(1), Num::F(1.5)],
-            vec![Num::F(1e300), Num::F(-1e300), Num::I(0)],
-            vec![Num::I(5), Num::F(5.0), Num::I(6)],
-        ];
-        for lits in sets {
-            for int in [true, false] {
-                let reps = number_classes(lits.clone(), int);
-                let sigs: Vec<Vec<Ordering>> =
-                    reps.iter().map(|r| signature(rep_num(r), &lits)).collect();
-                let mut probes: Vec<Num> = vec![Num::I(0), Num::I(i64::MIN), Num::I(i64::MAX)];
-                for l in &lits {
-                    let (i, f) = match *l {
-                        Num::I(i) => (i, i as f64),
-                        Num::F(f) => (f.clamp(-9.2e18, 9.2e18) as i64, f),
-                    };
-                    for d in -3i64..=3 {
-                        probes.extend(i.checked_add(d).map(Num::I));
-                    }
-                    let mut up = f;
-                    let mut down = f;
-                    for _ in 0..3 {
-                        up = next_up(up);
-                        down = next_down(down);
-                        probes.push(Num::F(up));
-                        probes.push(Num::F(down));
-                    }
-                    probes.push(Num::F(f));
-                }
-                for p in probes {
-                    if int && matches!(p, Num::F(_)) {
-                        continue;
-                    }
-                    let s = signature(p, &lits);
-                    assert!(
-                        sigs.contains(&s),
-                        "{p:?} (int fact: {int}) against {lits:?} has no class; reps {reps:?}"
-                    );
-                }
             }
         }
     }

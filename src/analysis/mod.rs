@@ -14,5 +14,9 @@
 //! confirm by evaluating concrete facts.
 
 pub(crate) mod classes;
+pub(crate) mod decide;
+pub(crate) mod ips;
+pub(crate) mod numbers;
 pub(crate) mod search;
+pub(crate) mod strings;
 pub(crate) mod truth;

@@ -10,11 +10,20 @@
 //! assignment the evaluation is exact, so the search is complete: `Unsat` is
 //! a proof (within the abstraction, which itself over-approximates).
 //!
+//! String facts on their *other* class carry atoms (glob lists, regexes);
+//! every assignment to a string fact or its atoms is checked at once by the
+//! string theory ([`super::strings`]), which keeps a witness string per fact,
+//! so a conflict between globs ("`*@MM` but not the list holding it") is
+//! found exactly, and every satisfying assignment comes with real strings.
+//! When the theory cannot decide (regexes, budget), the branch is treated as
+//! a conflict and the search ends in `GaveUp` instead of `Unsat`.
+//!
 //! The search is iterative (no recursion depth to worry about), re-evaluates
 //! only the constraints that read the variable just assigned, and stops with
 //! `GaveUp` when its work budget runs out.
 
 use super::classes::{complement_ranges, Abstraction, CExpr, Leaf, OtherTruth, NONE};
+use super::strings::{Check, FoldInverse};
 use super::truth::{and_mask, bit, not_mask, or_mask, F, T, U};
 
 /// What a constraint asks of its condition.
@@ -42,11 +51,29 @@ pub(crate) struct Con<'a> {
     pub(crate) vars: &'a [u32],
 }
 
+/// A satisfying assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Witness {
+    /// (variable, value) for the variables assigned; every other fact is free
+    /// (any value, unknown included, satisfies the constraints).
+    pub(crate) assign: Vec<(u32, u32)>,
+    /// For each string fact assigned its *other* class: a string with the
+    /// assigned atom values (none when the theory could not find one).
+    pub(crate) strings: Vec<(u32, String)>,
+}
+
+impl Witness {
+    /// The value assigned to `var`, if any.
+    pub(crate) fn value(&self, var: u32) -> Option<u32> {
+        self.assign.iter().find(|(v, _)| *v == var).map(|(_, x)| *x)
+    }
+}
+
 /// The answer to a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Satisfiable; the assignment found (variable, value), every other fact free.
-    Sat(Vec<(u32, u32)>),
+    /// Satisfiable, with the assignment found.
+    Sat(Witness),
     /// Not satisfiable under the abstraction.
     Unsat,
     /// The work budget ran out.
@@ -109,7 +136,19 @@ pub(crate) struct Solver<'a> {
     occ_slot: Vec<u32>,
     /// Work done so far (expression nodes visited and values tried).
     pub(crate) work: u64,
+    /// Per string fact variable: a string with its currently assigned atom
+    /// values, if one is known (kept valid as atoms are assigned; still valid
+    /// when they are unassigned).
+    witness: Vec<Option<String>>,
+    inverse: FoldInverse,
+    /// Per string fact variable: its atom variables currently assigned.
+    assigned_atoms: Vec<Vec<u32>>,
+    /// Budget of one theory check.
+    pub(crate) theory_budget: u64,
 }
+
+/// Work budget of one string theory check (automaton states explored).
+const THEORY_BUDGET: u64 = 200_000;
 
 impl<'a> Solver<'a> {
     pub(crate) fn new(abs: &'a Abstraction) -> Solver<'a> {
@@ -118,7 +157,106 @@ impl<'a> Solver<'a> {
             assign: vec![NONE; abs.vars.len()],
             occ_slot: vec![NONE; abs.vars.len()],
             work: 0,
+            witness: vec![None; abs.vars.len()],
+            inverse: FoldInverse::default(),
+            assigned_atoms: vec![Vec::new(); abs.vars.len()],
+            theory_budget: THEORY_BUDGET,
         }
+    }
+
+    /// After `var` was assigned: whether the string fact it concerns (if
+    /// any) still has a string with the assigned class and atom values. The
+    /// fact's witness string, when known, satisfies every atom assigned so
+    /// far, so usually only the new atom is tested on it.
+    fn theory_check(&mut self, var: u32) -> Check {
+        let abs = self.abs;
+        let Some(v) = abs.vars.get(var as usize) else {
+            return Check::Unknown;
+        };
+        if !v.theory {
+            return Check::Sat(String::new());
+        }
+        let fact = match &v.atom {
+            Some(a) => a.fact,
+            None => var,
+        };
+        let Some(fv) = abs.vars.get(fact as usize) else {
+            return Check::Unknown;
+        };
+        if self.value(fact) != fv.other || fv.other == NONE {
+            // Atoms only matter on *other*.
+            return Check::Sat(String::new());
+        }
+        let Some(Some(sf)) = abs.strings.get(fact as usize) else {
+            return Check::Unknown;
+        };
+        self.work += 1;
+        if let Some(Some(w)) = self.witness.get(fact as usize) {
+            let still = match &v.atom {
+                Some(a) => {
+                    self.work += 1;
+                    sf.holds(a.index, w) == Some(self.value(var) == 1)
+                }
+                None => true,
+            };
+            if still {
+                return Check::Sat(String::new());
+            }
+        }
+        let assigned: Vec<(u32, bool)> = self
+            .assigned_atoms
+            .get(fact as usize)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&i| {
+                let index = abs
+                    .vars
+                    .get(i as usize)
+                    .and_then(|x| x.atom.as_ref())
+                    .map_or(NONE, |a| a.index);
+                (index, self.value(i) == 1)
+            })
+            .collect();
+        let r = sf.witness(
+            &assigned,
+            &mut self.inverse,
+            &mut self.work,
+            self.theory_budget,
+        );
+        if let Some(slot) = self.witness.get_mut(fact as usize) {
+            *slot = match r {
+                Check::Sat(w) => Some(w),
+                Check::Unsat => return Check::Unsat,
+                Check::Unknown => return Check::Unknown,
+            };
+        }
+        Check::Sat(String::new())
+    }
+
+    /// The strings of the string facts assigned *other* (`None`: not found).
+    fn strings(&mut self, assigned: &[(u32, u32)]) -> Option<Vec<(u32, String)>> {
+        let mut out = Vec::new();
+        for &(v, val) in assigned {
+            let Some(var) = self.abs.vars.get(v as usize) else {
+                continue;
+            };
+            if var.is_fact() && var.other != NONE && val == var.other {
+                if !var.theory {
+                    // No atoms: any string other than the literals.
+                    let sf = self.abs.strings.get(v as usize)?.as_ref()?;
+                    match sf.witness(&[], &mut self.inverse, &mut self.work, self.theory_budget) {
+                        Check::Sat(s) => out.push((v, s)),
+                        _ => return None,
+                    }
+                    continue;
+                }
+                match self.theory_check(v) {
+                    Check::Sat(_) => out.push((v, self.witness.get(v as usize)?.clone()?)),
+                    _ => return None,
+                }
+            }
+        }
+        Some(out)
     }
 
     fn value(&self, v: u32) -> u32 {
@@ -126,15 +264,36 @@ impl<'a> Solver<'a> {
     }
 
     fn set(&mut self, v: u32, val: u32) {
-        if let Some(a) = self.assign.get_mut(v as usize) {
-            *a = val;
+        let Some(a) = self.assign.get_mut(v as usize) else {
+            return;
+        };
+        let was = std::mem::replace(a, val);
+        // Keep each string fact's list of assigned atoms.
+        if (was == NONE) != (val == NONE) {
+            if let Some(atom) = self
+                .abs
+                .vars
+                .get(v as usize)
+                .and_then(|x| x.atom.as_ref())
+                .filter(|a| a.index != NONE)
+            {
+                if let Some(list) = self.assigned_atoms.get_mut(atom.fact as usize) {
+                    if val == NONE {
+                        if let Some(p) = list.iter().rposition(|x| *x == v) {
+                            list.swap_remove(p);
+                        }
+                    } else {
+                        list.push(v);
+                    }
+                }
+            }
         }
     }
 
     fn other_mask(&self, l: &Leaf) -> u8 {
         match l.other {
             OtherTruth::Const(t) => bit(t),
-            OtherTruth::Pat(p) => match self.value(p) {
+            OtherTruth::Atom(p) => match self.value(p) {
                 NONE => F | T,
                 0 => F,
                 _ => T,
@@ -146,22 +305,74 @@ impl<'a> Solver<'a> {
         let Some(var) = self.abs.vars.get(l.var as usize) else {
             return F | U | T;
         };
+        let own = self.slot_mask(l, var);
+        if l.gate == NONE {
+            return own;
+        }
+        // A set's extra element slot: unknown when the set is.
+        let gate_known = self.abs.vars.get(l.gate as usize).map_or(0, |g| g.known);
+        match self.value(l.gate) {
+            NONE => own | bit(l.unknown),
+            g if g == gate_known => bit(l.unknown),
+            _ => own,
+        }
+    }
+
+    fn slot_mask(&self, l: &Leaf, var: &super::classes::Var) -> u8 {
+        // An element slot is never unknown itself.
+        let free = if var.slot_of.is_some() {
+            l.free & !U
+        } else {
+            l.free
+        };
         match self.value(l.var) {
             NONE => {
                 if var.other == NONE {
-                    l.free
+                    free
                 } else {
-                    l.free | self.other_mask(l)
+                    free | self.other_mask(l)
                 }
             }
             c if c == var.known => bit(l.unknown),
-            c if c == var.other => self.other_mask(l),
+            c if c == var.other || l.opaque => self.other_mask(l),
             c => {
                 if l.on_class(c) {
                     T
                 } else {
                     F
                 }
+            }
+        }
+    }
+
+    /// Like [`Solver::eval`], without counting work.
+    fn mask(&self, e: &CExpr) -> u8 {
+        match e {
+            CExpr::Const(t) => bit(*t),
+            CExpr::Leaf(i) => match self.abs.leaves.get(*i as usize) {
+                Some(l) => self.leaf_mask(l),
+                None => F | U | T,
+            },
+            CExpr::Not(inner) => not_mask(self.mask(inner)),
+            CExpr::And(ps) => {
+                let mut acc = T;
+                for p in ps {
+                    acc = and_mask(acc, self.mask(p));
+                    if acc == F {
+                        break;
+                    }
+                }
+                acc
+            }
+            CExpr::Or(ps) => {
+                let mut acc = F;
+                for p in ps {
+                    acc = or_mask(acc, self.mask(p));
+                    if acc == T {
+                        break;
+                    }
+                }
+                acc
             }
         }
     }
@@ -208,15 +419,31 @@ impl<'a> Solver<'a> {
         unknown_first: bool,
         avoid: &[u32],
     ) -> Option<(u32, Vec<(u32, u32)>)> {
-        // Depth-first, iteratively, tracking polarity.
-        let mut stack: Vec<(&CExpr, bool)> = vec![(e, want_true)];
-        while let Some((e, want)) = stack.pop() {
+        // Depth-first, iteratively, with the truth values wanted of each
+        // part, into the parts still open: a part whose possible values are
+        // all wanted, or none, is settled and not branched on (an open part
+        // always has an open child, so this finds a variable).
+        let goal = if want_true { T } else { F | U };
+        let mut stack: Vec<(&CExpr, u8)> = vec![(e, goal)];
+        while let Some((e, goal)) = stack.pop() {
+            let want = goal & T != 0;
             match e {
                 CExpr::Const(_) => {}
-                CExpr::Not(inner) => stack.push((inner, !want)),
+                CExpr::Not(inner) => {
+                    let m = self.mask(inner);
+                    let g = not_mask(goal);
+                    if m & !g != 0 && m & g != 0 {
+                        stack.push((inner, g));
+                    }
+                }
                 CExpr::And(ps) | CExpr::Or(ps) => {
                     for p in ps.iter().rev() {
-                        stack.push((p, want));
+                        let m = self.mask(p);
+                        // Only parts that can still take more than one
+                        // value, one of them wanted, matter.
+                        if m.count_ones() > 1 && m & goal != 0 {
+                            stack.push((p, goal));
+                        }
                     }
                 }
                 CExpr::Leaf(i) => {
@@ -238,7 +465,12 @@ impl<'a> Solver<'a> {
                         } else {
                             (complement_ranges(&l.ranges, upto), l.ranges.clone())
                         };
-                        let unknown = (var.known, var.known + 1);
+                        // An element slot has no unknown of its own.
+                        let unknown = if var.slot_of.is_some() {
+                            (0, 0)
+                        } else {
+                            (var.known, var.known + 1)
+                        };
                         let mut seq = Vec::with_capacity(first.len() + rest.len() + 2);
                         if unknown_first {
                             seq.push(unknown);
@@ -253,8 +485,20 @@ impl<'a> Solver<'a> {
                         }
                         return Some((l.var, seq));
                     }
-                    if val == var.other {
-                        if let OtherTruth::Pat(p) = l.other {
+                    if l.gate != NONE
+                        && self.value(l.gate) == NONE
+                        && avoid.binary_search(&l.gate).is_err()
+                    {
+                        let known = self.abs.vars.get(l.gate as usize).map_or(0, |g| g.known);
+                        let seq = if unknown_first {
+                            vec![(known, known + 1), (0, known)]
+                        } else {
+                            vec![(0, known), (known, known + 1)]
+                        };
+                        return Some((l.gate, seq));
+                    }
+                    if val != NONE && val != var.known && (val == var.other || l.opaque) {
+                        if let OtherTruth::Atom(p) = l.other {
                             if self.value(p) == NONE && avoid.binary_search(&p).is_err() {
                                 let seq = if want {
                                     vec![(1, 2), (0, 1)]
@@ -318,6 +562,8 @@ impl<'a> Solver<'a> {
             }
         }
         let mut done = vec![false; cons.len()];
+        // Whether a branch was cut because the theory could not decide it.
+        let mut undecided = false;
         let mut trail: Vec<u32> = Vec::new();
         let mut frames: Vec<Frame> = Vec::new();
         let outcome = 'search: {
@@ -364,7 +610,10 @@ impl<'a> Solver<'a> {
                     let Some(c) = cons.get(cursor.1) else {
                         let mut w: Vec<(u32, u32)> = init.to_vec();
                         w.extend(frames.iter().map(|f| (f.var, self.value(f.var))));
-                        break 'search Outcome::Sat(w);
+                        break 'search match self.strings(&w) {
+                            Some(strings) => Outcome::Sat(Witness { assign: w, strings }),
+                            None => Outcome::GaveUp,
+                        };
                     };
                     picked = self.pick(c.expr, c.need == Need::True, c.need == Need::NotTrue, &[]);
                 }
@@ -422,10 +671,18 @@ impl<'a> Solver<'a> {
                         frames.pop();
                         while let Some(top) = frames.last() {
                             let slot = self.occ_slot.get(top.var as usize).copied().unwrap_or(NONE);
-                            let needed = occ.get(slot as usize).is_some_and(|list| {
-                                list.iter()
-                                    .any(|&c| !done.get(c as usize).copied().unwrap_or(true))
-                            });
+                            // A string fact or atom may have failed through the
+                            // theory rather than a constraint: never skip it.
+                            let theory = self
+                                .abs
+                                .vars
+                                .get(top.var as usize)
+                                .is_some_and(|v| v.theory);
+                            let needed = theory
+                                || occ.get(slot as usize).is_some_and(|list| {
+                                    list.iter()
+                                        .any(|&c| !done.get(c as usize).copied().unwrap_or(true))
+                                });
                             if needed {
                                 break;
                             }
@@ -445,8 +702,18 @@ impl<'a> Solver<'a> {
                         break 'search Outcome::GaveUp;
                     }
                     self.set(var, val);
-                    let mut conflict = false;
+                    let mut conflict = match self.theory_check(var) {
+                        Check::Sat(_) => false,
+                        Check::Unsat => true,
+                        Check::Unknown => {
+                            undecided = true;
+                            true
+                        }
+                    };
                     let slot = self.occ_slot.get(var as usize).copied().unwrap_or(NONE);
+                    if conflict {
+                        continue;
+                    }
                     if let Some(list) = occ.get_mut(slot as usize) {
                         for k in 0..list.len() {
                             let Some(&ci) = list.get(k) else { break };
@@ -477,6 +744,10 @@ impl<'a> Solver<'a> {
                     }
                 }
             }
+        };
+        let outcome = match outcome {
+            Outcome::Unsat if undecided => Outcome::GaveUp,
+            o => o,
         };
         for f in &frames {
             self.set(f.var, NONE);

@@ -10,6 +10,7 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
     let level = match d.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
+        _ => Level::NOTE,
     };
     let title = format!("{file}:{}:{}: {}", d.line, d.column, d.message);
     let line = d.source_line.as_str();

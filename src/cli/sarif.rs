@@ -41,6 +41,7 @@ const HELP: &[(&str, &str)] = &[
     ("unused-fact", "remove the declaration, or test the fact in a rule's condition"),
     ("untested-rule", "add a `test` whose facts make this rule decide (`expect rule \"NAME\"`)"),
     ("unknown-lint", "name an existing lint code in `allow(...)`"),
+    ("analysis-incomplete", "the rules named were not fully checked within the linter's work budget: simpler conditions (fewer regexes, smaller lists) let it finish; no warning was guessed"),
 ];
 
 fn help(code: Code) -> &'static str {
@@ -53,6 +54,7 @@ fn level(severity: Severity) -> &'static str {
     match severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        _ => "note",
     }
 }
 
