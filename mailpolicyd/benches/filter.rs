@@ -80,8 +80,9 @@ struct Cell {
     secs: f64,
     rss_peak_kb: u64,
     rss_idle_kb: u64,
-    /// From mailpolicyd's `TIMING` debug lines: (policy share %, scan µs, total µs) per message.
-    timing: Vec<(f64, f64, f64)>,
+    /// From mailpolicyd's `TIMING` debug lines: (policy share %, scan µs, total µs, policy µs)
+    /// per message.
+    timing: Vec<(f64, f64, f64, f64)>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -211,8 +212,8 @@ fn run_cell(lab: &mut Lab, filter: Filter, clients: usize, secs: f64) -> Cell {
 }
 
 /// `TIMING ID: scan N us, policy N us (N recipients), quarantine+dsn N us, total N us,
-/// policy share X%` → (share %, scan µs, total µs).
-fn timing_lines(log: &str) -> Vec<(f64, f64, f64)> {
+/// policy share X%` → (share %, scan µs, total µs, policy µs).
+fn timing_lines(log: &str) -> Vec<(f64, f64, f64, f64)> {
     let num_after = |l: &str, key: &str| -> Option<f64> {
         let i = l.find(key)? + key.len();
         let rest = l[i..].trim_start();
@@ -228,6 +229,7 @@ fn timing_lines(log: &str) -> Vec<(f64, f64, f64)> {
                 num_after(l, "policy share")?,
                 num_after(l, "scan")?,
                 num_after(l, "total")?,
+                num_after(l, "policy")?,
             ))
         })
         .collect()
@@ -331,9 +333,9 @@ fn main() {
         load_average()
     );
     println!();
-    println!("| clients | filter | msgs/s | p50 ms | p99 ms | accepted | rejected | tempfail | errors | RSS idle MB | RSS peak MB | policy share of filter time |");
+    println!("| clients | filter | msgs/s | p50 ms | p99 ms | accepted | rejected | tempfail | errors | RSS idle MB | RSS peak MB | policy share of filter time | filter µs p50: scan / policy / total |");
     println!(
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for &clients in &levels {
         for &f in &filters {
@@ -350,8 +352,23 @@ fn main() {
                 let p99 = percentile(&shares, 0.99);
                 format!("{mean_share:.3} % (p99 {p99:.2} %)")
             };
+            let daemon_us = if cell.timing.is_empty() {
+                "—".to_string()
+            } else {
+                let med = |f: fn(&(f64, f64, f64, f64)) -> f64| {
+                    let mut v: Vec<f64> = cell.timing.iter().map(f).collect();
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    percentile(&v, 0.5)
+                };
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    med(|t| t.1),
+                    med(|t| t.3),
+                    med(|t| t.2)
+                )
+            };
             println!(
-                "| {clients} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {share} |",
+                "| {clients} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {share} | {daemon_us} |",
                 f.name(),
                 (cell.accepted + cell.rejected + cell.tempfailed) as f64 / cell.secs,
                 p50,
