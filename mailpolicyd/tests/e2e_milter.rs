@@ -1353,6 +1353,55 @@ fn a_failed_quarantine_write_is_a_tempfail_and_nothing_is_dropped() {
         .is_empty());
 }
 
+#[test]
+fn clamd_over_tcp() {
+    let Some(mut lab) = Lab::before_queue("clamd_tcp") else {
+        return;
+    };
+    let mut cfg = config(POLICY);
+    cfg.clamd_address = Some(format!("inet:127.0.0.1:{}", lab.clamd.tcp_port));
+    lab.start_mailpolicyd_with(&cfg);
+    let env = inbound("sender@outside.test", &["alice@example.org"]);
+    let out = lab.send(&env, &message("tcp-1").build());
+    assert!(out.accepted(), "{}", out.decisive());
+    let out = lab.send(&env, &message("tcp-2").with_text(EICAR).build());
+    assert_eq!(out.decisive().code, 554, "{}", out.decisive());
+    let d = decision_by_qid(&lab, &queued_as(&lab.send(&env, &message("tcp-3").build())));
+    assert_eq!(d["scanner"], "clean");
+}
+
+/// `[notify] submit` down: a bounce cannot be carried out (its DSN cannot be sent), so the
+/// message stays the client's (4xx); an alert that cannot be sent does not hold up mail.
+#[test]
+fn notify_submit_down_bounce_is_a_tempfail_alert_does_not_block() {
+    let Some(mut lab) = Lab::before_queue("submit_down") else {
+        return;
+    };
+    let mut cfg = config(POLICY);
+    cfg.notify_submit = Some(format!("inet:127.0.0.1:{}", support::proc::free_port()));
+    lab.start_mailpolicyd_with(&cfg);
+    let out = lab.send(
+        &inbound("victim@outside.test", &["bob@example.org"]),
+        &message("nosub-1").with_text(PHISH_MARKER).build(),
+    );
+    assert!(
+        out.decisive().is_transient(),
+        "a bounce whose DSN cannot be submitted: {}",
+        out.decisive()
+    );
+    let d = decision(&lab, "victim@outside.test", "bob@example.org");
+    assert_eq!(d["verdict"], "tempfail");
+
+    let out = lab.send(
+        &inbound("forged@outside.test", &["alice@example.org"]),
+        &message("nosub-2").with_text(SOBIG_MARKER).build(),
+    );
+    assert!(out.accepted(), "discard + alert: {}", out.decisive());
+    assert_eq!(lab.quarantined_with("X-Lab-Id: nosub-2").len(), 1);
+    lab.wait_queue_empty();
+    assert!(lab.mailbox("postmaster@example.org").is_empty());
+}
+
 // ---- the CLI's check ----------------------------------------------------------------------
 
 #[test]

@@ -147,6 +147,8 @@ pub struct DaemonConfig {
     /// None: leave the key out (amavisd-new's default list applies).
     pub forging_viruses: Option<Vec<String>>,
     pub notify_from: String,
+    /// `[notify] submit`; None: the lab's unfiltered smtpd.
+    pub notify_submit: Option<String>,
     /// Raw TOML appended at the end (inside the last table: start it with a `[table]`).
     pub extra_toml: String,
 }
@@ -162,6 +164,7 @@ impl DaemonConfig {
             mynetworks: vec!["127.0.0.0/8".into(), "10.0.0.0/8".into(), "::1/128".into()],
             forging_viruses: None,
             notify_from: format!("postmaster@{LOCAL_DOMAIN}"),
+            notify_submit: None,
             extra_toml: String::new(),
         }
     }
@@ -363,7 +366,11 @@ impl Lab {
         ));
         t.push_str(&format!(
             "[notify]\nsubmit = {}\nfrom = {}\n",
-            toml_str(&format!("inet:127.0.0.1:{}", self.postfix.ports.unfiltered)),
+            toml_str(
+                &cfg.notify_submit
+                    .clone()
+                    .unwrap_or_else(|| format!("inet:127.0.0.1:{}", self.postfix.ports.unfiltered))
+            ),
             toml_str(&cfg.notify_from)
         ));
         t.push_str(&format!(
