@@ -484,7 +484,7 @@ pub(crate) fn list_values<'a>(
 }
 
 /// `s` cut to `max` characters (with `…`).
-fn shorten_to(s: &str, max: usize) -> String {
+pub(crate) fn shorten_to(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),

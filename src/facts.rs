@@ -284,15 +284,37 @@ impl FactValue<'static> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut out: Vec<String> = Vec::new();
-        for n in names {
-            let n = n.into();
-            if !out.contains(&n) {
-                out.push(n);
+        FactValue::Set(Cow::Owned(dedup_names(
+            names.into_iter().map(Into::into).collect(),
+        )))
+    }
+}
+
+/// `names` without repeats, the first occurrence of each kept in place:
+/// O(n log n) (sorting indices), so a set of a million names from facts
+/// JSON does not compare every pair.
+pub(crate) fn dedup_names(names: Vec<String>) -> Vec<String> {
+    if names.len() < 2 {
+        return names;
+    }
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    // A stable sort: among equal names the first occurrence comes first.
+    order.sort_by(|&a, &b| names.get(a).cmp(&names.get(b)));
+    let mut keep = vec![true; names.len()];
+    for w in order.windows(2) {
+        if let [a, b] = *w {
+            if names.get(a) == names.get(b) {
+                if let Some(k) = keep.get_mut(b) {
+                    *k = false;
+                }
             }
         }
-        FactValue::Set(Cow::Owned(out))
     }
+    names
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(n, k)| k.then_some(n))
+        .collect()
 }
 
 impl fmt::Display for FactValue<'_> {

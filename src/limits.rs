@@ -39,6 +39,15 @@ pub struct Limits {
     pub max_glob_stars: usize,
     /// Most `test` blocks.
     pub max_tests: usize,
+    /// Largest facts JSON document ([`crate::Policy::facts_from_json`]), in
+    /// bytes; checked before it is read.
+    pub max_facts_bytes: usize,
+    /// Largest value of one fact, in bytes: a string, or a set's names
+    /// together (plus one byte per name). Facts JSON and `NAME=VALUE`
+    /// assignments over it are refused.
+    pub max_fact_value_bytes: usize,
+    /// Most facts objects in one per-recipient facts JSON array.
+    pub max_facts_objects: usize,
 }
 
 /// Compiled-regex bytes a policy may use per byte of its source, when that
@@ -63,6 +72,9 @@ impl Default for Limits {
             max_custom_facts: MAX_FACT_SLOTS - crate::facts::BUILTIN_COUNT,
             max_glob_stars: 32,
             max_tests: 100_000,
+            max_facts_bytes: 4 * 1024 * 1024,
+            max_fact_value_bytes: 64 * 1024,
+            max_facts_objects: 10_000,
         }
     }
 }

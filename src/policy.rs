@@ -46,6 +46,8 @@ pub struct Policy {
     pub(crate) lines: LineIndex,
     /// Warnings found while checking (e.g. an unknown lint in `allow`).
     pub(crate) check_warnings: Vec<Diagnostic>,
+    /// The limits it was parsed with (facts JSON is read within them too).
+    pub(crate) limits: Limits,
 }
 
 /// A policy that cannot be used: every error found, each with a position.
@@ -126,6 +128,7 @@ impl Policy {
                     source: source.to_owned(),
                     lines,
                     check_warnings,
+                    limits: limits.clone(),
                 })
             }
             None => Err(ParseError::from_diagnostics(source, diagnostics)),
@@ -230,7 +233,9 @@ impl Policy {
     }
 
     /// Reads facts JSON (an object, or an array of objects, one per recipient),
-    /// checked against this policy's facts.
+    /// checked against this policy's facts, within the facts limits of the
+    /// [`Limits`] the policy was parsed with (`max_facts_bytes`,
+    /// `max_fact_value_bytes`, `max_facts_objects`).
     ///
     /// ```
     /// use mailpolicy::{FactsInput, Policy};
@@ -241,17 +246,22 @@ impl Policy {
     /// assert_eq!(err.to_string(), "1:2: unknown fact `scaner` (did you mean `scanner`?)");
     /// ```
     pub fn facts_from_json(&self, json: &str) -> Result<FactsInput, FactsError> {
-        facts_json::parse(&self.model.facts, json)
+        facts_json::parse(&self.model.facts, &self.limits, json)
     }
 
     /// Sets a fact from `NAME=VALUE` text, the value read by the fact's type.
     pub fn set_fact_from_str(&self, facts: &mut Facts, assignment: &str) -> Result<(), FactsError> {
-        facts_json::parse_assignment(&self.model.facts, assignment, facts)
+        facts_json::parse_assignment(&self.model.facts, &self.limits, assignment, facts)
     }
 
     /// Runs the policy's `test` blocks.
     pub fn run_tests(&self) -> crate::testing::TestReport {
         crate::testing::run(self)
+    }
+
+    /// The limits the policy was parsed with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The `policy "NAME"`, if given.

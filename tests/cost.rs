@@ -5,23 +5,98 @@
 //! `cargo test --release --test cost -- --nocapture` reports the figures
 //! (docs/LIMITS.md).
 
-use mailpolicy::{Disposition, Facts, Policy};
+use mailpolicy::{Disposition, Facts, FactsError, FactsInput, Limits, Policy};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-fn timed<T>(what: &str, bytes: usize, f: impl FnOnce() -> T) -> T {
-    let t = Instant::now();
+/// Tracks the bytes allocated by this thread and their peak, so that a
+/// stage's memory can be asserted exactly (not timed): the tests run on
+/// several threads, and each measures its own.
+struct Peak;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn grow(by: isize) {
+    // `try_with`: nothing to count while the thread is being torn down.
+    let _ = LIVE.try_with(|l| {
+        let now = l.get() + by;
+        l.set(now);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+    });
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the
+// bookkeeping (two thread-local counters) neither allocates nor touches
+// the memory.
+unsafe impl GlobalAlloc for Peak {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size() as isize);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size() as isize);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grow(new_size as isize - layout.size() as isize);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        grow(-(layout.size() as isize));
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Peak = Peak;
+
+/// Runs `f` and returns its result and the most bytes it held allocated
+/// at once on this thread (beyond what was live before).
+fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
     let out = f();
+    let peak = PEAK.with(Cell::get) - base;
+    (out, peak.max(0) as usize)
+}
+
+/// The SPEC's memory bound for an input of `bytes`: 100 bytes per byte,
+/// and never more than 256 MB below 1 MB.
+fn memory_bound(bytes: usize) -> usize {
+    if bytes < 1_000_000 {
+        256_000_000
+    } else {
+        100 * bytes
+    }
+}
+
+/// Times `f` (a hang guard only) and reports its time and peak memory.
+fn timed<T>(what: &str, bytes: usize, f: impl FnOnce() -> T) -> T {
+    timed_peak(what, bytes, f).0
+}
+
+/// [`timed`], returning the peak bytes allocated too.
+fn timed_peak<T>(what: &str, bytes: usize, f: impl FnOnce() -> T) -> (T, usize) {
+    let t = Instant::now();
+    let (out, peak) = peak_bytes(f);
     let e = t.elapsed();
+    let mb = (bytes as f64 / 1e6).max(1e-6);
     eprintln!(
-        "{what}: {:.3} s for {:.2} MB ({:.3} s/MB)",
+        "{what}: {:.3} s for {:.2} MB ({:.3} s/MB), peak {:.1} MB ({:.0} bytes per input byte)",
         e.as_secs_f64(),
         bytes as f64 / 1e6,
-        e.as_secs_f64() / (bytes as f64 / 1e6).max(1e-6)
+        e.as_secs_f64() / mb,
+        peak as f64 / 1e6,
+        peak as f64 / bytes.max(1) as f64,
     );
     assert!(e < HANG_GUARD, "{what} took {e:?}");
-    out
+    (out, peak)
 }
 
 #[test]
@@ -215,4 +290,114 @@ fn help_lines_list_a_few_enum_values() {
     });
     assert_eq!(err.errors().count(), 2_000);
     assert!(err.to_string().len() < 2_000 * 1_000);
+}
+
+// ---------------------------------------------------------------- facts JSON
+
+fn facts_policy(limits: &Limits) -> Policy {
+    Policy::parse_with_limits(
+        "fact dnsbl_listed: bool\nfact rbl: [string]\nrule \"r\" { when virus == \"x9\" then reject }",
+        limits,
+    )
+    .expect("policy")
+}
+
+/// A facts error, after checking that it is positioned inside `json`, and
+/// that reading it held at most `max_peak` bytes at once (checked while
+/// reading: nothing of the input's size is built).
+fn facts_err(p: &Policy, json: &str, what: &str, max_peak: usize) -> FactsError {
+    let (r, peak) = timed_peak(what, json.len(), || p.facts_from_json(json));
+    let err = r.expect_err(what);
+    assert!(err.line() >= 1 && err.column() >= 1, "{err}");
+    assert!(err.to_string().len() < 1_000, "{what}: a long message");
+    assert!(peak <= max_peak, "{what}: {peak} bytes");
+    err
+}
+
+#[test]
+fn facts_json_is_checked_while_it_is_read() {
+    let limits = Limits::default();
+    let p = facts_policy(&limits);
+    // Over the document limit: refused before reading, at the byte where
+    // the limit is crossed.
+    let mut big = String::from("{\"rbl\": [");
+    while big.len() < 40_000_000 {
+        big.push_str("\"zen.spamhaus.org\", ");
+    }
+    big.push_str("\"x\"]}");
+    let err = facts_err(&p, &big, "40 MB facts", 1_000);
+    assert!(matches!(err, FactsError::Limit { .. }), "{err}");
+    assert_eq!((err.line(), err.column()), (1, limits.max_facts_bytes + 1));
+    // A wrong type is refused at its first token: a bool given an array of
+    // 4 MB is not read further.
+    let mut json = String::from("{\"dnsbl_listed\": [");
+    while json.len() < limits.max_facts_bytes - 10 {
+        json.push_str("1, ");
+    }
+    json.push_str("1]}");
+    let err = facts_err(&p, &json, "4 MB array for a bool", 1_000);
+    assert!(matches!(err, FactsError::InvalidValue { .. }), "{err}");
+    // At the `[`.
+    assert_eq!(err.column(), "{\"dnsbl_listed\": [".len(), "{err}");
+    // So is an array or object inside a set, and a long string.
+    let json = format!("{{\"rbl\": [\"a\", {}]}}", "[".repeat(100));
+    let err = facts_err(&p, &json, "nested array in a set", 1_000);
+    assert!(err.to_string().contains("an array at index 1"), "{err}");
+    let json = format!("{{\"virus\": \"{}\"}}", "v".repeat(3_000_000));
+    let err = facts_err(&p, &json, "3 MB string", 1_000);
+    assert!(matches!(err, FactsError::Limit { .. }), "{err}");
+    assert!(err.to_string().contains("fact `virus`"), "{err}");
+    // A set's names count together (plus one byte each).
+    let names: Vec<String> = (0..20_000).map(|i| format!("\"n{i}\"")).collect();
+    let json = format!("{{\"rbl\": [{}]}}", names.join(","));
+    // At most 32 Ki names are built before the limit is reached.
+    let err = facts_err(&p, &json, "20,000 names", 2_000_000);
+    assert!(matches!(err, FactsError::Limit { .. }), "{err}");
+    // An unknown key of 3 MB: a short message.
+    let json = format!("{{\"{}\": 1}}", "k".repeat(3_000_000));
+    let err = facts_err(&p, &json, "3 MB key", 1_000);
+    assert!(matches!(err, FactsError::UnknownFact { .. }), "{err}");
+    // Objects of a per-recipient array.
+    let json = format!("[{}{{}}]", "{}, ".repeat(limits.max_facts_objects));
+    // 10,000 objects are built (a few hundred bytes each) before the limit.
+    let err = facts_err(&p, &json, "10,001 objects", 10_000_000);
+    assert!(matches!(err, FactsError::Limit { .. }), "{err}");
+    let json = format!("[{}{{}}]", "{}, ".repeat(limits.max_facts_objects - 1));
+    match p.facts_from_json(&json) {
+        Ok(FactsInput::PerRecipient(all)) => assert_eq!(all.len(), limits.max_facts_objects),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_big_set_is_read_in_n_log_n_within_its_bound() {
+    // With the value limit raised to the document's: a 4 MB set of
+    // distinct names (each given twice), deduplicated by sorting.
+    let limits = Limits {
+        max_fact_value_bytes: 4 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let p = facts_policy(&limits);
+    let n = 150_000;
+    let mut json = String::from("{\"virus\": [");
+    for i in (0..n).chain(0..n) {
+        json.push_str(&format!("\"x{i}\","));
+    }
+    json.push_str("\"x0\"]}");
+    let (r, peak) = timed_peak("4 MB set of 300,000 names", json.len(), || {
+        p.facts_from_json(&json)
+    });
+    assert!(peak < memory_bound(json.len()), "{peak} bytes");
+    let Ok(FactsInput::One(f)) = r else {
+        panic!("{r:?}")
+    };
+    match f.get("virus") {
+        Some(mailpolicy::FactValue::Set(names)) => {
+            assert_eq!(names.len(), n);
+            assert_eq!(names[0], "x0");
+            assert_eq!(names[n - 1], format!("x{}", n - 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.evaluate(&f).rule(), Some("r"));
 }

@@ -452,13 +452,7 @@ fn facts_error(json: &str) -> (usize, usize, String) {
         Err(e) => e,
     };
     let shown = err.to_string();
-    let (line, column) = match &err {
-        mailpolicy::FactsError::Json { line, column, .. }
-        | mailpolicy::FactsError::UnknownFact { line, column, .. }
-        | mailpolicy::FactsError::InvalidValue { line, column, .. }
-        | mailpolicy::FactsError::Duplicate { line, column, .. }
-        | mailpolicy::FactsError::Shape { line, column, .. } => (*line, *column),
-    };
+    let (line, column) = (err.line(), err.column());
     assert!(line >= 1 && column >= 1, "{shown}");
     let lines: Vec<&str> = json.split('\n').collect();
     assert!(line <= lines.len(), "{shown}");
