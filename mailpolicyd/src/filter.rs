@@ -696,12 +696,12 @@ impl<'p> Evaluation<'p> {
             .iter()
             .map(|r| Direction::from_flags(originating, site.is_local_recipient(r)))
             .collect();
-        let decisions: Vec<Decision<'p>> = env
-            .recipients
-            .iter()
-            .zip(&directions)
-            .map(|(r, d)| policy.evaluate(&base.clone().recipient(r.clone()).direction(*d)))
-            .collect();
+        // One set of facts, its recipient and direction replaced per recipient.
+        let mut decisions: Vec<Decision<'p>> = Vec::with_capacity(env.recipients.len());
+        for (r, d) in env.recipients.iter().zip(&directions) {
+            base = base.recipient(r.clone()).direction(*d);
+            decisions.push(policy.evaluate(&base));
+        }
         let combined = MessageVerdict::combine(&decisions);
         Evaluation {
             scan,
