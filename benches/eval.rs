@@ -5,17 +5,33 @@
 //!   (`evaluate_reference`, the plain walk) in the same run;
 //! - `generated/{clean,infected}/N`: generated policies of N = 10 ... 10,000
 //!   rules (`tests/common/gen.rs`) on facts that make no rule apply;
+//! - `side_by_side/*`: the "virus policy" of the engine comparison in issue
+//!   14 (`naive::side_by_side_source`), 10 / 1,000 / 10,000 rules, an early
+//!   (rule 0), a middle (rule N/2) and no match, each with the facts built
+//!   beforehand and with building them inside the timed call (`+facts`);
+//! - every evaluation path also times `naive`: the hand-written
+//!   `Vec<Vec<Cond>>` loop of `benches/naive/mod.rs` on the same facts,
+//!   checked to decide the same rule first;
 //! - `parse/N`, `compile/N`: `Policy::parse` (parse + check + compile) and
 //!   the compile step alone;
 //! - before the benchmarks, the memory a `Policy` holds (measured with a
 //!   counting allocator) per rule is printed to stderr.
 //!
 //! Set `MAILPOLICY_BENCH_QUICK=1` for short measurement times.
+//!
+//! `MAILPOLICY_PROFILE=PREFIX` runs, instead of criterion, the body of each
+//! benchmark whose full name starts with `PREFIX` (e.g.
+//! `side_by_side/compiled/early/`; empty: all; `NAME$`: that one only)
+//! `MAILPOLICY_PROFILE_ITERS`
+//! times (default 100,000) in `measure_loop`: `scripts/bench-instructions`
+//! counts the instructions per call under callgrind, which are repeatable on
+//! a loaded machine where times are not.
 
 #[path = "../tests/common/gen.rs"]
 mod gen;
+mod naive;
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, measurement::WallTime, BenchmarkGroup, Criterion};
 use mailpolicy::{Direction, FactKey, FactProvider, FactValue, Facts, Policy, Scanner};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -121,6 +137,63 @@ fn config() -> Criterion {
         .sample_size(if quick { 10 } else { 30 })
         .warm_up_time(Duration::from_millis(if quick { 100 } else { 400 }))
         .measurement_time(Duration::from_millis(if quick { 300 } else { 1200 }))
+        .configure_from_args()
+}
+
+/// The benchmarks to profile: those whose full name starts with
+/// `MAILPOLICY_PROFILE`, when it is set.
+fn profile() -> Option<String> {
+    std::env::var("MAILPOLICY_PROFILE").ok()
+}
+
+/// Whether a group is needed at all (every group in a normal run; in profile
+/// mode, only those that can hold a named benchmark).
+fn wanted(group: &str) -> bool {
+    let group = format!("{group}/");
+    profile().is_none_or(|p| group.starts_with(&p) || p.starts_with(&group))
+}
+
+/// The loop callgrind counts: `scripts/bench-instructions` zeroes the counts
+/// when it is entered, and dumps them when `measure_end` is entered.
+#[inline(never)]
+fn measure_loop<R>(f: &impl Fn() -> R, iters: u64) {
+    for _ in 0..iters {
+        black_box(f());
+    }
+}
+
+#[inline(never)]
+fn measure_end() {
+    black_box(());
+}
+
+/// Times `f` as `group/name`, or in profile mode runs it in `measure_loop`
+/// when it is a named benchmark.
+fn run<R>(g: &mut BenchmarkGroup<'_, WallTime>, group: &str, name: &str, f: impl Fn() -> R) {
+    match profile() {
+        Some(p) => {
+            let full = format!("{group}/{name}");
+            // `NAME$`: that benchmark only.
+            let hit = match p.strip_suffix('$') {
+                Some(exact) => full == exact,
+                None => full.starts_with(&p),
+            };
+            if hit {
+                let iters = std::env::var("MAILPOLICY_PROFILE_ITERS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(100_000);
+                // Once outside the counted loop (first-use caches).
+                black_box(f());
+                eprintln!("profile: {full} {iters}");
+                measure_loop(&f, iters);
+                measure_end();
+            }
+        }
+        None => {
+            g.bench_function(name, |b| b.iter(&f));
+        }
+    }
 }
 
 /// The bytes `Policy::parse` leaves allocated (the policy and everything it owns).
@@ -155,16 +228,36 @@ fn report_memory() {
     }
 }
 
+/// Asserts that the naive loop decides as the policy does on `facts`.
+fn same_decision(policy: &Policy, rules: &naive::Rules, facts: &Facts, custom: &str, what: &str) {
+    let nf = naive::NFacts::from_facts(facts, custom);
+    let rule = policy.evaluate(facts).rule();
+    let index = rule.and_then(|r| policy.rule_names().position(|n| n == r));
+    assert_eq!(
+        index,
+        naive::decide(rules, &nf),
+        "{what}: the naive loop disagrees on {facts:?}"
+    );
+}
+
 fn examples(c: &mut Criterion) {
-    report_memory();
+    if !wanted("policies") {
+        return;
+    }
+    if profile().is_none() {
+        report_memory();
+    }
     let example = Policy::parse(EXAMPLE).expect("example parses");
     let isp = Policy::parse(SITE_ISP).expect("isp parses");
     let uni = Policy::parse(SITE_UNI).expect("uni parses");
+    let (n_example, n_isp, n_uni) = (naive::example(), naive::site_isp(), naive::site_uni());
 
-    let paths: Vec<(&str, &Policy, Facts)> = vec![
+    let paths: Vec<(&str, &Policy, &naive::Rules, &str, Facts)> = vec![
         (
             "example/clean_inbound",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Clean)
@@ -175,6 +268,8 @@ fn examples(c: &mut Criterion) {
         (
             "example/sobig_inbound",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Infected)
@@ -186,6 +281,8 @@ fn examples(c: &mut Criterion) {
         (
             "example/outbound_virus",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Outbound)
                 .scanner(Scanner::Infected)
@@ -195,6 +292,8 @@ fn examples(c: &mut Criterion) {
         (
             "example/non_forging_bounce",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Infected)
@@ -206,6 +305,8 @@ fn examples(c: &mut Criterion) {
         (
             "example/scanner_timeout",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Timeout),
@@ -213,16 +314,26 @@ fn examples(c: &mut Criterion) {
         (
             "example/dnsbl_spam",
             &example,
+            &n_example,
+            "dnsbl_listed",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Clean)
                 .custom("dnsbl_listed", true)
                 .spam_score(9.5),
         ),
-        ("example/all_unknown", &example, Facts::new()),
+        (
+            "example/all_unknown",
+            &example,
+            &n_example,
+            "dnsbl_listed",
+            Facts::new(),
+        ),
         (
             "site_isp/clean",
             &isp,
+            &n_isp,
+            "",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Clean)
@@ -232,6 +343,8 @@ fn examples(c: &mut Criterion) {
         (
             "site_isp/mass_mailer",
             &isp,
+            &n_isp,
+            "",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Infected)
@@ -241,6 +354,8 @@ fn examples(c: &mut Criterion) {
         (
             "site_isp/vip_encrypted",
             &isp,
+            &n_isp,
+            "",
             Facts::new()
                 .scanner(Scanner::Encrypted)
                 .client_ip(ip("192.0.2.44"))
@@ -249,6 +364,8 @@ fn examples(c: &mut Criterion) {
         (
             "site_uni/clean",
             &uni,
+            &n_uni,
+            "quarantine_full",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Clean)
@@ -259,6 +376,8 @@ fn examples(c: &mut Criterion) {
         (
             "site_uni/lab_encrypted",
             &uni,
+            &n_uni,
+            "quarantine_full",
             Facts::new()
                 .direction(Direction::Internal)
                 .scanner(Scanner::Encrypted)
@@ -269,6 +388,8 @@ fn examples(c: &mut Criterion) {
         (
             "site_uni/inbound_virus",
             &uni,
+            &n_uni,
+            "quarantine_full",
             Facts::new()
                 .direction(Direction::Inbound)
                 .scanner(Scanner::Infected)
@@ -279,13 +400,18 @@ fn examples(c: &mut Criterion) {
         ),
     ];
     let mut g = c.benchmark_group("policies");
-    for (name, policy, facts) in &paths {
+    for (name, policy, rules, custom, facts) in &paths {
         assert_eq!(policy.evaluate(facts), policy.evaluate_reference(facts));
-        g.bench_function(BenchmarkId::new("compiled", name), |b| {
-            b.iter(|| policy.evaluate(black_box(facts)))
+        same_decision(policy, rules, facts, custom, name);
+        let nf = naive::NFacts::from_facts(facts, custom);
+        run(&mut g, "policies", &format!("compiled/{name}"), || {
+            policy.evaluate(black_box(facts))
         });
-        g.bench_function(BenchmarkId::new("reference", name), |b| {
-            b.iter(|| policy.evaluate_reference(black_box(facts)))
+        run(&mut g, "policies", &format!("naive/{name}"), || {
+            naive::decide(rules, black_box(&nf))
+        });
+        run(&mut g, "policies", &format!("reference/{name}"), || {
+            policy.evaluate_reference(black_box(facts))
         });
     }
     // The lazy path, through a provider over the same facts.
@@ -295,10 +421,10 @@ fn examples(c: &mut Criterion) {
             self.0.fact(key)
         }
     }
-    for (name, policy, facts) in paths.iter().take(3) {
+    for (name, policy, _, _, facts) in paths.iter().take(3) {
         let p = Provider(facts);
-        g.bench_function(BenchmarkId::new("lazy", name), |b| {
-            b.iter(|| policy.evaluate_lazy(black_box(&p)))
+        run(&mut g, "policies", &format!("lazy/{name}"), || {
+            policy.evaluate_lazy(black_box(&p))
         });
     }
     g.finish();
@@ -306,53 +432,162 @@ fn examples(c: &mut Criterion) {
 
 fn generated(c: &mut Criterion) {
     let sizes = [10usize, 100, 1_000, 10_000];
-    let policies: Vec<(usize, Policy)> = sizes
+    let groups = ["generated_clean", "generated_infected"];
+    if !groups.iter().any(|g| wanted(g)) {
+        return;
+    }
+    let policies: Vec<(usize, Policy, naive::Rules)> = sizes
         .iter()
         .map(|&n| {
             let p = Policy::parse(&gen::virus_policy(n, 1)).expect("generated parses");
-            (n, p)
+            let rules = naive::generated(&gen::plan(n, 1));
+            if profile().is_none() {
+                // The translation decides as the policy does on varied facts.
+                for f in gen::varied_facts(300, n, 1) {
+                    same_decision(&p, &rules, &f, "", "generated");
+                }
+            }
+            (n, p, rules)
         })
         .collect();
-    for (label, facts) in [
-        ("clean", gen::no_match_clean()),
-        ("infected", gen::no_match_infected()),
-    ] {
-        let mut g = c.benchmark_group(format!("generated_{label}"));
-        for (n, p) in &policies {
+    for (group, facts) in groups
+        .into_iter()
+        .zip([gen::no_match_clean(), gen::no_match_infected()])
+    {
+        if !wanted(group) {
+            continue;
+        }
+        let mut g = c.benchmark_group(group);
+        let nf = naive::NFacts::from_facts(&facts, "");
+        for (n, p, rules) in &policies {
             assert_eq!(p.evaluate(&facts).rule(), None, "no rule applies");
             assert_eq!(p.evaluate_reference(&facts).rule(), None);
-            g.bench_with_input(BenchmarkId::new("compiled", n), p, |b, p| {
-                b.iter(|| p.evaluate(black_box(&facts)))
+            same_decision(p, rules, &facts, "", group);
+            run(&mut g, group, &format!("compiled/{n}"), || {
+                p.evaluate(black_box(&facts))
             });
-            g.bench_with_input(BenchmarkId::new("reference", n), p, |b, p| {
-                b.iter(|| p.evaluate_reference(black_box(&facts)))
+            run(&mut g, group, &format!("naive/{n}"), || {
+                naive::decide(rules, black_box(&nf))
+            });
+            run(&mut g, group, &format!("reference/{n}"), || {
+                p.evaluate_reference(black_box(&facts))
             });
         }
         g.finish();
     }
 }
 
+/// The side-by-side scenario set of issue 14: the same "virus policy" the
+/// engine comparison rendered for each engine (`naive::side_by_side_source`),
+/// 10 / 1,000 / 10,000 rules; an early match (rule 0), a middle one (rule
+/// N/2) and none; with the facts built beforehand, and built inside the
+/// timed call (`+facts`: `Facts` for the policy, `NFacts` for the loop).
+fn side_by_side(c: &mut Criterion) {
+    if !wanted("side_by_side") {
+        return;
+    }
+    let mut g = c.benchmark_group("side_by_side");
+    for n in [10usize, 1_000, 10_000] {
+        let policy = Policy::parse(&naive::side_by_side_source(n)).expect("parses");
+        let rules = naive::side_by_side(n);
+        let middle = n / 2 - (n / 2) % 3;
+        let cases = [
+            ("early", "Fam0.A".to_owned(), Some(0)),
+            ("middle", format!("Fam{middle}.A"), Some(middle)),
+            ("none", "Novel.A".to_owned(), None),
+        ];
+        for (path, virus, expect) in cases {
+            let client = ip("203.0.113.9");
+            let build = || {
+                Facts::new()
+                    .direction(Direction::Inbound)
+                    .scanner(Scanner::Infected)
+                    .virus(virus.as_str())
+                    .forges_sender(true)
+                    .client_ip(client)
+            };
+            let build_naive = || naive::NFacts {
+                direction: Some(Direction::Inbound),
+                scanner: Some(Scanner::Infected),
+                virus: Some(vec![virus.clone()]),
+                forges_sender: Some(true),
+                client_ip: Some(client),
+                ..naive::NFacts::default()
+            };
+            let facts = build();
+            let nf = build_naive();
+            let index = |d: mailpolicy::Decision<'_>| {
+                d.rule()
+                    .and_then(|r| policy.rule_names().position(|x| x == r))
+            };
+            assert_eq!(index(policy.evaluate(&facts)), expect, "{path}/{n}");
+            assert_eq!(naive::decide(&rules, &nf), expect, "{path}/{n}");
+            assert_eq!(policy.evaluate(&facts), policy.evaluate_reference(&facts));
+            run(
+                &mut g,
+                "side_by_side",
+                &format!("compiled/{path}/{n}"),
+                || policy.evaluate(black_box(&facts)).rule().is_some(),
+            );
+            run(&mut g, "side_by_side", &format!("naive/{path}/{n}"), || {
+                naive::decide(&rules, black_box(&nf))
+            });
+            // The built facts are passed through `black_box` by reference:
+            // moving them through it made the compiler copy the 344-byte
+            // `Facts` byte by byte, a cost of the harness, not of building.
+            run(
+                &mut g,
+                "side_by_side",
+                &format!("compiled+facts/{path}/{n}"),
+                || {
+                    let f = build();
+                    policy.evaluate(black_box(&f)).rule().is_some()
+                },
+            );
+            run(
+                &mut g,
+                "side_by_side",
+                &format!("naive+facts/{path}/{n}"),
+                || {
+                    let f = build_naive();
+                    naive::decide(&rules, black_box(&f))
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn parse(c: &mut Criterion) {
+    if !wanted("parse") {
+        return;
+    }
     let mut g = c.benchmark_group("parse");
     g.sample_size(10);
-    for n in [1_000usize, 10_000] {
+    for n in [10usize, 1_000, 10_000] {
         let src = gen::virus_policy(n, 1);
-        g.bench_with_input(
-            BenchmarkId::new("parse_check_compile", n),
-            &src,
-            |b, src| b.iter(|| Policy::parse(black_box(src)).expect("parses")),
-        );
+        run(&mut g, "parse", &format!("parse_check_compile/{n}"), || {
+            Policy::parse(black_box(&src)).expect("parses")
+        });
+        let sbs = naive::side_by_side_source(n);
+        run(&mut g, "parse", &format!("side_by_side/{n}"), || {
+            Policy::parse(black_box(&sbs)).expect("parses")
+        });
         let p = Policy::parse(&src).expect("parses");
-        g.bench_with_input(BenchmarkId::new("compile_only", n), &p, |b, p| {
-            b.iter(|| p.recompile())
+        run(&mut g, "parse", &format!("compile_only/{n}"), || {
+            p.recompile()
         });
     }
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = examples, generated, parse
+fn main() {
+    let mut c = config();
+    examples(&mut c);
+    generated(&mut c);
+    side_by_side(&mut c);
+    parse(&mut c);
+    if profile().is_none() {
+        c.final_summary();
+    }
 }
-criterion_main!(benches);
