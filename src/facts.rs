@@ -411,17 +411,20 @@ pub struct Facts {
 
 impl Facts {
     /// No facts: everything unknown.
+    #[inline]
     pub fn new() -> Facts {
         Facts::default()
     }
 
     /// Sets `direction`.
+    #[inline]
     pub fn direction(mut self, d: Direction) -> Facts {
         self.builtin[0] = Some(FactValue::Direction(d));
         self
     }
 
     /// Sets `scanner`.
+    #[inline]
     pub fn scanner(mut self, s: Scanner) -> Facts {
         self.builtin[1] = Some(FactValue::Scanner(s));
         self
@@ -440,10 +443,16 @@ impl Facts {
     ///     Some(&FactValue::set(["PUA.Win.Packer.Upx", "Win.Trojan.Agent"]))
     /// );
     /// ```
+    #[inline]
     pub fn virus(mut self, name: impl Into<String>) -> Facts {
-        let slot = &mut self.builtin[FactId::VIRUS.index()];
-        *slot = Some(add_name(slot.take(), name.into()));
+        self.add_virus(name.into());
         self
+    }
+
+    /// Adds a name to `virus` in place (the builder's move stays inlined).
+    fn add_virus(&mut self, name: String) {
+        let slot = &mut self.builtin[FactId::VIRUS.index()];
+        *slot = Some(add_name(slot.take(), name));
     }
 
     /// Sets `virus` to exactly these names; none at all is the known empty
@@ -454,6 +463,7 @@ impl Facts {
     /// let scanned_clean = Facts::new().viruses(Vec::<String>::new());
     /// assert_eq!(scanned_clean.get("virus").unwrap().to_string(), "[]");
     /// ```
+    #[inline]
     pub fn viruses<I, S>(mut self, names: I) -> Facts
     where
         I: IntoIterator<Item = S>,
@@ -464,42 +474,49 @@ impl Facts {
     }
 
     /// Sets `forges_sender`.
+    #[inline]
     pub fn forges_sender(mut self, forges: bool) -> Facts {
         self.builtin[3] = Some(FactValue::Bool(forges));
         self
     }
 
     /// Sets `client_ip`.
+    #[inline]
     pub fn client_ip(mut self, ip: IpAddr) -> Facts {
         self.builtin[4] = Some(FactValue::Ip(ip));
         self
     }
 
     /// Sets `sender` (`""` is the null reverse-path `<>`).
+    #[inline]
     pub fn sender(mut self, sender: impl Into<String>) -> Facts {
         self.builtin[5] = Some(FactValue::Str(Cow::Owned(sender.into())));
         self
     }
 
     /// Sets `recipient`.
+    #[inline]
     pub fn recipient(mut self, recipient: impl Into<String>) -> Facts {
         self.builtin[6] = Some(FactValue::Str(Cow::Owned(recipient.into())));
         self
     }
 
     /// Sets `authenticated`.
+    #[inline]
     pub fn authenticated(mut self, authenticated: bool) -> Facts {
         self.builtin[7] = Some(FactValue::Bool(authenticated));
         self
     }
 
     /// Sets `size` in bytes.
+    #[inline]
     pub fn size(mut self, bytes: i64) -> Facts {
         self.builtin[8] = Some(FactValue::Int(bytes));
         self
     }
 
     /// Sets `spam_score`.
+    #[inline]
     pub fn spam_score(mut self, score: f64) -> Facts {
         self.builtin[9] = Some(FactValue::Number(score));
         self
@@ -507,6 +524,7 @@ impl Facts {
 
     /// Sets any fact by name, built-in or custom (`Facts::custom("dnsbl_listed", true)`).
     /// A name no policy declares is simply never read.
+    #[inline]
     pub fn custom(mut self, name: &str, value: impl Into<FactValue<'static>>) -> Facts {
         self.set(name, value.into());
         self
@@ -610,11 +628,13 @@ impl From<Scanner> for FactValue<'static> {
 }
 
 /// `value` as a set with `name` added (a value that is no set is replaced).
+#[inline]
 fn add_name(value: Option<FactValue<'static>>, name: String) -> FactValue<'static> {
     let mut names: Vec<String> = match value {
         Some(FactValue::Set(names)) => names.into_owned(),
         Some(FactValue::Str(s)) => vec![s.into_owned()],
-        _ => Vec::new(),
+        // Most messages carry one detection: room for exactly one name.
+        _ => return FactValue::Set(Cow::Owned(vec![name])),
     };
     if !names.contains(&name) {
         names.push(name);
@@ -645,6 +665,18 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 impl Facts {
+    /// The slot of built-in fact `id` (`None` for a custom id).
+    #[inline]
+    pub(crate) fn builtin_slot(&self, id: FactId) -> Option<&Option<FactValue<'static>>> {
+        self.builtin.get(id.index())
+    }
+
+    /// The stored value of built-in fact `id` (`None` also for a custom id).
+    #[inline]
+    pub(crate) fn builtin(&self, id: FactId) -> Option<&FactValue<'static>> {
+        self.builtin.get(id.index())?.as_ref()
+    }
+
     /// The stored value of fact `id` (named `name` when custom), without copying.
     pub(crate) fn value_ref(&self, id: FactId, name: &str) -> Option<&FactValue<'static>> {
         match self.builtin.get(id.index()) {

@@ -143,7 +143,7 @@ impl NetTable {
 
 /// A folded literal: its characters, and the same as text when it is ASCII.
 #[derive(Debug, Clone)]
-struct Lit8(Box<[char]>, Option<Box<str>>);
+struct Lit8(Box<[char]>, Option<AsciiLit>);
 
 impl std::ops::Deref for Lit8 {
     type Target = [char];
@@ -174,7 +174,7 @@ impl FastGlob {
         let lit = |cs: &[char]| {
             let folded: Box<[char]> = cs.iter().map(|c| fold(*c)).collect();
             let text: String = folded.iter().collect();
-            Lit8(folded, text.is_ascii().then(|| text.into_boxed_str()))
+            Lit8(folded, text.is_ascii().then(|| AsciiLit::new(&text)))
         };
         match chars.as_slice() {
             cs if !cs.iter().any(wild) => FastGlob::Exact(lit(cs)),
@@ -189,35 +189,44 @@ impl FastGlob {
         let tb = text.as_bytes();
         match self {
             FastGlob::Exact(lit) => {
-                if let Some(l) = ascii(lit) {
+                if let Some(l) = &lit.1 {
+                    if l.eq(tb) {
+                        return true;
+                    }
                     if text.is_ascii() {
-                        return tb.eq_ignore_ascii_case(l.as_bytes());
+                        return false;
                     }
                 }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l)) && it.next().is_none()
             }
             FastGlob::Prefix(lit) => {
-                if let Some(l) = ascii(lit) {
+                if let Some(l) = &lit.1 {
                     // Fewer bytes than the literal's characters: fewer characters too.
                     let Some(head) = tb.get(..l.len()) else {
                         return false;
                     };
+                    if l.eq(head) {
+                        return true;
+                    }
                     if head.is_ascii() {
-                        return head.eq_ignore_ascii_case(l.as_bytes());
+                        return false;
                     }
                 }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l))
             }
             FastGlob::Suffix(lit) => {
-                if let Some(l) = ascii(lit) {
+                if let Some(l) = &lit.1 {
                     let Some(tail) = tb.len().checked_sub(l.len()).and_then(|at| tb.get(at..))
                     else {
                         return false;
                     };
+                    if l.eq(tail) {
+                        return true;
+                    }
                     if tail.is_ascii() {
-                        return tail.eq_ignore_ascii_case(l.as_bytes());
+                        return false;
                     }
                 }
                 let mut it = text.chars().rev();
@@ -228,11 +237,42 @@ impl FastGlob {
     }
 }
 
-/// The literal as ASCII text, when it is ASCII. An ASCII region of the text
-/// can then be compared bytewise: there, folding is ASCII lowercasing.
-#[inline]
-fn ascii(lit: &Lit8) -> Option<&str> {
-    lit.1.as_deref()
+/// A folded ASCII literal, compared with text bytes: a text byte equals a literal byte under ASCII case folding when it does with
+/// `0x20` set wherever the literal has a letter. A region of the text that
+/// compares equal is therefore ASCII (a byte from 0x80 never equals an ASCII
+/// byte), so its characters fold exactly as the literal's; a region that
+/// differs and is not ASCII needs the character-wise comparison.
+#[derive(Debug, Clone)]
+struct AsciiLit {
+    /// The literal, lowercase.
+    low: Box<[u8]>,
+    /// `0x20` at each letter, else `0`.
+    mask: Box<[u8]>,
+}
+
+impl AsciiLit {
+    /// From ASCII text already folded (lowercase).
+    fn new(folded: &str) -> AsciiLit {
+        let low: Box<[u8]> = folded.bytes().map(|b| b.to_ascii_lowercase()).collect();
+        let mask = low
+            .iter()
+            .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 })
+            .collect();
+        AsciiLit { low, mask }
+    }
+
+    fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    /// Whether `t` is the literal, ignoring ASCII case.
+    #[inline]
+    fn eq(&self, t: &[u8]) -> bool {
+        t.len() == self.low.len()
+            && t.iter()
+                .zip(self.low.iter().zip(self.mask.iter()))
+                .all(|(t, (l, m))| t | m == *l)
+    }
 }
 
 /// One or more globs over one fact: each in its fastest form (exact,
@@ -541,6 +581,32 @@ impl CExpr {
             CExpr::Not(inner) => inner.eval(src).not(),
             CExpr::And(parts) => truth::all(parts.iter(), |p| p.eval(src)),
             CExpr::Or(parts) => truth::any(parts.iter(), |p| p.eval(src)),
+        }
+    }
+
+    /// Whether the condition is true (the direct path: facts in memory, so
+    /// the order in which parts are read does not matter, and an `and`
+    /// stops at its first part that is not true).
+    #[inline]
+    pub(crate) fn holds<S: FactSource + ?Sized>(&self, src: &mut S) -> bool {
+        match self {
+            CExpr::And(parts) => parts.iter().all(|p| p.holds(src)),
+            CExpr::Or(parts) => parts.iter().any(|p| p.holds(src)),
+            other => other.eval(src) == Truth::True,
+        }
+    }
+
+    /// [`CExpr::holds`], taking the conjuncts in `skip` as true (bit `i`:
+    /// part `i` of a top-level `and`; bit 0: the whole of anything else).
+    #[inline]
+    pub(crate) fn holds_skipping<S: FactSource + ?Sized>(&self, skip: u64, src: &mut S) -> bool {
+        match self {
+            CExpr::And(parts) => parts
+                .iter()
+                .enumerate()
+                .all(|(i, p)| (i < 64 && (skip >> i) & 1 == 1) || p.holds(src)),
+            _ if skip & 1 == 1 => true,
+            other => other.holds(src),
         }
     }
 

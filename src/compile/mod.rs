@@ -68,23 +68,49 @@ pub(crate) const MAX_CELLS: usize = 4096;
 pub(crate) struct Compiled {
     /// One condition per rule, in rule order.
     conds: Box<[CExpr]>,
+    /// Per rule: the top-level conjuncts of its condition (bit `i`: part
+    /// `i` of its `and`, or bit 0 for a lone leaf) that test only a table
+    /// key. Every rule a cell proposes is certainly true on those there
+    /// (else it would not be a candidate), so the direct path skips them.
+    skip: Box<[u64]>,
     /// The facts the table is indexed by.
     keys: Box<[Key]>,
-    /// Per cell: `start..end` in `lists`.
-    cells: Box<[(u32, u32)]>,
-    /// Rule indices, ascending within each cell's range (ungated rules only).
+    /// Per cell: its candidates (see [`Cell`]).
+    cells: Box<[Cell]>,
+    /// Rule indices, ascending within each range a cell or a gate names.
     lists: Box<[u32]>,
     /// Value indexes over string/ip facts (see [`gate`]).
     gates: Box<[Gate]>,
-    /// Per cell and gate: the gate's first rule that can be true in the
-    /// cell (`u32::MAX`: none). A gate is only consulted once the merge
-    /// reaches that rule.
+    /// Per cell and gate: the gate's first rule after the cell's head that
+    /// can be true in the cell (`u32::MAX`: none). A gate is only consulted
+    /// once the merge reaches that rule.
     gate_min: Box<[u32]>,
     /// Per key and coordinate, the rules that can be true there: a bitset
     /// of `words` words at `(key.base + code) * words`.
     member: Box<[u64]>,
     words: usize,
 }
+
+/// One cell of the decision table: the rules that can be true there, in
+/// rule order, cut after the first one that is certainly true.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    /// All candidates when there are at most [`HEAD`], else the first one,
+    /// gated or not, and the ungated ones right after it, at most [`HEAD`]
+    /// (`start..end` in `lists`): tried directly,
+    /// before any gate is read, so that an early decision costs what a
+    /// plain loop over them costs.
+    head: (u32, u32),
+    /// The head's last rule is certainly true here: it decides unevaluated.
+    sure: bool,
+    /// Some candidate follows the head (in `rest` or behind a gate).
+    more: bool,
+    /// The ungated candidates after the head (`start..end` in `lists`).
+    rest: (u32, u32),
+}
+
+/// Most candidates tried directly per cell before the gates.
+const HEAD: usize = 4;
 
 /// The most keys a table can have (every domain has at least 3 values).
 const MAX_KEYS: usize = 12;
@@ -106,19 +132,6 @@ struct Key {
 }
 
 impl Key {
-    /// The cell coordinate of a value: its index, or `known` for unknown.
-    /// `None` for a value the table was not built for (never produced by
-    /// fact conversion; handled by trying every rule).
-    #[inline]
-    fn code(&self, v: Option<Val<'_>>) -> Option<u32> {
-        match v {
-            None => Some(self.known),
-            Some(Val::Bool(b)) if self.bool => Some(u32::from(b)),
-            Some(Val::Enum(i)) if !self.bool && u32::from(i) < self.known => Some(u32::from(i)),
-            Some(_) => None,
-        }
-    }
-
     /// The value for coordinate `code` (`None`: unknown).
     fn value(&self, code: u32) -> Option<Val<'static>> {
         if code >= self.known {
@@ -186,12 +199,18 @@ impl Compiled {
         let budget = 64 * model.rules.len() + 4096;
         loop {
             let mut lists = pool.clone();
-            // With no keys there is one cell: its list holds each rule at most once.
+            // With no keys there is one cell: its lists hold each rule at most once.
             let limit = if keys.is_empty() { usize::MAX } else { budget };
             let built = build_table(model, &keys, &gated, &gate_bits, &masks, &mut lists, limit);
             if let Some(t) = built {
+                let skip = model
+                    .rules
+                    .iter()
+                    .map(|r| r.when.as_ref().map_or(0, |e| key_conjuncts(e, &keys)))
+                    .collect();
                 return Compiled {
                     conds,
+                    skip,
                     keys: keys.into(),
                     cells: t.cells,
                     gate_min: t.gate_min,
@@ -210,38 +229,64 @@ impl Compiled {
     #[inline]
     pub(crate) fn decide<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
         let mut cell = 0u32;
-        let mut codes = [0u32; MAX_KEYS];
-        for (k, slot) in self.keys.iter().zip(codes.iter_mut()) {
-            match k.code(src.value(k.id)) {
-                Some(c) => {
-                    cell += c * k.stride;
-                    *slot = c;
-                }
+        for k in self.keys.iter() {
+            match src.code(k.id, k.known, k.bool) {
+                Some(c) => cell += c * k.stride,
                 None => return self.walk(src),
             }
         }
-        let Some(&(start, end)) = self.cells.get(cell as usize) else {
+        let Some(info) = self.cells.get(cell as usize) else {
             return self.walk(src);
         };
-        let list = self
+        let head = self
             .lists
-            .get(start as usize..end as usize)
+            .get(info.head.0 as usize..info.head.1 as usize)
             .unwrap_or_default();
-        if self.gates.is_empty() {
-            for &r in list {
-                if let Some(c) = self.conds.get(r as usize) {
-                    if c.eval(src) == Truth::True {
-                        return Some(r as usize);
-                    }
+        if let Some((&last, first)) = head.split_last() {
+            for &r in first {
+                if self.holds_in_cell(r, src) {
+                    return Some(r as usize);
                 }
             }
+            if info.sure || self.holds_in_cell(last, src) {
+                return Some(last as usize);
+            }
+        }
+        if !info.more {
             return None;
         }
-        // The cell's ungated rules, plus the gated rules the facts' values
-        // let through, tried in rule order (a merge of sorted ranges of
-        // `self.lists`, each as `(next, end)`). A gate is consulted (its
-        // fact read and looked up) only when the merge reaches the gate's
-        // first rule that can be true in this cell.
+        let floor = head.last().map_or(0, |&r| r + 1);
+        self.merge(cell, info, floor, src)
+    }
+
+    /// Whether rule `r`, a candidate of the current cell, is true: its
+    /// condition without the conjuncts the cell already decided.
+    #[inline]
+    fn holds_in_cell<S: FactSource + ?Sized>(&self, r: u32, src: &mut S) -> bool {
+        let skip = self.skip.get(r as usize).copied().unwrap_or(0);
+        self.conds
+            .get(r as usize)
+            .is_some_and(|c| c.holds_skipping(skip, src))
+    }
+
+    /// After the head: the cell's other ungated candidates, plus the gated
+    /// rules the facts' values let through, tried in rule order (a merge of
+    /// sorted ranges of `self.lists`, each as `(next, end)`). A gate is
+    /// consulted (its fact read and looked up) only when the merge reaches
+    /// the gate's first rule after the head that can be true in this cell.
+    #[inline(never)]
+    fn merge<S: FactSource + ?Sized>(
+        &self,
+        cell: u32,
+        info: &Cell,
+        floor: u32,
+        src: &mut S,
+    ) -> Option<usize> {
+        // The cell's coordinates, for `in_cell`.
+        let mut codes = [0u32; MAX_KEYS];
+        for (k, c) in self.keys.iter().zip(codes.iter_mut()) {
+            *c = (cell / k.stride) % (k.known + 1);
+        }
         let ng = self.gates.len();
         let mins = self
             .gate_min
@@ -255,7 +300,7 @@ impl Compiled {
         }
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
         // Index 0 exists: `MAX_LISTS` is at least 1.
-        heads[0] = (start, end);
+        heads[0] = info.rest;
         let mut n = 1usize;
         let mut last = u32::MAX;
         loop {
@@ -309,14 +354,14 @@ impl Compiled {
             // No list has a rule left and no gate is pending: no rule applies.
             let head = heads.get_mut(from)?;
             head.0 += 1;
-            if best == last || (from != 0 && !self.in_cell(best, &codes)) {
+            // The head's rules were tried already; a gate's rule must also
+            // be a candidate of this cell.
+            if best == last || best < floor || (from != 0 && !self.in_cell(best, &codes)) {
                 continue;
             }
             last = best;
-            if let Some(c) = self.conds.get(best as usize) {
-                if c.eval(src) == Truth::True {
-                    return Some(best as usize);
-                }
+            if self.holds_in_cell(best, src) {
+                return Some(best as usize);
             }
         }
     }
@@ -344,7 +389,8 @@ impl Compiled {
             .map(|c| std::mem::size_of::<CExpr>() + c.heap_bytes())
             .sum::<usize>()
             + self.keys.len() * std::mem::size_of::<Key>()
-            + self.cells.len() * 8
+            + self.cells.len() * std::mem::size_of::<Cell>()
+            + self.skip.len() * 8
             + self.lists.len() * 4
             + self.member.len() * 8
             + self.gates.iter().map(|g| g.heap_bytes()).sum::<usize>()
@@ -425,6 +471,41 @@ fn mentions(e: &Expr) -> u64 {
     }
 }
 
+/// The one fact `e` tests, if it tests exactly one (`None` also for a
+/// constant).
+fn single_fact(e: &Expr) -> Option<FactId> {
+    match &e.kind {
+        ExprKind::Const(_) => None,
+        ExprKind::Known(id) => Some(*id),
+        ExprKind::Not(inner) => single_fact(inner),
+        ExprKind::And(parts) | ExprKind::Or(parts) => {
+            let first = single_fact(parts.first()?)?;
+            parts
+                .iter()
+                .all(|p| single_fact(p) == Some(first))
+                .then_some(first)
+        }
+        leaf => leaf_fact(leaf),
+    }
+}
+
+/// The top-level conjuncts of `e` (bit `i` for part `i` of an `and`, bit 0
+/// for `e` itself otherwise) that test one fact only, a table key. Such a
+/// conjunct's truth in a cell is exact (the key's value is fixed there), so
+/// in every cell where the rule is a candidate it is true.
+fn key_conjuncts(e: &Expr, keys: &[Key]) -> u64 {
+    let on_key = |p: &Expr| single_fact(p).is_some_and(|id| keys.iter().any(|k| k.id == id));
+    match &e.kind {
+        ExprKind::And(parts) => parts
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, p)| on_key(p))
+            .fold(0, |m, (i, _)| m | (1u64 << i)),
+        _ => u64::from(on_key(e)),
+    }
+}
+
 fn fact_bit(id: FactId) -> u64 {
     1u64 << id.0.min(63)
 }
@@ -500,9 +581,33 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) ->
     KeySets { can, sure }
 }
 
+/// Whether the candidates (`can`, cut after the first rule in `sure`) are at
+/// most [`HEAD`].
+fn few_candidates(can: &[u64], sure: &[u64], n: usize) -> bool {
+    let mut count = 0usize;
+    for (w, (&c, &d)) in can.iter().zip(sure).enumerate() {
+        let mut bits = c;
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if w * 64 + b >= n {
+                return true;
+            }
+            count += 1;
+            if count > HEAD {
+                return false;
+            }
+            if d & (1u64 << b) != 0 {
+                return true;
+            }
+        }
+    }
+    true
+}
+
 /// The decision table and the per-key membership bitsets.
 struct Table {
-    cells: Box<[(u32, u32)]>,
+    cells: Box<[Cell]>,
     gate_min: Box<[u32]>,
     member: Box<[u64]>,
     words: usize,
@@ -572,24 +677,22 @@ fn build_table(
                 }
             }
         }
-        // Each gate's first rule that can be true in this cell.
-        for bits in gate_bits {
-            let first = can
-                .iter()
-                .zip(bits)
-                .enumerate()
-                .find(|(_, (c, b))| *c & *b != 0)
-                .map_or(u32::MAX, |(w, (c, b))| {
-                    (w * 64) as u32 + (c & b).trailing_zeros()
-                });
-            gate_min.push(first);
-        }
-        for (x, u) in can.iter_mut().zip(&ungated) {
-            *x &= u;
-        }
-        let mut list = Vec::new();
+        // The candidates in rule order, cut after the first rule that is
+        // certainly true here. The head: all of them when they are few,
+        // else the first candidate and the ungated ones that follow it, up
+        // to `HEAD` (trying more gated rules would cost more than reading
+        // their gate). The rest: the ungated candidates after the head; the
+        // gates propose the others.
+        let mut head: Vec<u32> = Vec::new();
+        let mut rest: Vec<u32> = Vec::new();
+        let mut head_open = true;
+        let mut cut = u32::MAX;
+        // A cell with at most `HEAD` candidates tries them all directly:
+        // that costs less than reading a gate.
+        let few = few_candidates(&can, &sure, n);
         'words: for (w, (&c, &d)) in can.iter().zip(&sure).enumerate() {
-            let mut bits = c;
+            let only_ungated = ungated.get(w).copied().unwrap_or(!0);
+            let mut bits = if head_open { c } else { c & only_ungated };
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -597,18 +700,64 @@ fn build_table(
                 if i >= n {
                     break 'words;
                 }
-                list.push(i as u32);
+                let is_gated = gated.get(i).copied().unwrap_or(false);
+                if head_open && head.len() < HEAD && (head.is_empty() || few || !is_gated) {
+                    head.push(i as u32);
+                } else {
+                    if head_open {
+                        head_open = false;
+                        bits &= only_ungated;
+                    }
+                    if !is_gated {
+                        rest.push(i as u32);
+                    }
+                }
                 if d & (1u64 << b) != 0 {
+                    cut = i as u32;
                     break 'words;
                 }
             }
         }
-        let range = *seen.entry(list).or_insert_with_key(|l| {
-            let start = lists.len() as u32;
-            lists.extend_from_slice(l);
-            (start, lists.len() as u32)
+        let floor = head.last().map_or(0, |&r| r + 1);
+        // Each gate's first rule after the head that can be true in this
+        // cell, up to the cut.
+        let mut gated_after = false;
+        let from_word = floor as usize / 64;
+        for bits in gate_bits {
+            let mut first = u32::MAX;
+            for (w, (c, b)) in can.iter().zip(bits).enumerate().skip(from_word) {
+                let mut x = c & b;
+                if w == from_word {
+                    // Only the rules at or after `floor` in its word.
+                    x &= !0u64 << (floor % 64);
+                }
+                if x != 0 {
+                    first = (w * 64) as u32 + x.trailing_zeros();
+                    break;
+                }
+            }
+            if first > cut {
+                first = u32::MAX;
+            }
+            gated_after |= first != u32::MAX;
+            gate_min.push(first);
+        }
+        let mut store = |l: Vec<u32>| {
+            *seen.entry(l).or_insert_with_key(|l| {
+                let start = lists.len() as u32;
+                lists.extend_from_slice(l);
+                (start, lists.len() as u32)
+            })
+        };
+        let more = !rest.is_empty() || gated_after;
+        // The head ends with the cut: its last rule is certainly true.
+        let sure = head.last() == Some(&cut);
+        cells.push(Cell {
+            head: store(head),
+            sure,
+            more,
+            rest: store(rest),
         });
-        cells.push(range);
         // Checked as the lists grow, not after: cells × rules can be far
         // more memory than the budget (4,096 cells of 100,000 rules).
         if lists.len() - pool_len > budget {

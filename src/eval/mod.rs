@@ -23,6 +23,19 @@ pub(crate) use crate::analysis::truth::Truth;
 pub(crate) trait FactSource {
     /// The value of a fact, converted to its declared type; `None` = unknown.
     fn value(&mut self, id: FactId) -> Option<Val<'_>>;
+
+    /// The decision table's coordinate of an enum (`is_bool` false, values
+    /// below `known`) or bool fact: the value's index, `known` for unknown,
+    /// `None` for a value the table was not built for.
+    #[inline]
+    fn code(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
+        match self.value(id) {
+            None => Some(known),
+            Some(Val::Bool(b)) if is_bool => Some(u32::from(b)),
+            Some(Val::Enum(i)) if !is_bool && u32::from(i) < known => Some(u32::from(i)),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Converts a supplied value to the fact's type; a value of another type is unknown.
@@ -60,10 +73,71 @@ pub(crate) struct DirectSource<'f, 't> {
 }
 
 impl FactSource for DirectSource<'_, '_> {
+    #[inline(always)]
     fn value(&mut self, id: FactId) -> Option<Val<'_>> {
+        // A built-in fact holding a value of its own type (what the `Facts`
+        // builder stores) reads without the table: its type is fixed.
+        if let Some(v) = self.facts.builtin(id) {
+            if let Some(v) = convert_builtin(id, v) {
+                return Some(v);
+            }
+        }
+        self.value_slow(id)
+    }
+
+    #[inline(always)]
+    fn code(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
+        // The built-in enums and bools as the builder stores them, read in
+        // place (the same coordinates the default method computes).
+        match (id, self.facts.builtin_slot(id)) {
+            (_, Some(None)) => Some(known),
+            (FactId::DIRECTION, Some(Some(FactValue::Direction(d)))) if !is_bool => {
+                Some(*d as u32).filter(|&c| c < known)
+            }
+            (FactId::SCANNER, Some(Some(FactValue::Scanner(s)))) if !is_bool => {
+                Some(*s as u32).filter(|&c| c < known)
+            }
+            (FactId::FORGES_SENDER | FactId::AUTHENTICATED, Some(Some(FactValue::Bool(b))))
+                if is_bool =>
+            {
+                Some(u32::from(*b))
+            }
+            _ => match self.value_slow(id) {
+                None => Some(known),
+                Some(Val::Bool(b)) if is_bool => Some(u32::from(b)),
+                Some(Val::Enum(i)) if !is_bool && u32::from(i) < known => Some(u32::from(i)),
+                Some(_) => None,
+            },
+        }
+    }
+}
+
+impl DirectSource<'_, '_> {
+    /// Any fact, converted by its entry in the policy's table.
+    #[inline(never)]
+    fn value_slow(&mut self, id: FactId) -> Option<Val<'_>> {
         let info = self.table.facts.get(id.index())?;
         let v = self.facts.value_ref(id, &info.name)?;
         convert(id, &info.ty, v)
+    }
+}
+
+/// [`convert`] for a built-in fact holding a value of its own type (the
+/// built-ins' types are fixed: [`FactTable::builtins`]); `None` for any
+/// other value, which [`convert`] handles.
+#[inline(always)]
+pub(crate) fn convert_builtin<'v>(id: FactId, v: &'v FactValue<'_>) -> Option<Val<'v>> {
+    match (id, v) {
+        (FactId::DIRECTION, FactValue::Direction(d)) => Some(Val::Enum(*d as u16)),
+        (FactId::SCANNER, FactValue::Scanner(s)) => Some(Val::Enum(*s as u16)),
+        (FactId::FORGES_SENDER | FactId::AUTHENTICATED, FactValue::Bool(b)) => Some(Val::Bool(*b)),
+        (FactId::CLIENT_IP, FactValue::Ip(ip)) => Some(Val::Ip(canonical_ip(*ip))),
+        (FactId::VIRUS, FactValue::Set(names)) => Some(Val::Set(names)),
+        (FactId::VIRUS | FactId::SENDER | FactId::RECIPIENT, FactValue::Str(s)) => {
+            Some(Val::Str(s))
+        }
+        (FactId::SIZE | FactId::SPAM_SCORE, FactValue::Int(i)) => Some(Val::Int(*i)),
+        _ => None,
     }
 }
 
@@ -236,6 +310,92 @@ pub(crate) fn eval_expr_traced(
             };
             record(e.span, id, v, t);
             t
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Direction, Scanner, BUILTIN_COUNT};
+    use std::borrow::Cow;
+
+    /// Values of every shape, for every built-in fact.
+    fn values() -> Vec<FactValue<'static>> {
+        let mut v = vec![
+            FactValue::Bool(true),
+            FactValue::Bool(false),
+            FactValue::Int(7),
+            FactValue::Number(2.5),
+            FactValue::Number(3.0),
+            FactValue::Number(f64::NAN),
+            FactValue::Str(Cow::Borrowed("inbound")),
+            FactValue::Str(Cow::Borrowed("infected")),
+            FactValue::Str(Cow::Borrowed("10.1.2.3")),
+            FactValue::Str(Cow::Borrowed("W32/Sobig.F@MM")),
+            FactValue::Ip("10.1.2.3".parse().unwrap_or(std::net::IpAddr::from([0; 4]))),
+            FactValue::Ip(
+                "::ffff:10.1.2.3"
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0; 4])),
+            ),
+            FactValue::set(["a", "b"]),
+            FactValue::set(Vec::<String>::new()),
+        ];
+        v.extend(Direction::ALL.map(FactValue::Direction));
+        v.extend(Scanner::ALL.map(FactValue::Scanner));
+        v
+    }
+
+    #[test]
+    fn builtin_fast_paths_convert_as_the_table_does() {
+        let table = FactTable::builtins();
+        for i in 0..BUILTIN_COUNT {
+            let id = FactId(i as u16);
+            let info = table.get(id);
+            for v in values() {
+                if let Some(fast) = convert_builtin(id, &v) {
+                    assert_eq!(
+                        Some(fast),
+                        convert(id, &info.ty, &v),
+                        "{} = {v:?}",
+                        info.name
+                    );
+                }
+                let mut facts = Facts::new();
+                facts.set(&info.name, v.clone());
+                let mut src = DirectSource {
+                    facts: &facts,
+                    table: &table,
+                };
+                let expected = convert(id, &info.ty, &v);
+                assert_eq!(src.value(id), expected, "{} = {v:?}", info.name);
+                // The table coordinate, read in place, as the generic method reads it.
+                let (known, is_bool) = match &info.ty {
+                    FactType::Bool => (2, true),
+                    FactType::Enum(values) => (values.len() as u32, false),
+                    _ => continue,
+                };
+                let generic = match expected {
+                    None => Some(known),
+                    Some(Val::Bool(b)) if is_bool => Some(u32::from(b)),
+                    Some(Val::Enum(e)) if !is_bool && u32::from(e) < known => Some(u32::from(e)),
+                    Some(_) => None,
+                };
+                assert_eq!(
+                    src.code(id, known, is_bool),
+                    generic,
+                    "{} = {v:?}",
+                    info.name
+                );
+            }
+            // Unknown.
+            let facts = Facts::new();
+            let mut src = DirectSource {
+                facts: &facts,
+                table: &table,
+            };
+            assert_eq!(src.value(id), None);
         }
     }
 }
