@@ -25,6 +25,7 @@
 use super::classes::{complement_ranges, Abstraction, CExpr, Leaf, OtherTruth, NONE};
 use super::strings::{Check, FoldInverse};
 use super::truth::{and_mask, bit, not_mask, or_mask, F, T, U};
+use std::collections::HashMap;
 
 /// What a constraint asks of its condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,9 @@ struct Frame {
     pos: u32,
     trail_len: usize,
     cursor: (usize, usize),
+    /// The earlier frames' variables that explain why this frame's values
+    /// failed so far (conflict-directed backjumping).
+    conf: Vec<u32>,
 }
 
 impl Frame {
@@ -143,12 +147,18 @@ pub(crate) struct Solver<'a> {
     inverse: FoldInverse,
     /// Per string fact variable: its atom variables currently assigned.
     assigned_atoms: Vec<Vec<u32>>,
+    /// Per variable: the depth of its frame in the current search ([`NONE`]: none).
+    depth: Vec<u32>,
+    /// Theory answers already found: (string variable, its atoms' values).
+    theory_memo: HashMap<(u32, Vec<(u32, bool)>), Check>,
     /// Budget of one theory check.
     pub(crate) theory_budget: u64,
 }
 
 /// Work budget of one string theory check (automaton states explored).
 const THEORY_BUDGET: u64 = 200_000;
+/// Most theory answers remembered.
+const THEORY_MEMO: usize = 100_000;
 
 impl<'a> Solver<'a> {
     pub(crate) fn new(abs: &'a Abstraction) -> Solver<'a> {
@@ -160,6 +170,8 @@ impl<'a> Solver<'a> {
             witness: vec![None; abs.vars.len()],
             inverse: FoldInverse::default(),
             assigned_atoms: vec![Vec::new(); abs.vars.len()],
+            depth: vec![NONE; abs.vars.len()],
+            theory_memo: HashMap::new(),
             theory_budget: THEORY_BUDGET,
         }
     }
@@ -217,12 +229,20 @@ impl<'a> Solver<'a> {
                 (index, self.value(i) == 1)
             })
             .collect();
-        let r = sf.witness(
-            &assigned,
-            &mut self.inverse,
-            &mut self.work,
-            self.theory_budget,
-        );
+        let mut key = assigned;
+        key.sort_unstable();
+        let r = match self.theory_memo.get(&(fact, key.clone())) {
+            Some(r) => r.clone(),
+            None => {
+                let r = sf.witness(&key, &mut self.inverse, &mut self.work, self.theory_budget);
+                // A bounded memo: the same question comes back as the search backtracks.
+                if self.theory_memo.len() >= THEORY_MEMO {
+                    self.theory_memo.clear();
+                }
+                self.theory_memo.insert((fact, key), r.clone());
+                r
+            }
+        };
         if let Some(slot) = self.witness.get_mut(fact as usize) {
             *slot = match r {
                 Check::Sat(w) => Some(w),
@@ -534,6 +554,53 @@ impl<'a> Solver<'a> {
         }
     }
 
+    /// Removes the top frame: its variable unassigned, its constraints undone.
+    fn pop_frame(&mut self, frames: &mut Vec<Frame>, trail: &mut Vec<u32>, done: &mut [bool]) {
+        let Some(f) = frames.pop() else { return };
+        while trail.len() > f.trail_len {
+            if let Some(d) = trail.pop().and_then(|i| done.get_mut(i as usize)) {
+                *d = false;
+            }
+        }
+        self.set(f.var, NONE);
+        if let Some(d) = self.depth.get_mut(f.var as usize) {
+            *d = NONE;
+        }
+    }
+
+    /// Records that the top frame's current value failed because of the
+    /// variables in `reason` (only those with frames count).
+    fn add_conflict(&self, frames: &mut [Frame], reason: Vec<u32>) {
+        let Some(f) = frames.last_mut() else { return };
+        for v in reason {
+            let framed = self.depth.get(v as usize).is_some_and(|d| *d != NONE);
+            if framed && v != f.var && !f.conf.contains(&v) {
+                f.conf.push(v);
+            }
+        }
+    }
+
+    /// The variables a theory verdict about `var`'s string depends on: the
+    /// string variable and its assigned atoms.
+    fn theory_reason(&self, var: u32) -> Vec<u32> {
+        let fact = match self
+            .abs
+            .vars
+            .get(var as usize)
+            .and_then(|v| v.atom.as_ref())
+        {
+            Some(a) => a.fact,
+            None => var,
+        };
+        let mut out = vec![fact, var];
+        out.extend(
+            self.assigned_atoms
+                .get(fact as usize)
+                .map_or(&[][..], Vec::as_slice),
+        );
+        out
+    }
+
     /// Searches for an assignment satisfying every constraint, starting from
     /// `init` (variables fixed beforehand), within `budget` units of work.
     pub(crate) fn solve(&mut self, cons: &[Con<'_>], init: &[(u32, u32)], budget: u64) -> Outcome {
@@ -641,6 +708,9 @@ impl<'a> Solver<'a> {
                     cuts.dedup();
                     representatives(seq, &cuts)
                 };
+                if let Some(d) = self.depth.get_mut(var as usize) {
+                    *d = frames.len() as u32;
+                }
                 frames.push(Frame {
                     var,
                     pos: 0,
@@ -648,6 +718,7 @@ impl<'a> Solver<'a> {
                     seg: 0,
                     trail_len: trail.len(),
                     cursor,
+                    conf: Vec::new(),
                 });
                 // Try values, backtracking as needed.
                 loop {
@@ -664,37 +735,28 @@ impl<'a> Solver<'a> {
                     let next = f.next_value();
                     self.set(var, NONE);
                     let Some(val) = next else {
-                        // Every value failed: the undecided constraints are
-                        // unsatisfiable under the frames below. Frames whose
-                        // variable none of them reads cannot change that, so
-                        // skip their other values (backjumping).
-                        frames.pop();
+                        // Every value failed, each for reasons among the
+                        // variables in `conf`: keep those fixed and no value
+                        // works. Jump back to the latest of them (the frames
+                        // in between cannot change that) and try its next
+                        // value, remembering why.
+                        let conf = std::mem::take(&mut f.conf);
+                        self.pop_frame(&mut frames, &mut trail, &mut done);
                         while let Some(top) = frames.last() {
-                            let slot = self.occ_slot.get(top.var as usize).copied().unwrap_or(NONE);
-                            // A string fact or atom may have failed through the
-                            // theory rather than a constraint: never skip it.
-                            let theory = self
-                                .abs
-                                .vars
-                                .get(top.var as usize)
-                                .is_some_and(|v| v.theory);
-                            let needed = theory
-                                || occ.get(slot as usize).is_some_and(|list| {
-                                    list.iter()
-                                        .any(|&c| !done.get(c as usize).copied().unwrap_or(true))
-                                });
-                            if needed {
+                            if conf.contains(&top.var) {
                                 break;
                             }
-                            let (var, len) = (top.var, top.trail_len);
-                            while trail.len() > len {
-                                if let Some(d) = trail.pop().and_then(|i| done.get_mut(i as usize))
-                                {
-                                    *d = false;
+                            self.pop_frame(&mut frames, &mut trail, &mut done);
+                        }
+                        match frames.last_mut() {
+                            None => break 'search Outcome::Unsat,
+                            Some(g) => {
+                                for v in conf {
+                                    if v != g.var && !g.conf.contains(&v) {
+                                        g.conf.push(v);
+                                    }
                                 }
                             }
-                            self.set(var, NONE);
-                            frames.pop();
                         }
                         continue;
                     };
@@ -702,16 +764,19 @@ impl<'a> Solver<'a> {
                         break 'search Outcome::GaveUp;
                     }
                     self.set(var, val);
-                    let mut conflict = match self.theory_check(var) {
-                        Check::Sat(_) => false,
-                        Check::Unsat => true,
+                    // Why this value fails, if it does: the variables (with
+                    // frames) of the failing check.
+                    let mut reason: Option<Vec<u32>> = match self.theory_check(var) {
+                        Check::Sat(_) => None,
+                        Check::Unsat => Some(self.theory_reason(var)),
                         Check::Unknown => {
                             undecided = true;
-                            true
+                            Some(self.theory_reason(var))
                         }
                     };
                     let slot = self.occ_slot.get(var as usize).copied().unwrap_or(NONE);
-                    if conflict {
+                    if let Some(r) = reason.take() {
+                        self.add_conflict(&mut frames, r);
                         continue;
                     }
                     if let Some(list) = occ.get_mut(slot as usize) {
@@ -724,7 +789,7 @@ impl<'a> Solver<'a> {
                             let Some(c) = cons.get(i) else { continue };
                             let m = self.eval(c.expr);
                             if m & c.need.mask() == 0 {
-                                conflict = true;
+                                reason = Some(c.vars.to_vec());
                                 // Move the conflict to the front: the next
                                 // value of this variable likely meets it too.
                                 list.swap(0, k);
@@ -738,9 +803,12 @@ impl<'a> Solver<'a> {
                             }
                         }
                     }
-                    if !conflict {
-                        cursor = resume;
-                        break;
+                    match reason {
+                        Some(r) => self.add_conflict(&mut frames, r),
+                        None => {
+                            cursor = resume;
+                            break;
+                        }
                     }
                 }
             }
@@ -751,6 +819,9 @@ impl<'a> Solver<'a> {
         };
         for f in &frames {
             self.set(f.var, NONE);
+            if let Some(d) = self.depth.get_mut(f.var as usize) {
+                *d = NONE;
+            }
         }
         for &(v, _) in init {
             self.set(v, NONE);
