@@ -48,6 +48,10 @@ pub struct Limits {
     pub max_fact_value_bytes: usize,
     /// Most facts objects in one per-recipient facts JSON array.
     pub max_facts_objects: usize,
+    /// Longest condition or fact value shown in one explain trace entry
+    /// ([`crate::Policy::explain`]), in characters; longer ones are cut
+    /// with `…`. Each fact's value is described once per explanation.
+    pub max_explain_chars: usize,
 }
 
 /// Compiled-regex bytes a policy may use per byte of its source, when that
@@ -75,6 +79,7 @@ impl Default for Limits {
             max_facts_bytes: 4 * 1024 * 1024,
             max_fact_value_bytes: 64 * 1024,
             max_facts_objects: 10_000,
+            max_explain_chars: 200,
         }
     }
 }

@@ -225,6 +225,7 @@ impl Policy {
             &self.model,
             &self.source,
             &self.lines,
+            self.limits.max_explain_chars,
             &mut DirectSource {
                 facts,
                 table: &self.model.facts,

@@ -401,3 +401,39 @@ fn a_big_set_is_read_in_n_log_n_within_its_bound() {
     }
     assert_eq!(p.evaluate(&f).rule(), Some("r"));
 }
+
+// ---------------------------------------------------------------- explain
+
+#[test]
+fn explain_describes_a_long_value_once_and_cuts_it() {
+    let n = 10_000;
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender == \"s{i}\" and size > {i} then reject }}\n"
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let sender = "a".repeat(64 * 1024);
+    let f = Facts::new().sender(sender.clone()).size(0);
+    let (ex, peak) = timed_peak("explain: 10,000 rules on a 64 KB value", src.len(), || {
+        p.explain(&f)
+    });
+    assert_eq!(ex.trace.len(), n);
+    let max = p.limits().max_explain_chars;
+    for t in &ex.trace {
+        let v = t.checks[0].value.as_deref().expect("a value");
+        assert!(v.starts_with("\"aaaa") && v.ends_with('…'), "{v:.40}");
+        assert_eq!(v.chars().count(), max + 1);
+    }
+    // Was 10,000 copies of 64 KB (655 MB).
+    // About 700 bytes per rule tried: its name, two checks, a cut value.
+    assert!(peak < n * 1_000, "{peak} bytes");
+    // Short values and conditions are shown whole.
+    let ex = p.explain(&Facts::new().sender("s3").size(9));
+    assert_eq!(ex.decision.rule(), Some("r3"));
+    let c = &ex.trace[3].checks;
+    assert_eq!(c[0].condition, "sender == \"s3\"");
+    assert_eq!(c[0].value.as_deref(), Some("\"s3\""));
+    assert_eq!(c[1].value.as_deref(), Some("9"));
+}

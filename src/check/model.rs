@@ -184,24 +184,32 @@ pub(crate) enum Val<'a> {
 impl Val<'_> {
     /// The value as a policy writes it (enum values by name, strings quoted).
     pub(crate) fn describe(&self, ty: &crate::facts::FactType) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.describe_into(ty, &mut out);
+        out
+    }
+
+    /// [`Val::describe`] written to `w`, which may stop it early by failing
+    /// (see `eval::explain`: a 64 KB value is not described in full).
+    pub(crate) fn describe_into(
+        &self,
+        ty: &crate::facts::FactType,
+        w: &mut impl std::fmt::Write,
+    ) -> std::fmt::Result {
         match *self {
-            Val::Bool(b) => b.to_string(),
-            Val::Int(i) => i.to_string(),
-            Val::Float(f) => f.to_string(),
-            Val::Str(s) => format!("{s:?}"),
-            Val::Set(names) => {
-                let mut out = String::new();
-                // Writing to a String cannot fail.
-                let _ = crate::facts::write_set(&mut out, names);
-                out
-            }
-            Val::Ip(ip) => ip.to_string(),
+            Val::Bool(b) => write!(w, "{b}"),
+            Val::Int(i) => write!(w, "{i}"),
+            Val::Float(f) => write!(w, "{f}"),
+            Val::Str(s) => write!(w, "{s:?}"),
+            Val::Set(names) => crate::facts::write_set(w, names),
+            Val::Ip(ip) => write!(w, "{ip}"),
             Val::Enum(i) => match ty {
-                crate::facts::FactType::Enum(values) => values
-                    .get(usize::from(i))
-                    .cloned()
-                    .unwrap_or_else(|| i.to_string()),
-                _ => i.to_string(),
+                crate::facts::FactType::Enum(values) => match values.get(usize::from(i)) {
+                    Some(v) => w.write_str(v),
+                    None => write!(w, "{i}"),
+                },
+                _ => write!(w, "{i}"),
             },
         }
     }
