@@ -52,12 +52,24 @@ pub struct Limits {
     /// ([`crate::Policy::explain`]), in characters; longer ones are cut
     /// with `…`. Each fact's value is described once per explanation.
     pub max_explain_chars: usize,
+    /// The work `policy test` ([`crate::Policy::run_tests`]) may do, in
+    /// rule evaluations: each test is charged the rules up to the one that
+    /// decides (all of them for the default), times one plus its given
+    /// text's bytes / 4096. A policy may use [`TEST_WORK_PER_SOURCE_BYTE`]
+    /// times its own size instead when that is more. Tests past the budget
+    /// are not run and fail with a positioned `limit` message.
+    pub max_test_work: usize,
 }
 
 /// Compiled-regex bytes a policy may use per byte of its source, when that
 /// is more than [`Limits::max_regex_total_bytes`] (a large generated policy
 /// with thousands of small regexes).
 pub const REGEX_BYTES_PER_SOURCE_BYTE: usize = 16;
+
+/// Test work (rule evaluations, see [`Limits::max_test_work`]) a policy
+/// may use per byte of its source, when that is more than the limit: work
+/// linear in the policy (about 0.7 s per MB).
+pub const TEST_WORK_PER_SOURCE_BYTE: usize = 10;
 
 /// The hard ceiling on custom facts: evaluation memoises facts in a fixed,
 /// stack-allocated table of this many built-in plus custom slots.
@@ -80,6 +92,7 @@ impl Default for Limits {
             max_fact_value_bytes: 64 * 1024,
             max_facts_objects: 10_000,
             max_explain_chars: 200,
+            max_test_work: 10_000_000,
         }
     }
 }

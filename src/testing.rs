@@ -42,13 +42,39 @@ impl TestReport {
     }
 }
 
+/// Runs the tests in order within the policy's test work budget
+/// ([`crate::Limits::max_test_work`]): tests × rules is quadratic, so once
+/// the budget is spent the remaining tests are not run; each fails with a
+/// `limit` message at its own line.
 pub(crate) fn run(policy: &Policy) -> TestReport {
     let model = &policy.model;
+    let budget = policy
+        .limits
+        .max_test_work
+        .max(crate::limits::TEST_WORK_PER_SOURCE_BYTE.saturating_mul(policy.source.len()));
+    let mut spent = 0usize;
     let results = model
         .tests
         .iter()
         .map(|t| {
-            let decision = policy.evaluate(&t.given);
+            let line = policy.lines.line(t.span.start);
+            if spent > budget {
+                return TestResult {
+                    name: t.name.clone(),
+                    line,
+                    failures: vec![format!(
+                        "line {line}: limit: not run: the tests before it used the test work \
+                         budget of {budget} rule evaluations (`Limits::max_test_work`)"
+                    )],
+                };
+            }
+            let index = policy.compiled.decide(&mut crate::eval::DirectSource {
+                facts: &t.given,
+                table: &model.facts,
+            });
+            let tried = index.map_or(model.rules.len(), |i| i + 1);
+            spent = spent.saturating_add(tried.saturating_mul(1 + given_bytes(&t.given) / 4096));
+            let decision = crate::compile::decision(model, index);
             let mut failures = Vec::new();
             for e in &t.expects {
                 if let Some(f) = check_expect(e, &decision) {
@@ -58,12 +84,25 @@ pub(crate) fn run(policy: &Policy) -> TestReport {
             }
             TestResult {
                 name: t.name.clone(),
-                line: policy.lines.line(t.span.start),
+                line,
                 failures,
             }
         })
         .collect();
     TestReport { results }
+}
+
+/// The bytes of text a test gives (strings and set names): what a string
+/// leaf may have to read.
+fn given_bytes(facts: &crate::Facts) -> usize {
+    facts
+        .iter()
+        .map(|(_, v)| match v {
+            crate::FactValue::Str(s) => s.len(),
+            crate::FactValue::Set(names) => names.iter().map(|n| n.len() + 1).sum(),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn expect_span(e: &ExpectModel) -> crate::diagnostics::Span {

@@ -437,3 +437,55 @@ fn explain_describes_a_long_value_once_and_cuts_it() {
     assert_eq!(c[0].value.as_deref(), Some("\"s3\""));
     assert_eq!(c[1].value.as_deref(), Some("9"));
 }
+
+// ---------------------------------------------------------------- policy test
+
+#[test]
+fn tests_times_rules_stay_within_the_test_budget() {
+    // Every test is decided by the last rule: tests × rules rule
+    // evaluations (10^8 here; 10^10 at the 100,000 limits).
+    let n = 10_000;
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when size == {i} and sender matches \"*x{i}*\" then reject }}\n"
+        ));
+    }
+    for i in 0..n {
+        src.push_str(&format!(
+            "test \"t{i}\" {{ given size = {}, sender = \"ax{}b\" expect rule \"r{}\" }}\n",
+            n - 1,
+            n - 1,
+            n - 1
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let report = timed(
+        "policy test: 10,000 tests x 10,000 rules",
+        src.len(),
+        || p.run_tests(),
+    );
+    assert_eq!(report.results.len(), n);
+    let budget = p
+        .limits()
+        .max_test_work
+        .max(mailpolicy::TEST_WORK_PER_SOURCE_BYTE * src.len());
+    // The tests run pass; the budget stops the run after about budget / n
+    // tests, and each test not run fails with a positioned limit message.
+    let run = report.passed();
+    assert!(run > 0 && run <= budget / n + 1, "{run} tests run");
+    for r in report.results.iter().skip(run) {
+        assert_eq!(r.failures.len(), 1);
+        assert!(
+            r.failures[0].starts_with(&format!("line {}: limit: not run", r.line)),
+            "{:?}",
+            r.failures
+        );
+    }
+    // A small policy's tests all run.
+    let p = Policy::parse(
+        "rule \"r\" { when size > 5 then reject }\ntest \"t\" { given size = 9 expect reject }",
+    )
+    .expect("parses");
+    assert_eq!(p.run_tests().passed(), 1);
+}
