@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static FREES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
@@ -40,6 +41,9 @@ unsafe impl GlobalAlloc for Counting {
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.with(Cell::get) {
+            FREES.fetch_add(1, Ordering::SeqCst);
+        }
         System.dealloc(ptr, layout)
     }
 }
@@ -125,4 +129,45 @@ fn evaluate_does_not_allocate() {
     }
     // The counter itself works.
     assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 16]))) >= 1);
+}
+
+/// A provider that computes its values (owned text and sets): the lazy
+/// evaluator frees every value it memoised, and nothing else.
+struct Computing;
+
+impl FactProvider for Computing {
+    fn fact(&self, key: FactKey<'_>) -> Option<FactValue<'_>> {
+        match key.name {
+            "scanner" => Some(FactValue::Scanner(Scanner::Infected)),
+            "direction" => Some(FactValue::Direction(Direction::Inbound)),
+            "virus" => Some(FactValue::set([
+                "Heuristics.Phishing.Email".to_owned(),
+                "W32/Sobig.F@MM".to_owned(),
+            ])),
+            "sender" => Some(FactValue::Str(std::borrow::Cow::Owned(
+                "a@b.example".to_owned(),
+            ))),
+            "forges_sender" => Some(FactValue::Bool(false)),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn lazy_evaluation_frees_what_the_provider_computed() {
+    let policy = Policy::parse(EXAMPLE).expect("example parses");
+    let before = (ALLOCS.load(Ordering::SeqCst), FREES.load(Ordering::SeqCst));
+    let mut decided = 0;
+    let n = allocations(|| {
+        for _ in 0..10 {
+            decided += usize::from(policy.evaluate_lazy(&Computing).rule().is_some());
+        }
+    });
+    let allocs = ALLOCS.load(Ordering::SeqCst) - before.0;
+    let frees = FREES.load(Ordering::SeqCst) - before.1;
+    assert_eq!(decided, 10);
+    // The provider allocated (the set, its names, the sender) ...
+    assert!(n >= 30, "{n} allocations");
+    // ... and every allocation was freed.
+    assert_eq!(allocs, frees, "{allocs} allocations, {frees} frees");
 }

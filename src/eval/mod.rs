@@ -14,6 +14,10 @@ use crate::facts::{
     canonical_ip, FactId, FactKey, FactProvider, FactTable, FactType, FactValue, Facts,
 };
 use crate::limits::MAX_FACT_SLOTS;
+use std::mem::ManuallyDrop;
+
+// `MemoSource::asked` has one bit per slot.
+const _: () = assert!(MAX_FACT_SLOTS <= 64);
 use std::net::IpAddr;
 
 use crate::analysis::truth;
@@ -153,7 +157,13 @@ enum Slot<'p> {
 pub(crate) struct MemoSource<'p, 't, P: FactProvider + ?Sized> {
     provider: &'p P,
     table: &'t FactTable,
-    cache: [Slot<'p>; MAX_FACT_SLOTS],
+    /// Dropped by hand ([`Drop`] below): only the slots that were asked for
+    /// can hold a value, and dropping all 64 slots one by one (a call each,
+    /// now that a value may own a set of names) cost more than the
+    /// evaluation itself.
+    cache: ManuallyDrop<[Slot<'p>; MAX_FACT_SLOTS]>,
+    /// One bit per slot that was filled.
+    asked: u64,
 }
 
 impl<'p, 't, P: FactProvider + ?Sized> MemoSource<'p, 't, P> {
@@ -161,7 +171,23 @@ impl<'p, 't, P: FactProvider + ?Sized> MemoSource<'p, 't, P> {
         MemoSource {
             provider,
             table,
-            cache: std::array::from_fn(|_| Slot::Unasked),
+            cache: ManuallyDrop::new(std::array::from_fn(|_| Slot::Unasked)),
+            asked: 0,
+        }
+    }
+}
+
+impl<P: FactProvider + ?Sized> Drop for MemoSource<'_, '_, P> {
+    fn drop(&mut self) {
+        // Every other slot is `Unasked` and owns nothing, so leaving the
+        // array itself undropped leaks nothing.
+        let mut bits = self.asked;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(slot) = self.cache.get_mut(i) {
+                drop(std::mem::replace(slot, Slot::Unasked));
+            }
         }
     }
 }
@@ -171,6 +197,8 @@ impl<P: FactProvider + ?Sized> FactSource for MemoSource<'_, '_, P> {
         let info = self.table.facts.get(id.index())?;
         let slot = self.cache.get_mut(id.index())?;
         if let Slot::Unasked = slot {
+            // `MAX_FACT_SLOTS` is 64: every slot index has its bit.
+            self.asked |= 1u64 << (id.index() % 64);
             *slot = match self.provider.fact(FactKey {
                 id,
                 name: &info.name,
