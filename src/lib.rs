@@ -39,6 +39,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// pest's generated parser names `alloc` when pest runs without `std`
+// (Cargo.toml says why it does).
+extern crate alloc;
+
 mod analysis;
 mod check;
 mod compile;
