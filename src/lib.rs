@@ -57,6 +57,7 @@ mod limits;
 mod lint;
 mod policy;
 mod re;
+mod scan;
 mod syntax;
 mod testing;
 

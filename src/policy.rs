@@ -165,7 +165,7 @@ impl Policy {
     /// Decides what to do with a message for one recipient. Infallible and
     /// allocation-free; unknown facts are unknown (see the crate docs).
     pub fn evaluate(&self, facts: &Facts) -> Decision<'_> {
-        let rule = self.compiled.decide(&mut DirectSource {
+        let rule = self.compiled.decide_scanning(&mut DirectSource {
             facts,
             table: &self.model.facts,
         });
@@ -177,7 +177,7 @@ impl Policy {
     pub fn evaluate_lazy<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {
         let rule = self
             .compiled
-            .walk(&mut MemoSource::new(provider, &self.model.facts));
+            .walk_scanning(&mut MemoSource::new(provider, &self.model.facts));
         compile::decision(&self.model, rule)
     }
 

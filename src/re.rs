@@ -145,6 +145,11 @@ impl Re {
         self.fallback.is_some()
     }
 
+    /// Whether it was compiled case-insensitive (the policy's default).
+    pub(crate) fn case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
     /// The pattern as written.
     pub(crate) fn as_str(&self) -> &str {
         &self.pattern

@@ -68,10 +68,12 @@ pub(crate) fn run(policy: &Policy) -> TestReport {
                     )],
                 };
             }
-            let index = policy.compiled.decide(&mut crate::eval::DirectSource {
-                facts: &t.given,
-                table: &model.facts,
-            });
+            let index = policy
+                .compiled
+                .decide_scanning(&mut crate::eval::DirectSource {
+                    facts: &t.given,
+                    table: &model.facts,
+                });
             let tried = index.map_or(model.rules.len(), |i| i + 1);
             spent = spent.saturating_add(tried.saturating_mul(1 + given_bytes(&t.given) / 4096));
             let decision = crate::compile::decision(model, index);

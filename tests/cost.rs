@@ -489,3 +489,91 @@ fn tests_times_rules_stay_within_the_test_budget() {
     .expect("parses");
     assert_eq!(p.run_tests().passed(), 1);
 }
+
+// ---------------------------------------------------------------- evaluation
+
+/// Times one evaluation (the median of 5) and checks it against the
+/// reference walk.
+fn per_evaluation(what: &str, p: &Policy, f: &Facts) -> Option<String> {
+    let want = p.evaluate_reference(f).rule().map(str::to_owned);
+    let mut times = Vec::new();
+    let mut got = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        got = p.evaluate(f).rule().map(str::to_owned);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "{what}: {:.3} ms per evaluation",
+        times[2].as_secs_f64() * 1e3
+    );
+    assert!(times[2] < HANG_GUARD, "{what}");
+    assert_eq!(got, want, "{what}: the reference walk disagrees");
+    got
+}
+
+#[test]
+fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
+    // Every byte of the value is one the patterns look for: no skipping.
+    let value = "x".repeat(64 * 1024);
+    let mut src = String::new();
+    for i in 0..1_000 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender matches /x{i}y/ then reject }}\n"
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(per_evaluation("1,000 regexes on 64 KB", &p, &f), None);
+    let f = Facts::new().sender(format!("{value}x999y"));
+    assert_eq!(
+        per_evaluation("1,000 regexes on 64 KB, the last matches", &p, &f).as_deref(),
+        Some("r999")
+    );
+    // Single-part globs (prefix, suffix, contains, with `?`).
+    let mut src = String::new();
+    for i in 0..1_000 {
+        let g = match i % 3 {
+            0 => format!("*x{i}?y*"),
+            1 => format!("x*{i}y"),
+            _ => format!("*X{i}Y"),
+        };
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when sender matches \"{g}\" then reject }}\n"
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(per_evaluation("1,000 globs on 64 KB", &p, &f), None);
+    // The first of the globs that match (the reference decides the same).
+    let f = Facts::new().sender(format!("{value}x998y"));
+    assert_eq!(
+        per_evaluation("1,000 globs on 64 KB, some match", &p, &f).as_deref(),
+        Some("g99")
+    );
+    // Regexes whose own DFAs are large.
+    let mut src = String::new();
+    for i in 0..50 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when virus matches /[ab]{{200}}c{i}/ then reject }}\n"
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let f = Facts::new().virus("ab".repeat(32 * 1024));
+    assert_eq!(
+        per_evaluation("50 [ab]{200}cN regexes on 64 KB", &p, &f),
+        None
+    );
+    // A set of names: each name scanned once per group.
+    let names: Vec<String> = (0..8_000).map(|i| format!("Name{i}.x")).collect();
+    let mut src = String::new();
+    for i in 0..1_000 {
+        src.push_str(&format!(
+            "rule \"v{i}\" {{ when virus matches /^q{i}\\./ or virus matches \"*.z{i}\" then reject }}\n"
+        ));
+    }
+    let p = Policy::parse(&src).expect("parses");
+    let f = Facts::new().viruses(names);
+    assert_eq!(per_evaluation("2,000 leaves on 8,000 names", &p, &f), None);
+}

@@ -12,6 +12,7 @@ use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use crate::re::Re;
+use crate::scan::{glob_pattern, ScanGroup, GROUP_PATTERNS, MAX_GROUPS};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -71,6 +72,14 @@ pub(crate) enum CExpr {
     All {
         id: FactId,
         inner: Box<CExpr>,
+    },
+    /// A regex or glob leaf whose answer comes from a shared scan of its
+    /// fact ([`crate::scan`]): pattern `bit` of `group`; `leaf` when the
+    /// source keeps no scan memo.
+    Scan {
+        group: Arc<ScanGroup>,
+        bit: u8,
+        leaf: Box<CExpr>,
     },
     /// Any other leaf, tested as the reference does.
     Leaf(Box<ExprKind>),
@@ -340,6 +349,31 @@ impl GlobMatcher {
         }
     }
 
+    /// Whether matching reads the whole text (a glob with a middle part or
+    /// `?`, or the merged regex) rather than a bounded prefix or suffix.
+    fn scans(&self) -> bool {
+        self.merged.is_some() || self.fast.iter().any(|f| matches!(f, FastGlob::General(_)))
+    }
+
+    /// The globs as one pattern for a shared scan; `None` for a non-ASCII
+    /// glob, and for a glob with an open start and several parts (`*a*b*`):
+    /// a DFA for many of those must remember which first parts it has seen,
+    /// which grows exponentially, so those stay with the glob matcher.
+    fn scan_pattern(&self) -> Option<String> {
+        let mut p = String::from("(?:");
+        for (i, g) in self.globs.iter().enumerate() {
+            if g.source.starts_with('*') && g.source.trim_matches('*').contains('*') {
+                return None;
+            }
+            if i > 0 {
+                p.push('|');
+            }
+            p.push_str(&glob_pattern(&g.source)?);
+        }
+        p.push(')');
+        Some(p)
+    }
+
     /// Whether any glob matches all of `text`, ignoring case.
     pub(crate) fn matches(&self, text: &str) -> bool {
         match &self.merged {
@@ -574,6 +608,10 @@ impl CExpr {
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },
+            CExpr::Scan { group, bit, leaf } => match src.scan(group, usize::from(*bit)) {
+                Some(t) => t,
+                None => leaf.eval(src),
+            },
             CExpr::Leaf(kind) => match leaf_fact(kind).and_then(|id| src.value(id)) {
                 Some(v) => Truth::from_bool(test_leaf(kind, v)),
                 None => Truth::Unknown,
@@ -633,6 +671,7 @@ impl CExpr {
             CExpr::Globs { .. } => std::mem::size_of::<GlobMatcher>(),
             CExpr::Leaf(_) => std::mem::size_of::<ExprKind>(),
             CExpr::All { inner, .. } => node + inner.heap_bytes(),
+            CExpr::Scan { leaf, .. } => node + leaf.heap_bytes(),
             CExpr::Not(inner) => node + inner.heap_bytes(),
             CExpr::And(parts) | CExpr::Or(parts) => {
                 parts.iter().map(|p| node + p.heap_bytes()).sum()
@@ -641,3 +680,161 @@ impl CExpr {
         }
     }
 }
+
+/// One regex or glob leaf that may share a scan: its fact, and its pattern.
+struct ScanLeaf {
+    fact: FactId,
+    pattern: String,
+}
+
+/// A distinct pattern of a fact, with its key.
+type Keyed = (ScanKey, String);
+
+/// A shared scan's key: the glob matcher (by address: one per named list)
+/// or the regex's text.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ScanKey {
+    Globs(FactId, usize),
+    Regex(FactId, String),
+}
+
+fn scan_leaf(c: &CExpr) -> Option<(ScanKey, ScanLeaf)> {
+    match c {
+        CExpr::Globs { id, m } if m.scans() => Some((
+            ScanKey::Globs(*id, addr(m)),
+            ScanLeaf {
+                fact: *id,
+                pattern: m.scan_pattern()?,
+            },
+        )),
+        CExpr::Leaf(kind) => match &**kind {
+            ExprKind::Regex(id, re) if !re.unicode_word_boundary() && re.case_insensitive() => {
+                Some((
+                    ScanKey::Regex(*id, re.as_str().to_owned()),
+                    ScanLeaf {
+                        fact: *id,
+                        pattern: re.as_str().to_owned(),
+                    },
+                ))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The leaves that may share a scan, in evaluation order (`all`'s inner
+/// leaf tests names one by one and is left alone).
+fn collect_scans(c: &CExpr, out: &mut Vec<(ScanKey, ScanLeaf)>) {
+    match c {
+        CExpr::Not(inner) => collect_scans(inner, out),
+        CExpr::And(parts) | CExpr::Or(parts) => parts.iter().for_each(|p| collect_scans(p, out)),
+        leaf => out.extend(scan_leaf(leaf)),
+    }
+}
+
+fn rewrite_scans(c: &mut CExpr, groups: &BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>) {
+    match c {
+        CExpr::Not(inner) => rewrite_scans(inner, groups),
+        CExpr::And(parts) | CExpr::Or(parts) => {
+            parts.iter_mut().for_each(|p| rewrite_scans(p, groups))
+        }
+        leaf => {
+            let Some((key, _)) = scan_leaf(leaf) else {
+                return;
+            };
+            if let Some((group, bit)) = groups.get(&key) {
+                let old = std::mem::replace(leaf, CExpr::Const(false));
+                *leaf = CExpr::Scan {
+                    group: Arc::clone(group),
+                    bit: *bit,
+                    leaf: Box::new(old),
+                };
+            }
+        }
+    }
+}
+
+/// Groups the regex and glob leaves that read one fact (a fact read by at
+/// least two of them) into shared scans, in rule order, within `budget`
+/// bytes of DFA (what is used or tried is taken off) and [`MAX_GROUPS`];
+/// rewrites those leaves to read their group's answer. Returns whether any
+/// group was made.
+pub(crate) fn share_scans(conds: &mut [CExpr], budget: &mut usize) -> bool {
+    let mut leaves = Vec::new();
+    for c in conds.iter() {
+        collect_scans(c, &mut leaves);
+    }
+    // Per fact, in order of first use: its distinct keys, and its uses.
+    let mut facts: Vec<(FactId, Vec<Keyed>, usize)> = Vec::new();
+    let mut seen: BTreeMap<ScanKey, ()> = BTreeMap::new();
+    for (key, leaf) in leaves {
+        let i = match facts.iter().position(|(f, ..)| *f == leaf.fact) {
+            Some(i) => i,
+            None => {
+                facts.push((leaf.fact, Vec::new(), 0));
+                facts.len() - 1
+            }
+        };
+        if let Some((_, keys, uses)) = facts.get_mut(i) {
+            *uses += 1;
+            if seen.insert(key.clone(), ()).is_none() {
+                keys.push((key, leaf.pattern));
+            }
+        }
+    }
+    let mut groups = BTreeMap::new();
+    let mut slots = 0usize;
+    for (fact, keys, uses) in &facts {
+        if *uses < 2 {
+            continue;
+        }
+        for chunk in keys.chunks(GROUP_PATTERNS) {
+            build_groups(*fact, chunk, budget, &mut slots, &mut groups);
+        }
+    }
+    if groups.is_empty() {
+        return false;
+    }
+    for c in conds.iter_mut() {
+        rewrite_scans(c, &groups);
+    }
+    true
+}
+
+/// Builds `keys` as one group, or, when that does not fit, each half.
+fn build_groups(
+    fact: FactId,
+    keys: &[Keyed],
+    budget: &mut usize,
+    slots: &mut usize,
+    out: &mut BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>,
+) {
+    if keys.is_empty() || *slots >= MAX_GROUPS || *budget == 0 {
+        return;
+    }
+    let limit = (*budget).min(GROUP_MAX_BYTES);
+    let patterns: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
+    match ScanGroup::build(fact, *slots, &patterns, limit) {
+        Some(g) => {
+            *budget = budget.saturating_sub(g.size());
+            *slots += 1;
+            let g = Arc::new(g);
+            for (bit, (key, _)) in keys.iter().enumerate() {
+                out.insert(key.clone(), (Arc::clone(&g), bit as u8));
+            }
+        }
+        None => {
+            // The work of trying counts, as for a merged glob list.
+            *budget = budget.saturating_sub(limit);
+            if keys.len() > 1 {
+                let (a, b) = keys.split_at(keys.len() / 2);
+                build_groups(fact, a, budget, slots, out);
+                build_groups(fact, b, budget, slots, out);
+            }
+        }
+    }
+}
+
+/// Largest DFA tried for one shared-scan group.
+const GROUP_MAX_BYTES: usize = 1 << 20;

@@ -56,6 +56,7 @@ use crate::check::model::{Expr, ExprKind, Model, Val};
 use crate::decision::Decision;
 use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactType};
+use crate::scan::{Hits, ScanGroup, ScanMemo};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
@@ -68,6 +69,9 @@ pub(crate) const MAX_CELLS: usize = 4096;
 pub(crate) struct Compiled {
     /// One condition per rule, in rule order.
     conds: Box<[CExpr]>,
+    /// Some leaves read shared scans ([`crate::scan`]): evaluate through a
+    /// [`ScanSource`] to keep their answers.
+    scans: bool,
     /// Per rule: the top-level conjuncts of its condition (bit `i`: part
     /// `i` of its `and`, or bit 0 for a lone leaf) that test only a table
     /// key. Every rule a cell proposes is certainly true on those there
@@ -171,6 +175,8 @@ impl Compiled {
                 Some(e) => expr::compile(e, &model.facts, &mut shared),
             })
             .collect();
+        let mut conds = conds;
+        let scans = expr::share_scans(&mut conds, &mut shared.regex_budget);
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let mut pool = Vec::new();
         let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
@@ -210,6 +216,7 @@ impl Compiled {
                     .collect();
                 return Compiled {
                     conds,
+                    scans,
                     skip,
                     keys: keys.into(),
                     cells: t.cells,
@@ -380,6 +387,27 @@ impl Compiled {
     #[inline]
     pub(crate) fn walk<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
         self.conds.iter().position(|c| c.eval(src) == Truth::True)
+    }
+
+    /// [`Compiled::decide`], keeping the answers of shared scans
+    /// ([`crate::scan`]) for the evaluation when the policy has any.
+    #[inline]
+    pub(crate) fn decide_scanning<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
+        if self.scans {
+            self.decide(&mut ScanSource::new(src))
+        } else {
+            self.decide(src)
+        }
+    }
+
+    /// [`Compiled::walk`], keeping the answers of shared scans.
+    #[inline]
+    pub(crate) fn walk_scanning<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
+        if self.scans {
+            self.walk(&mut ScanSource::new(src))
+        } else {
+            self.walk(src)
+        }
     }
 
     /// Heap bytes owned by the compiled form (an estimate).
@@ -782,4 +810,64 @@ fn build_table(
 pub(crate) fn describe(c: &Compiled) -> (usize, usize, usize) {
     let (cells, keys) = c.table_shape();
     (c.heap_bytes(), cells, keys)
+}
+
+/// A fact source that keeps the answers of shared scans for one
+/// evaluation: each group's fact is scanned at most once.
+struct ScanSource<'s, S: FactSource + ?Sized> {
+    inner: &'s mut S,
+    memo: ScanMemo,
+}
+
+impl<'s, S: FactSource + ?Sized> ScanSource<'s, S> {
+    #[inline]
+    fn new(inner: &'s mut S) -> Self {
+        ScanSource {
+            inner,
+            memo: ScanMemo::default(),
+        }
+    }
+}
+
+impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
+    #[inline(always)]
+    fn value(&mut self, id: FactId) -> Option<Val<'_>> {
+        self.inner.value(id)
+    }
+
+    #[inline(always)]
+    fn code(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
+        self.inner.code(id, known, is_bool)
+    }
+
+    fn scan(&mut self, group: &ScanGroup, i: usize) -> Option<Truth> {
+        if let Some(answer) = self.memo.get(group.slot, i) {
+            return Some(answer.map_or(Truth::Unknown, Truth::from_bool));
+        }
+        // A leaf on a set holds when any name satisfies it.
+        let mut hits = Hits::default();
+        let known = match self.inner.value(group.fact) {
+            None => false,
+            Some(Val::Str(s)) => {
+                group.scan(s, &mut hits)?;
+                true
+            }
+            Some(Val::Set(names)) => {
+                for n in names {
+                    group.scan(n, &mut hits)?;
+                    if hits == *group.all() {
+                        break;
+                    }
+                }
+                true
+            }
+            Some(_) => true,
+        };
+        self.memo.set(group.slot, known.then_some(hits));
+        Some(if known {
+            Truth::from_bool(crate::scan::bit(&hits, i))
+        } else {
+            Truth::Unknown
+        })
+    }
 }

@@ -28,6 +28,16 @@ pub(crate) trait FactSource {
     /// The value of a fact, converted to its declared type; `None` = unknown.
     fn value(&mut self, id: FactId) -> Option<Val<'_>>;
 
+    /// Pattern `i` of a shared scan ([`crate::scan`]) of `group`'s fact:
+    /// whether it matches (unknown for an unknown fact), or `None` when
+    /// this source keeps no scan memo (the leaf then tests the value
+    /// itself).
+    #[inline]
+    fn scan(&mut self, group: &crate::scan::ScanGroup, i: usize) -> Option<Truth> {
+        let _ = (group, i);
+        None
+    }
+
     /// The decision table's coordinate of an enum (`is_bool` false, values
     /// below `known`) or bool fact: the value's index, `known` for unknown,
     /// `None` for a value the table was not built for.
