@@ -19,10 +19,10 @@
 //!   ([`Abstraction::set_exact`]): if some set satisfies a question, so does
 //!   the subset keeping, for each condition whose truth must not change, one
 //!   element (a witness for a true "any", a counterexample for a false
-//!   "all"). Those are the target rule's set conditions and, in the rules
-//!   that must stay not true, the "any" conditions under a `not` and the
-//!   "all" conditions outside one (dropping elements can only make the
-//!   others less true).
+//!   "all"). Dropping elements makes an "any" less true and an "all" more
+//!   true, so those are, in the rule that must be true, the "any" outside a
+//!   `not` and the "all" under one, and in the rules that must stay not
+//!   true the reverse (plus one element when an "all" must stay true).
 //!
 //! Every known class except *other* has a representative value, and leaves
 //! are computed from the literals (binary searches over the sorted classes,
@@ -171,17 +171,55 @@ pub(crate) struct Abstraction {
     pub(crate) rule_set_leaves: Vec<Vec<SetCount>>,
 }
 
-/// One rule's conditions on one set fact.
+/// What one rule needs of one set fact's elements to keep its truth when
+/// elements are dropped (see [`Abstraction::set_exact`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SetCount {
     pub(crate) fact: u32,
-    /// All of them.
-    pub(crate) all: u32,
-    /// Those that can become *more* true when elements are dropped: "any"
-    /// under a `not`, "all" outside one.
-    pub(crate) risky: u32,
-    /// Whether one is an "all" (which needs an element to stay true).
-    pub(crate) has_all: bool,
+    /// Elements to keep so that the rule stays at least as true.
+    pub(crate) up: u32,
+    /// Elements to keep so that it stays at most as true.
+    pub(crate) down: u32,
+    /// Whether staying at least (`up_nonempty`) / at most as true needs a
+    /// non-empty set (an "all" that must stay true).
+    pub(crate) up_nonempty: bool,
+    pub(crate) down_nonempty: bool,
+}
+
+/// Elements of set fact `fact` to keep so that `e` stays at least (`up`) or
+/// at most as true, when the other elements of a set are dropped, and
+/// whether the set must stay non-empty. Dropping elements makes an "any"
+/// less true and an "all" more true (until the set is empty): a true "any"
+/// keeps its witness, a false "all" its counterexample; `and` needs all its
+/// parts up but one part down, `or` the reverse.
+fn set_need(e: &Expr, fact: FactId, up: bool) -> (u32, bool) {
+    match &e.kind {
+        ExprKind::Not(x) => set_need(x, fact, !up),
+        ExprKind::And(ps) | ExprKind::Or(ps) => {
+            let sum = matches!(e.kind, ExprKind::And(_)) == up;
+            let mut n = 0u32;
+            let mut flag = false;
+            for p in ps {
+                let (m, f) = set_need(p, fact, up);
+                n = if sum { n.saturating_add(m) } else { n.max(m) };
+                flag |= f;
+            }
+            (n, flag)
+        }
+        kind if leaf_fact(kind) == Some(fact) => match kind {
+            ExprKind::All(_) => {
+                if up {
+                    (0, true)
+                } else {
+                    (1, false)
+                }
+            }
+            // `!=` is `not ==`.
+            ExprKind::Compare(_, Op::Ne, _) => (u32::from(!up), false),
+            _ => (u32::from(up), false),
+        },
+        _ => (0, false),
+    }
 }
 
 /// Most element slots of a set fact.
@@ -434,25 +472,45 @@ impl Abstraction {
             strings,
             leaves: Vec::new(),
             atoms: HashMap::new(),
+            shared: HashMap::new(),
             by_ptr: HashMap::new(),
             work,
             limit: budget,
             slots,
-            set_counts: Vec::new(),
-            positive: true,
         };
         let total: usize = lists.iter().map(|r| r.len()).sum();
+        let set_facts: Vec<FactId> = (0..nfacts)
+            .filter(|f| b.slots.get(*f).is_some_and(|s| !s.is_empty()))
+            .map(|f| FactId(f as u16))
+            .collect();
         let mut rules = Vec::with_capacity(total);
         let mut rule_vars = Vec::with_capacity(total);
         let mut rule_set_leaves = Vec::with_capacity(total);
         for list in lists {
             for r in list.iter() {
-                b.set_counts.clear();
                 let c = match r {
                     None => CExpr::Const(Truth::True),
                     Some(e) => b.compile(e),
                 };
-                rule_set_leaves.push(std::mem::take(&mut b.set_counts));
+                let needs: Vec<SetCount> = match r {
+                    Some(e) => set_facts
+                        .iter()
+                        .map(|&f| {
+                            let (up, up_nonempty) = set_need(e, f, true);
+                            let (down, down_nonempty) = set_need(e, f, false);
+                            SetCount {
+                                fact: u32::from(f.0),
+                                up,
+                                down,
+                                up_nonempty,
+                                down_nonempty,
+                            }
+                        })
+                        .filter(|c| c.up > 0 || c.down > 0 || c.up_nonempty || c.down_nonempty)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                rule_set_leaves.push(needs);
                 let mut vs = Vec::new();
                 b.collect_vars(&c, &mut vs);
                 vs.sort_unstable();
@@ -476,28 +534,31 @@ impl Abstraction {
     /// Whether "no set satisfies `target` true and `others` not true" is
     /// exact with the slots there are (see the module docs).
     pub(crate) fn set_exact(&self, target: Option<usize>, others: &[usize]) -> bool {
-        // Per set fact: elements a satisfying set may need, and whether an "all" occurs.
+        // Per set fact: the elements a satisfying set may need to keep (the
+        // target must stay true, the others not true), and whether it must
+        // stay non-empty.
         let mut need: Vec<(u32, u32, bool)> = Vec::new();
-        let mut add = |c: &SetCount, n: u32| match need.iter_mut().find(|x| x.0 == c.fact) {
-            Some(x) => {
-                x.1 += n;
-                x.2 |= c.has_all;
-            }
-            None => need.push((c.fact, n, c.has_all)),
-        };
+        let mut add =
+            |fact: u32, n: u32, nonempty: bool| match need.iter_mut().find(|x| x.0 == fact) {
+                Some(x) => {
+                    x.1 += n;
+                    x.2 |= nonempty;
+                }
+                None => need.push((fact, n, nonempty)),
+            };
         let counts = |r: usize| self.rule_set_leaves.get(r).map_or(&[][..], Vec::as_slice);
         for c in target.map_or(&[][..], counts) {
-            add(c, c.all);
+            add(c.fact, c.up, c.up_nonempty);
         }
         for &r in others {
             for c in counts(r) {
-                add(c, c.risky);
+                add(c.fact, c.down, c.down_nonempty);
             }
         }
-        need.iter().all(|&(f, n, has_all)| {
+        need.iter().all(|&(f, n, nonempty)| {
             // An "all" that must stay true needs some element, which any
             // other element kept provides.
-            let n = n.max(u32::from(has_all));
+            let n = n.max(u32::from(nonempty));
             self.slots
                 .get(f as usize)
                 .is_some_and(|s| n as usize <= s.len())
@@ -527,18 +588,16 @@ struct Builder {
     vars: Vec<Var>,
     strings: Vec<Option<StringFact>>,
     leaves: Vec<Leaf>,
-    /// (fact, content key) → atom variable.
+    /// (string variable, content key) → atom variable.
     atoms: HashMap<(u32, String), u32>,
+    /// (string fact, content key) → shared atom id.
+    shared: HashMap<(u32, String), u32>,
     /// Leaves already built from shared operands.
     by_ptr: HashMap<PtrKey, u32>,
     work: u64,
     limit: u64,
     /// Per fact: its element slots (sets only).
     slots: Vec<Vec<u32>>,
-    /// The current rule's set conditions per set fact.
-    set_counts: Vec<SetCount>,
-    /// Whether the condition being compiled is under an even number of `not`s.
-    positive: bool,
 }
 
 impl Builder {
@@ -568,12 +627,7 @@ impl Builder {
         // Nesting is bounded by the checker's limit, so recursion is fine.
         match &e.kind {
             ExprKind::Const(b) => CExpr::Const(Truth::from_bool(*b)),
-            ExprKind::Not(i) => {
-                self.positive = !self.positive;
-                let c = self.compile(i);
-                self.positive = !self.positive;
-                CExpr::Not(Box::new(c))
-            }
+            ExprKind::Not(i) => CExpr::Not(Box::new(self.compile(i))),
             ExprKind::And(ps) => CExpr::And(ps.iter().map(|p| self.compile(p)).collect()),
             ExprKind::Or(ps) => CExpr::Or(ps.iter().map(|p| self.compile(p)).collect()),
             ExprKind::Known(id) => self.known_leaf(*id),
@@ -709,7 +763,19 @@ impl Builder {
         if let Some(v) = self.atoms.get(&(var, key.clone())) {
             return Some(*v);
         }
-        let index = self.strings.get_mut(var as usize)?.as_mut()?.add_atom(test);
+        // The same test on another element slot of the same set shares an id.
+        let owner = self
+            .vars
+            .get(var as usize)
+            .and_then(|v| v.slot_of)
+            .unwrap_or(var);
+        let next = self.shared.len() as u32;
+        let id = *self.shared.entry((owner, key.clone())).or_insert(next);
+        let index = self
+            .strings
+            .get_mut(var as usize)?
+            .as_mut()?
+            .add_shared_atom(test, id);
         let v = self.new_atom(var, index);
         self.atoms.insert((var, key), v);
         Some(v)
@@ -732,24 +798,6 @@ impl Builder {
             .get(id.index())
             .is_some_and(|fc| fc.absent != NONE);
         if is_set {
-            let fact = u32::from(id.0);
-            let all = matches!(e.kind, ExprKind::All(_));
-            // `!=` is `not ==`: an "any" under one more `not`.
-            let positive = self.positive != matches!(e.kind, ExprKind::Compare(_, Op::Ne, _));
-            let risky = u32::from(if all { positive } else { !positive });
-            match self.set_counts.iter_mut().find(|x| x.fact == fact) {
-                Some(x) => {
-                    x.all += 1;
-                    x.risky += risky;
-                    x.has_all |= all;
-                }
-                None => self.set_counts.push(SetCount {
-                    fact,
-                    all: 1,
-                    risky,
-                    has_all: all,
-                }),
-            }
             return self.set_leaf(id, &e.kind);
         }
         let kind = match &e.kind {

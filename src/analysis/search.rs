@@ -151,6 +151,9 @@ pub(crate) struct Solver<'a> {
     depth: Vec<u32>,
     /// Theory answers already found: (string variable, its atoms' values).
     theory_memo: HashMap<(u32, Vec<(u32, bool)>), Check>,
+    /// Pairs of atoms found to contradict (or not): (string, positive
+    /// atom, other atom, its value).
+    pair_memo: HashMap<(u32, u32, u32, bool), bool>,
     /// Budget of one theory check.
     pub(crate) theory_budget: u64,
 }
@@ -159,6 +162,8 @@ pub(crate) struct Solver<'a> {
 const THEORY_BUDGET: u64 = 200_000;
 /// Most theory answers remembered.
 const THEORY_MEMO: usize = 100_000;
+/// Most atom pairs tried before a theory question's own search.
+const PAIR_CHECKS: usize = 16;
 
 impl<'a> Solver<'a> {
     pub(crate) fn new(abs: &'a Abstraction) -> Solver<'a> {
@@ -172,6 +177,7 @@ impl<'a> Solver<'a> {
             assigned_atoms: vec![Vec::new(); abs.vars.len()],
             depth: vec![NONE; abs.vars.len()],
             theory_memo: HashMap::new(),
+            pair_memo: HashMap::new(),
             theory_budget: THEORY_BUDGET,
         }
     }
@@ -229,17 +235,28 @@ impl<'a> Solver<'a> {
                 (index, self.value(i) == 1)
             })
             .collect();
-        let mut key = assigned;
-        key.sort_unstable();
-        let r = match self.theory_memo.get(&(fact, key.clone())) {
+        // Remembered by the string fact (a set's element slots share) and
+        // the shared ids of the atoms.
+        let owner = fv.slot_of.unwrap_or(fact);
+        let mut shared: Vec<(u32, bool)> = assigned
+            .iter()
+            .map(|&(a, v)| (sf.shared_id(a), v))
+            .collect();
+        shared.sort_unstable();
+        let key = assigned;
+        let r = match self.theory_memo.get(&(owner, shared.clone())) {
             Some(r) => r.clone(),
             None => {
-                let r = sf.witness(&key, &mut self.inverse, &mut self.work, self.theory_budget);
+                let r = if self.pair_conflict(owner, sf, &key) {
+                    Check::Unsat
+                } else {
+                    sf.witness(&key, &mut self.inverse, &mut self.work, self.theory_budget)
+                };
                 // A bounded memo: the same question comes back as the search backtracks.
                 if self.theory_memo.len() >= THEORY_MEMO {
                     self.theory_memo.clear();
                 }
-                self.theory_memo.insert((fact, key), r.clone());
+                self.theory_memo.insert((owner, shared), r.clone());
                 r
             }
         };
@@ -251,6 +268,53 @@ impl<'a> Solver<'a> {
             };
         }
         Check::Sat(String::new())
+    }
+
+    /// Whether two of the assigned atoms already contradict each other: a
+    /// positive one inside a negative one, or two disjoint positive ones.
+    /// Pairs recur across questions with other atoms beside them, so each
+    /// pair's answer is remembered (the pair's own question is small).
+    fn pair_conflict(
+        &mut self,
+        owner: u32,
+        sf: &super::strings::StringFact,
+        assigned: &[(u32, bool)],
+    ) -> bool {
+        if assigned.len() < 3 {
+            return false;
+        }
+        let positives: Vec<u32> = assigned.iter().filter(|a| a.1).map(|a| a.0).collect();
+        let mut pairs = 0;
+        for &p in &positives {
+            for &(q, v) in assigned {
+                if q == p || (v && q < p) {
+                    continue;
+                }
+                pairs += 1;
+                if pairs > PAIR_CHECKS {
+                    return false;
+                }
+                let key = (owner, sf.shared_id(p), sf.shared_id(q), v);
+                let conflict = match self.pair_memo.get(&key) {
+                    Some(c) => *c,
+                    None => {
+                        let q2 = [(p, true), (q, v)];
+                        let c =
+                            sf.witness(&q2, &mut self.inverse, &mut self.work, self.theory_budget)
+                                == Check::Unsat;
+                        if self.pair_memo.len() >= THEORY_MEMO {
+                            self.pair_memo.clear();
+                        }
+                        self.pair_memo.insert(key, c);
+                        c
+                    }
+                };
+                if conflict {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The strings of the string facts assigned *other* (`None`: not found).
@@ -474,7 +538,19 @@ impl<'a> Solver<'a> {
                         continue;
                     };
                     let val = self.value(l.var);
-                    if val == NONE && avoid.binary_search(&l.var).is_err() {
+                    // A leaf on a set's later slot whose set is not yet
+                    // known: decide the set's first slot first, toward what
+                    // this leaf wants (the slots are interchangeable).
+                    let (lv, var, val) = match self.abs.vars.get(l.gate as usize) {
+                        Some(g)
+                            if self.value(l.gate) == NONE
+                                && avoid.binary_search(&l.gate).is_err() =>
+                        {
+                            (l.gate, g, NONE)
+                        }
+                        _ => (l.var, var, val),
+                    };
+                    if val == NONE && avoid.binary_search(&lv).is_err() {
                         let upto = if var.other == NONE {
                             var.known
                         } else {
@@ -503,7 +579,15 @@ impl<'a> Solver<'a> {
                         if !unknown_first {
                             seq.push(unknown);
                         }
-                        return Some((l.var, seq));
+                        // A set's slot that should not match: holding no element
+                        // first (examples without stray names).
+                        let is_slot = var.slot_of.is_some()
+                            || self.abs.slots.get(lv as usize).is_some_and(|x| x.len() > 1);
+                        if is_slot && !want && var.other > 0 {
+                            let absent = var.other - 1;
+                            seq.insert(usize::from(unknown_first), (absent, absent + 1));
+                        }
+                        return Some((lv, self.slot_order(lv, seq)));
                     }
                     if l.gate != NONE
                         && self.value(l.gate) == NONE
@@ -515,7 +599,7 @@ impl<'a> Solver<'a> {
                         } else {
                             vec![(0, known), (known, known + 1)]
                         };
-                        return Some((l.gate, seq));
+                        return Some((l.gate, self.slot_order(l.gate, seq)));
                     }
                     if val != NONE && val != var.known && (val == var.other || l.opaque) {
                         if let OtherTruth::Atom(p) = l.other {
@@ -533,6 +617,59 @@ impl<'a> Solver<'a> {
             }
         }
         None
+    }
+
+    /// For a set's element slot: only the values that keep the slots in
+    /// order (literal classes ascending, then *other*, then *absent*) with
+    /// the neighbouring slots already assigned. Every set has such an
+    /// arrangement, so this only cuts permutations of the same set.
+    fn slot_order(&self, var: u32, seq: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        let abs = self.abs;
+        let Some(v) = abs.vars.get(var as usize) else {
+            return seq;
+        };
+        let fact = v.slot_of.unwrap_or(var);
+        let Some(slots) = abs.slots.get(fact as usize).filter(|s| s.len() > 1) else {
+            return seq;
+        };
+        let Some(k) = slots.iter().position(|s| *s == var) else {
+            return seq;
+        };
+        let (known, other) = (v.known, v.other);
+        // *absent* is the class just before *other*.
+        let absent = other.saturating_sub(1);
+        let key = |c: u32| {
+            if c == absent {
+                other
+            } else if c == other {
+                absent
+            } else {
+                c
+            }
+        };
+        let value = |i: usize| {
+            slots
+                .get(i)
+                .map(|s| self.value(*s))
+                .filter(|c| *c != NONE && *c != known)
+        };
+        let lo = k.checked_sub(1).and_then(value).map_or(0, key);
+        let hi = value(k + 1).map_or(other, key);
+        let ok = |c: u32| c == known || (lo..=hi).contains(&key(c));
+        let mut out = Vec::with_capacity(seq.len());
+        for (a, b) in seq {
+            // Literal classes in [lo, hi] stay a range; the rest one by one.
+            let lits = (a.max(lo), b.min(hi.saturating_add(1)).min(absent));
+            if lits.0 < lits.1 {
+                out.push(lits);
+            }
+            for c in [absent, other, known] {
+                if (a..b).contains(&c) && ok(c) {
+                    out.push((c, c + 1));
+                }
+            }
+        }
+        out
     }
 
     fn collect_cuts(&self, e: &CExpr, var: u32, cuts: &mut Vec<u32>) {

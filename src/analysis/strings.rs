@@ -532,6 +532,8 @@ pub(crate) struct StringFact {
     /// The literal classes, sorted (exact strings).
     lits: Vec<Box<str>>,
     atoms: Vec<Atom>,
+    /// Per atom: its shared id.
+    ids: Vec<u32>,
     trie: Trie,
 }
 
@@ -545,14 +547,29 @@ impl StringFact {
         StringFact {
             lits,
             atoms: Vec::new(),
+            ids: Vec::new(),
             trie,
         }
     }
 
     /// Adds an atom; returns its index among this fact's atoms.
+    #[cfg(test)]
     pub(crate) fn add_atom(&mut self, test: AtomTest) -> u32 {
+        let id = self.atoms.len() as u32;
+        self.add_shared_atom(test, id)
+    }
+
+    /// Adds an atom whose test is known elsewhere as `id` (the element
+    /// slots of one set share ids, so their questions share answers).
+    pub(crate) fn add_shared_atom(&mut self, test: AtomTest, id: u32) -> u32 {
         self.atoms.push(Atom::new(test));
+        self.ids.push(id);
         self.atoms.len() as u32 - 1
+    }
+
+    /// The shared id of an atom.
+    pub(crate) fn shared_id(&self, atom: u32) -> u32 {
+        self.ids.get(atom as usize).copied().unwrap_or(u32::MAX)
     }
 
     /// The atom's value on `s` (`None`: no such atom).
@@ -592,12 +609,17 @@ impl StringFact {
         budget: u64,
     ) -> Check {
         let limit = work.saturating_add(budget);
-        // The atoms the product runs; the others only test candidates.
-        let parts: Vec<(&Atom, bool)> = assigned
+        if let Some(s) = self.quick(assigned, work) {
+            return Check::Sat(s);
+        }
+        // The atoms the product runs (the others only test candidates),
+        // positive ones first: most characters kill one of them at once.
+        let mut parts: Vec<(&Atom, bool)> = assigned
             .iter()
             .filter_map(|&(a, v)| self.atoms.get(a as usize).map(|x| (x, v)))
             .filter(|(x, _)| x.in_product())
             .collect();
+        parts.sort_by_key(|(_, v)| !*v);
         let Some(alphabet) = self.alphabet(&parts, inverse, work) else {
             return Check::Unknown;
         };
@@ -704,6 +726,68 @@ impl StringFact {
         } else {
             Check::Unsat
         }
+    }
+
+    /// A string built straight from the positive globs (stars left out or
+    /// filled, question marks filled), if one has the assigned values: most
+    /// questions have such an answer, found without the product search.
+    fn quick(&self, assigned: &[(u32, bool)], work: &mut u64) -> Option<String> {
+        const FRESH: [&str; 4] = ["x", "y", "xx", "z"];
+        let mut pieces: Vec<Vec<String>> = Vec::new();
+        for &(a, v) in assigned {
+            if !v {
+                continue;
+            }
+            let Some(AtomTest::Globs(gs)) = self.atoms.get(a as usize).map(|x| &x.test) else {
+                continue;
+            };
+            let mut inst = Vec::new();
+            for g in gs.iter().take(4) {
+                for star in ["", "x"] {
+                    let s: String = g
+                        .source
+                        .chars()
+                        .map(|c| match c {
+                            '*' => star.to_owned(),
+                            '?' => "x".to_owned(),
+                            c => c.to_string(),
+                        })
+                        .collect();
+                    if !inst.contains(&s) {
+                        inst.push(s);
+                    }
+                }
+            }
+            pieces.push(inst);
+        }
+        let mut cands: Vec<String> = Vec::new();
+        match pieces.as_slice() {
+            [] => cands.extend(FRESH.iter().map(|s| (*s).to_owned())),
+            [one] => cands.extend(one.iter().cloned()),
+            [a, b] => {
+                for x in a {
+                    for y in b {
+                        cands.push(format!("{x}{y}"));
+                        cands.push(format!("{y}{x}"));
+                    }
+                }
+                cands.extend(a.iter().chain(b).cloned());
+            }
+            many => {
+                // Each positive glob's first instance, in order and reversed.
+                let firsts: Vec<&str> = many
+                    .iter()
+                    .filter_map(|p| p.first())
+                    .map(String::as_str)
+                    .collect();
+                cands.push(firsts.concat());
+                cands.push(firsts.iter().rev().copied().collect());
+            }
+        }
+        cands
+            .into_iter()
+            .take(32)
+            .find(|s| self.fits(s, assigned, work))
     }
 
     /// One character per class of characters that every automaton in
