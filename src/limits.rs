@@ -59,6 +59,13 @@ pub struct Limits {
     /// times its own size instead when that is more. Tests past the budget
     /// are not run and fail with a positioned `limit` message.
     pub max_test_work: usize,
+    /// The linter's work budget per megabyte of policy source (a policy under
+    /// 1 MB gets one megabyte's worth). A unit is one step of its search or
+    /// of its string automata, counted as it is done (about 25 million a
+    /// CPU second on the machine of `docs/LIMITS.md`). What the budget does
+    /// not cover is named in an `analysis-incomplete` note; no warning is
+    /// ever guessed.
+    pub lint_work_per_mb: u64,
 }
 
 /// Compiled-regex bytes a policy may use per byte of its source, when that
@@ -93,6 +100,7 @@ impl Default for Limits {
             max_facts_objects: 10_000,
             max_explain_chars: 200,
             max_test_work: 10_000_000,
+            lint_work_per_mb: 32_000_000,
         }
     }
 }

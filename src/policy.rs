@@ -143,6 +143,7 @@ impl Policy {
             &self.model,
             &self.source,
             &self.compiled,
+            &self.limits,
             false,
         ));
         diagnostics::place_all(&self.source, &mut out);
@@ -156,6 +157,7 @@ impl Policy {
             &self.model,
             &self.source,
             &self.compiled,
+            &self.limits,
             true,
         ));
         diagnostics::place_all(&self.source, &mut out);

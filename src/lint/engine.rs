@@ -18,10 +18,8 @@ use crate::facts::{FactId, FactType};
 
 /// Work budget of one question (search, theory, refinements).
 const QUERY_BUDGET: u64 = 400_000;
-/// Work budget of building the abstraction.
-const ABSTRACTION_BUDGET: u64 = 20_000_000;
-/// Work budget of the whole policy; past it, rules are left unfinished.
-const TOTAL_BUDGET: u64 = 60_000_000;
+/// Building the abstraction may use one part in this many of the budget.
+const ABSTRACTION_SHARE: u64 = 2;
 /// Work budget of proving which rule covers an unreachable one.
 const COVER_BUDGET: u64 = 50_000;
 /// Up to how many candidate rules `unreachable-rule` tries to name one that covers it.
@@ -55,11 +53,54 @@ pub(crate) struct Ctx<'m, 'a> {
     out: Vec<Diagnostic>,
     /// Items whose questions were not all settled.
     unfinished: Vec<Item<'m>>,
+    /// Each warning's example: code, rule (`None`: the default), facts.
+    findings: Vec<Finding>,
+    /// The whole work budget.
+    budget: u64,
+}
+
+/// A warning's example, as facts (for tests that evaluate it).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Finding {
+    pub(crate) code: Code,
+    pub(crate) rule: Option<usize>,
+    pub(crate) values: Values,
+}
+
+/// What a run found besides its diagnostics: the examples, and the rules
+/// (`None`: the default) left unfinished.
+#[derive(Debug, Default)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Details {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) unfinished: Vec<Option<usize>>,
 }
 
 /// Lints `model`'s rules and default (`compiled` is its evaluation form).
-pub(crate) fn run(model: &Model, source: &str, compiled: &Compiled) -> Vec<Diagnostic> {
-    let abs = Abstraction::new(model, ABSTRACTION_BUDGET);
+/// The work budget of linting `source` ([`crate::Limits::lint_work_per_mb`]).
+pub(crate) fn budget(source: &str, per_mb: u64) -> u64 {
+    let bytes = (source.len() as u64).max(1 << 20);
+    per_mb.saturating_mul(bytes) >> 20
+}
+
+pub(crate) fn run(
+    model: &Model,
+    source: &str,
+    compiled: &Compiled,
+    budget: u64,
+) -> Vec<Diagnostic> {
+    run_detailed(model, source, compiled, budget).0
+}
+
+/// [`run`], with the examples and unfinished items.
+pub(crate) fn run_detailed(
+    model: &Model,
+    source: &str,
+    compiled: &Compiled,
+    budget: u64,
+) -> (Vec<Diagnostic>, Details) {
+    let abs = Abstraction::new(model, budget / ABSTRACTION_SHARE);
     let mut decider = Decider::new(&abs, model.facts.facts.len());
     decider.add_work(abs.work);
     let mut ctx = Ctx {
@@ -69,10 +110,24 @@ pub(crate) fn run(model: &Model, source: &str, compiled: &Compiled) -> Vec<Diagn
         decider,
         out: Vec::new(),
         unfinished: Vec::new(),
+        findings: Vec::new(),
+        budget,
     };
     ctx.analyse();
+    let unfinished = ctx
+        .unfinished
+        .iter()
+        .map(|it| match it {
+            Item::Rule(i, _) => Some(*i),
+            Item::Default => None,
+        })
+        .collect();
     ctx.incomplete_note();
-    ctx.out
+    let details = Details {
+        findings: ctx.findings,
+        unfinished,
+    };
+    (ctx.out, details)
 }
 
 impl<'m> Ctx<'m, '_> {
@@ -85,7 +140,7 @@ impl<'m> Ctx<'m, '_> {
     }
 
     fn budget_left(&self) -> bool {
-        self.decider.work() < TOTAL_BUDGET
+        self.decider.work() < self.budget
     }
 
     fn unfinished(&mut self, item: Item<'m>) {
@@ -270,6 +325,35 @@ impl<'m> Ctx<'m, '_> {
         }
     }
 
+    /// The example without the set names it does not need: each name whose
+    /// removal still sends the facts to `item` goes (lints never ask about
+    /// sets, so the lint's values stay).
+    fn minimize(&self, item: Item<'_>, ex: &Example) -> Example {
+        let target = match item {
+            Item::Rule(i, _) => Some(i),
+            Item::Default => None,
+        };
+        let mut ex = ex.clone();
+        for f in 0..ex.values.len() {
+            let mut k = 0;
+            while let Some(Some(Value::Set(names))) = ex.values.get(f) {
+                if k >= names.len() {
+                    break;
+                }
+                let mut trial = ex.values.clone();
+                if let Some(Some(Value::Set(names))) = trial.get_mut(f) {
+                    names.remove(k);
+                }
+                if self.compiled.decide(&mut Concrete { values: &trial }) == target {
+                    ex.values = trial;
+                } else {
+                    k += 1;
+                }
+            }
+        }
+        ex
+    }
+
     fn item_words(&self, item: Item<'_>) -> (String, Span, Option<String>) {
         match item {
             Item::Rule(_, r) => (
@@ -306,6 +390,7 @@ impl<'m> Ctx<'m, '_> {
         phi: &Phi,
     ) {
         let (via, span, rule) = self.item_words(item);
+        let ex = &self.minimize(item, ex);
         let found = Found {
             via: &via,
             direction: self.value_name(ex, FactId::DIRECTION),
@@ -315,6 +400,14 @@ impl<'m> Ctx<'m, '_> {
             actions: a,
         };
         let message = (lint.message)(&found);
+        self.findings.push(Finding {
+            code: lint.code,
+            rule: match item {
+                Item::Rule(i, _) => Some(i),
+                Item::Default => None,
+            },
+            values: ex.values.clone(),
+        });
         let mut d = Diagnostic::new(lint.code, self.source, span, message)
             .with_help(lint.help)
             .in_rule(rule.as_deref());

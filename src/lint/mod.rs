@@ -24,6 +24,8 @@ mod reject_after_queue;
 mod silent_discard;
 mod table;
 mod tempfail_permanent;
+#[cfg(test)]
+mod tests;
 mod untested;
 mod unused;
 mod virus_passes;
@@ -31,6 +33,7 @@ mod virus_passes;
 use crate::check::model::Model;
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
+use crate::limits::Limits;
 
 /// All warnings (and notes) for a checked policy, honoring `allow(...)`,
 /// sorted by position. `compiled` is the model's evaluation form.
@@ -38,6 +41,7 @@ pub(crate) fn lint(
     model: &Model,
     source: &str,
     compiled: &Compiled,
+    limits: &Limits,
     coverage: bool,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -45,7 +49,8 @@ pub(crate) fn lint(
     if coverage {
         untested::run(model, source, compiled, &mut out);
     }
-    out.extend(engine::run(model, source, compiled));
+    let budget = engine::budget(source, limits.lint_work_per_mb);
+    out.extend(engine::run(model, source, compiled, budget));
     out.retain(|d| !model.file_allows.contains(&d.code));
     out.sort_by_key(|d| (d.span.start, d.code));
     out
