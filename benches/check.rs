@@ -1,15 +1,23 @@
-//! `Policy::parse` + `check()` on generated policies of 100, 1,000 and 10,000 rules.
+//! `Policy::parse` + `check()` (what `policy check` does) on generated
+//! policies: the site-shaped generator at 100, 1,000 and 10,000 rules, and
+//! the mixed generator (2–4 random comparisons per rule over strings,
+//! globs, CIDRs, numbers, enums and bools) at 1,000 and 20,000 rules.
+//! `MAILPOLICY_BENCH_QUICK=1` runs the smallest sizes only.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mailpolicy::Policy;
 
 mod gen;
 
-fn check(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parse+check");
+fn quick() -> bool {
+    std::env::var_os("MAILPOLICY_BENCH_QUICK").is_some()
+}
+
+fn run(c: &mut Criterion, group: &str, sizes: &[usize], make: fn(usize, u64) -> String) {
+    let mut group = c.benchmark_group(group);
     group.sample_size(10);
-    for n in [100usize, 1_000, 10_000] {
-        let src = gen::policy(n, 42);
+    for &n in sizes {
+        let src = make(n, 42);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &src, |b, src| {
             b.iter(|| {
@@ -19,6 +27,17 @@ fn check(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+fn check(c: &mut Criterion) {
+    let sizes: &[usize] = if quick() {
+        &[100, 1_000]
+    } else {
+        &[100, 1_000, 10_000]
+    };
+    run(c, "parse+check", sizes, gen::policy);
+    let sizes: &[usize] = if quick() { &[1_000] } else { &[1_000, 20_000] };
+    run(c, "parse+check mixed", sizes, gen::mixed_policy);
 }
 
 criterion_group!(benches, check);

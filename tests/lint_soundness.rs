@@ -182,3 +182,135 @@ fn sets_are_not_single_names() {
     let empty = Facts::new().viruses(Vec::<String>::new());
     assert_eq!(p.evaluate(&empty).rule(), Some("no x"));
 }
+
+#[test]
+fn out_of_budget_it_names_what_it_did_not_finish_and_guesses_nothing() {
+    // The case: per-recipient `pass` rules after the virus rules.
+    let mut src = String::from(
+        "rule \"scanner failed\" { when scanner in [error, timeout] then tempfail }\n",
+    );
+    for i in 0..200 {
+        src.push_str(&format!(
+            "rule \"virus {i}\" {{ when scanner == infected and virus matches \"W32/Fam{i}.*\" then discard, quarantine }}\n"
+        ));
+    }
+    src.push_str(
+        "rule \"every other virus\" { when scanner == infected then discard, quarantine }\n",
+    );
+    for i in 0..300 {
+        src.push_str(&format!(
+            "rule \"user {i}\" {{ when recipient == \"user{i}@example.org\" then pass, tag \"u{i}\" }}\n"
+        ));
+    }
+    src.push_str("default pass, tag \"ok\"\n");
+    let full = Policy::parse(&src).expect("parses").check();
+    // With the whole budget: no false warning, everything finished.
+    assert!(
+        full.iter().all(|d| !matches!(
+            d.code.as_str(),
+            "virus-passes" | "fail-open" | "outbound-virus-escapes" | "analysis-incomplete"
+        )),
+        "{full:#?}"
+    );
+    // With a tiny budget: one note, and only warnings the full run also has.
+    let limits = mailpolicy::Limits {
+        lint_work_per_mb: 20_000,
+        ..mailpolicy::Limits::default()
+    };
+    let tiny = Policy::parse_with_limits(&src, &limits)
+        .expect("parses")
+        .check();
+    let notes: Vec<&Diagnostic> = tiny
+        .iter()
+        .filter(|d| d.code.as_str() == "analysis-incomplete")
+        .collect();
+    assert_eq!(notes.len(), 1, "{tiny:#?}");
+    assert_eq!(notes[0].severity, mailpolicy::Severity::Note);
+    assert!(notes[0].message.contains("user 299") || notes[0].message.contains("more"));
+    for d in tiny
+        .iter()
+        .filter(|d| d.code.as_str() != "analysis-incomplete")
+    {
+        assert!(
+            full.iter()
+                .any(|f| f.code == d.code && f.rule == d.rule && f.line == d.line),
+            "invented under a small budget: {d:#?}"
+        );
+    }
+}
+
+#[path = "../benches/gen/mod.rs"]
+mod gen;
+
+#[test]
+fn generated_mixed_policies_never_contradict_evaluation() {
+    let src = gen::mixed_policy(300, 7);
+    let (p, diags) = check(&src);
+    let unreachable: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code.as_str() == "unreachable-rule")
+        .filter_map(|d| d.rule.as_deref())
+        .collect();
+    assert!(
+        unreachable.len() > 10,
+        "the test exercises unreachable-rule"
+    );
+    let mut r = gen::Rng::new(99);
+    let pick = |r: &mut gen::Rng, xs: &[&str]| xs[r.below(xs.len() as u64) as usize].to_owned();
+    for _ in 0..20_000 {
+        let mut f = Facts::new();
+        let mut set = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                p.set_fact_from_str(&mut f, &format!("{name}={v}"))
+                    .expect("valid fact");
+            }
+        };
+        let some = |r: &mut gen::Rng, v: String| (r.below(5) > 0).then_some(v);
+        let v = pick(
+            &mut r,
+            &[
+                "W32/Sobig",
+                "W32/Bagle",
+                "W32/Netsky",
+                "Troj/Agent",
+                "JS/Redir",
+            ],
+        );
+        let n = r.below(200);
+        let virus = match r.below(3) {
+            0 => format!("{v}.{n}"),
+            1 => format!("{v}.{n}x.{}@MM", r.below(50)),
+            _ => format!("X.{}@MM", r.below(50)),
+        };
+        set("virus", some(&mut r, virus));
+        let scanner = pick(
+            &mut r,
+            &["clean", "infected", "encrypted", "error", "timeout"],
+        );
+        set("scanner", some(&mut r, scanner));
+        let dir = pick(&mut r, &["inbound", "outbound", "internal", "open_relay"]);
+        set("direction", some(&mut r, dir));
+        let ip = format!("10.{}.{}.7", r.below(256), r.below(256));
+        set("client_ip", some(&mut r, ip));
+        let rcpt = format!("user{}@example.org", r.below(500));
+        set("recipient", some(&mut r, rcpt));
+        let sender = format!("a@dept{}.example.org", r.below(100));
+        set("sender", some(&mut r, sender));
+        let size = (1000 * r.below(101)).to_string();
+        set("size", some(&mut r, size));
+        let score = format!("{}.{}", r.below(15), r.below(10));
+        set("spam_score", some(&mut r, score));
+        let b = pick(&mut r, &["true", "false"]);
+        set("forges_sender", some(&mut r, b));
+        let b = pick(&mut r, &["true", "false"]);
+        set("authenticated", some(&mut r, b));
+        let d = pick(&mut r, &["none", "listed", "whitelisted"]);
+        set("dnsbl", some(&mut r, d));
+        if let Some(rule) = p.evaluate(&f).rule() {
+            assert!(
+                !unreachable.contains(&rule),
+                "{rule} is called unreachable but {f:?} reaches it"
+            );
+        }
+    }
+}
