@@ -48,6 +48,7 @@ mod check;
 mod compile;
 mod decision;
 mod diagnostics;
+mod diff;
 mod eval;
 mod facts;
 mod facts_json;
@@ -63,6 +64,7 @@ mod testing;
 
 pub use decision::{Action, AlertTarget, Decision, Disposition, MessageVerdict, Verdict};
 pub use diagnostics::{Code, Diagnostic, Severity, Span};
+pub use diff::{DiffError, DiffOptions, PolicyDiff, Region};
 pub use eval::explain::{CheckTrace, Explanation, RuleTrace};
 pub use facts::{
     Direction, FactId, FactKey, FactProvider, FactType, FactValue, Facts, Scanner, BUILTIN_FACTS,

@@ -267,6 +267,48 @@ impl Policy {
         &self.limits
     }
 
+    /// Where this policy (the old one) and `new` decide differently: every
+    /// region of the fact space (values and unknown) with an example and the
+    /// deciding rules, within the default [`DiffOptions`] budget.
+    ///
+    /// ```
+    /// use mailpolicy::Policy;
+    /// let old = Policy::parse(r#"
+    ///     rule "viruses" { when scanner == infected then discard, quarantine }
+    /// "#)?;
+    /// let new = Policy::parse(r#"
+    ///     rule "outbound" { when scanner == infected and direction == outbound then discard, quarantine "out" }
+    ///     rule "virus" { when scanner == infected then discard, quarantine }
+    /// "#)?;
+    /// let diff = old.diff(&new).expect("same fact types");
+    /// assert!(diff.complete);
+    /// assert_eq!(diff.regions.len(), 1);
+    /// let r = &diff.regions[0];
+    /// assert_eq!(old.evaluate(&r.example).quarantine(), Some("default"));
+    /// assert_eq!(new.evaluate(&r.example).quarantine(), Some("out"));
+    /// // Renaming and reordering rules that do not overlap changes nothing.
+    /// assert!(old.diff(&old).unwrap().is_equivalent());
+    /// # Ok::<(), mailpolicy::ParseError>(())
+    /// ```
+    pub fn diff(&self, new: &Policy) -> Result<crate::PolicyDiff, crate::DiffError> {
+        self.diff_with(new, &crate::DiffOptions::default())
+    }
+
+    /// [`Policy::diff`] with a chosen work budget.
+    pub fn diff_with(
+        &self,
+        new: &Policy,
+        options: &crate::DiffOptions,
+    ) -> Result<crate::PolicyDiff, crate::DiffError> {
+        fn side(p: &Policy) -> crate::diff::Side<'_> {
+            crate::diff::Side {
+                model: &p.model,
+                compiled: &p.compiled,
+            }
+        }
+        crate::diff::diff(side(self), side(new), options)
+    }
+
     /// The `policy "NAME"`, if given.
     pub fn name(&self) -> Option<&str> {
         self.model.name.as_deref()

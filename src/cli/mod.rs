@@ -4,6 +4,7 @@
 //! `--deny-warnings`, failed tests, unformatted files with `fmt --check`);
 //! 2 usage or I/O problems.
 
+mod diff;
 mod render;
 mod replay;
 mod sarif;
@@ -40,7 +41,7 @@ macro_rules! errln {
     }};
 }
 
-pub(crate) use {out, outln};
+pub(crate) use {errln, out, outln};
 
 /// Exit code for policy or facts errors.
 const EXIT_ERRORS: i32 = 1;
@@ -112,6 +113,18 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Where two policies decide differently: every region of facts, with an example and
+    /// both decisions. Exit 0: the same everywhere; 1: different; 2: usage, I/O, a policy
+    /// with errors, or an analysis that could not finish.
+    Diff {
+        /// The policy in force.
+        old: PathBuf,
+        /// The policy to compare it with.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Replay mail logs (amavisd-new's main log, mailpolicyd's decision log) through a policy:
     /// what would it have done differently?
     Replay {
@@ -168,6 +181,7 @@ pub fn run() -> i32 {
         } => eval(&file, facts.as_deref(), &fact, explain),
         Command::Test { files } => test(&files),
         Command::Fmt { file, check, write } => fmt(&file, check, write),
+        Command::Diff { old, new, format } => diff::run(&old, &new, format == Format::Json),
         Command::Replay {
             policy,
             logs,
