@@ -1,12 +1,12 @@
-//! Two policies as one: a joint fact table, the new policy's conditions
-//! renumbered onto it, and the old and new rules side by side in one model,
-//! so that one abstraction (`crate::analysis::classes`) cuts every fact's
-//! values by the literals of *both* policies and one search sees both.
+//! Two policies on one fact table: the old table plus the custom facts only
+//! the new policy declares, and the new policy's conditions renumbered onto
+//! it, so that one abstraction (`crate::analysis::classes`, built over both
+//! rule lists) cuts every fact's values by the literals of *both* policies.
+//! Also the keys that tell identical conditions and identical effects.
 
 use super::DiffError;
 use crate::check::model::{Expr, ExprKind, Lit, Model};
 use crate::decision::Action;
-use crate::diagnostics::Span;
 use crate::facts::{FactId, FactInfo, FactTable};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -50,15 +50,15 @@ fn joint_table(old: &FactTable, new: &FactTable) -> Result<(FactTable, Vec<FactI
     Ok((FactTable { facts }, map))
 }
 
-/// `e` with its fact ids renumbered and its spans moved by `shift`.
-fn remap(e: &Expr, map: &[FactId], shift: usize) -> Expr {
+/// `e` with its fact ids renumbered.
+fn remap(e: &Expr, map: &[FactId]) -> Expr {
     Expr {
-        kind: remap_kind(&e.kind, map, shift),
-        span: Span::new(e.span.start + shift, e.span.end + shift),
+        kind: remap_kind(&e.kind, map),
+        span: e.span,
     }
 }
 
-fn remap_kind(k: &ExprKind, map: &[FactId], shift: usize) -> ExprKind {
+fn remap_kind(k: &ExprKind, map: &[FactId]) -> ExprKind {
     let id = |i: &FactId| map.get(i.index()).copied().unwrap_or(*i);
     match k {
         ExprKind::Const(b) => ExprKind::Const(*b),
@@ -69,10 +69,10 @@ fn remap_kind(k: &ExprKind, map: &[FactId], shift: usize) -> ExprKind {
         ExprKind::InNets(i, nets) => ExprKind::InNets(id(i), nets.clone()),
         ExprKind::Globs(i, globs) => ExprKind::Globs(id(i), globs.clone()),
         ExprKind::Regex(i, re) => ExprKind::Regex(id(i), re.clone()),
-        ExprKind::All(inner) => ExprKind::All(Box::new(remap_kind(inner, map, shift))),
-        ExprKind::Not(inner) => ExprKind::Not(Box::new(remap(inner, map, shift))),
-        ExprKind::And(ps) => ExprKind::And(ps.iter().map(|p| remap(p, map, shift)).collect()),
-        ExprKind::Or(ps) => ExprKind::Or(ps.iter().map(|p| remap(p, map, shift)).collect()),
+        ExprKind::All(inner) => ExprKind::All(Box::new(remap_kind(inner, map))),
+        ExprKind::Not(inner) => ExprKind::Not(Box::new(remap(inner, map))),
+        ExprKind::And(ps) => ExprKind::And(ps.iter().map(|p| remap(p, map)).collect()),
+        ExprKind::Or(ps) => ExprKind::Or(ps.iter().map(|p| remap(p, map)).collect()),
     }
 }
 
@@ -96,7 +96,7 @@ impl Joint {
             new: new
                 .rules
                 .iter()
-                .map(|r| r.when.as_ref().map(|e| remap(e, &map, 0)))
+                .map(|r| r.when.as_ref().map(|e| remap(e, &map)))
                 .collect(),
             new_ids: map,
         })
