@@ -852,3 +852,23 @@ fn deeply_nested_conditions_are_fine() {
         .iter()
         .any(|d| d.code == Code::UnreachableRule && d.rule.as_deref() == Some("after")));
 }
+
+#[test]
+fn the_empty_glob_matches_only_the_empty_string() {
+    // `matches ""` is no match-everything glob: these rules apply (to
+    // recipient "x", to a virus named ""), so neither is unreachable.
+    // Found by `policy diff`'s completeness property.
+    let p = mailpolicy::Policy::parse(
+        "rule \"r\" { when not recipient matches \"\" then pass }\n\
+         rule \"s\" { when any virus matches \"\" then discard, quarantine }\n",
+    )
+    .unwrap();
+    let unreachable: Vec<_> = p
+        .check()
+        .into_iter()
+        .filter(|d| d.code.as_str() == "unreachable-rule")
+        .collect();
+    assert!(unreachable.is_empty(), "{unreachable:?}");
+    let d = p.evaluate(&mailpolicy::Facts::new().recipient("x"));
+    assert_eq!(d.rule(), Some("r"));
+}

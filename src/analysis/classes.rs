@@ -844,7 +844,10 @@ impl Builder {
                 } else {
                     match kind {
                         ExprKind::Globs(_, globs) => {
-                            if globs.iter().any(|g| g.source.chars().all(|c| c == '*')) {
+                            if globs
+                                .iter()
+                                .any(|g| !g.source.is_empty() && g.source.chars().all(|c| c == '*'))
+                            {
                                 OtherTruth::Const(Truth::True)
                             } else if globs.is_empty() {
                                 OtherTruth::Const(Truth::False)
