@@ -405,26 +405,26 @@ impl<'a> Pairs<'a> {
         let abs = self.abs;
         let mut need: Vec<(u32, u32, bool)> = Vec::new();
         let counts = |r: usize| abs.rule_set_leaves.get(r).map_or(&[][..], Vec::as_slice);
-        let mut add = |fact: u32, n: u32, has_all: bool| match need.iter_mut().find(|x| x.0 == fact)
-        {
-            Some(x) => {
-                x.1 += n;
-                x.2 |= has_all;
-            }
-            None => need.push((fact, n, has_all)),
-        };
+        let mut add =
+            |fact: u32, n: u32, nonempty: bool| match need.iter_mut().find(|x| x.0 == fact) {
+                Some(x) => {
+                    x.1 += n;
+                    x.2 |= nonempty;
+                }
+                None => need.push((fact, n, nonempty)),
+            };
         for &t in targets {
             for c in counts(t) {
-                add(c.fact, c.all, c.has_all);
+                add(c.fact, c.up, c.up_nonempty);
             }
         }
         for &r in others {
             for c in counts(r) {
-                add(c.fact, c.risky, c.has_all);
+                add(c.fact, c.down, c.down_nonempty);
             }
         }
-        need.iter().all(|&(f, n, has_all)| {
-            let n = n.max(u32::from(has_all));
+        need.iter().all(|&(f, n, nonempty)| {
+            let n = n.max(u32::from(nonempty));
             abs.slots
                 .get(f as usize)
                 .is_some_and(|s| n as usize <= s.len())
