@@ -58,11 +58,21 @@ pub(crate) fn parse_items(
     (items, false)
 }
 
-/// The pair's place. Rules that end in an optional or repeated part also
-/// swallow the whitespace and comments pest skipped while looking for it;
-/// those end where their last part ends, so that a comment after `then
-/// discard` stays outside the action's span.
+/// The pair's place, as pest matched it. Rules that end in an optional or
+/// repeated part also swallow the whitespace and comments pest skipped while
+/// looking for it: the builder ends those where their last part ends (taken
+/// from the part it built, so that a comment after `then discard` stays
+/// outside the action's span), without walking the pairs again.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+/// The same place recomputed from the pairs, by walking the chain of last
+/// children of rules that end loosely: debug builds check the builder's
+/// spans against it (every test parse), release builds never walk.
+#[cfg(debug_assertions)]
+fn walked_span(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
     let ends_loosely = matches!(
         pair.as_rule(),
@@ -84,11 +94,16 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
         pair.clone()
             .into_inner()
             .last()
-            .map_or(s.end(), |last| span_of(&last).end)
+            .map_or(s.end(), |last| walked_span(&last).end)
     } else {
         s.end()
     };
     Span::new(s.start(), end)
+}
+
+/// `start` to the end of the last action (or `fallback` without actions).
+fn actions_span(start: usize, actions: &[Action], fallback: usize) -> Span {
+    Span::new(start, actions.last().map_or(fallback, |a| a.span().end))
 }
 
 struct Builder<'s, 'e> {
@@ -111,6 +126,8 @@ impl Builder<'_, '_> {
 
     fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
         self.context.clear();
+        #[cfg(debug_assertions)]
+        let walked = walked_span(&pair);
         let span = span_of(&pair);
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
@@ -190,6 +207,9 @@ impl Builder<'_, '_> {
             }
             Rule::default_item => {
                 let actions = inner.next().map(|a| self.actions(a)).unwrap_or_default();
+                let span = actions_span(span.start, &actions, keyword.end);
+                #[cfg(debug_assertions)]
+                debug_assert_eq!(span, walked, "default span");
                 Item::Default(actions, span)
             }
             Rule::test_item => {
@@ -216,18 +236,38 @@ impl Builder<'_, '_> {
                             }
                         }
                         Rule::expect_clause => {
-                            let espan = span_of(&part);
+                            #[cfg(debug_assertions)]
+                            let walked = walked_span(&part);
+                            let start = part.as_span().start();
                             let Some(what) = part.into_inner().nth(1) else {
                                 continue;
                             };
-                            expects.push(match what.as_rule() {
+                            // `expect rule "x"` and `expect default` end where
+                            // pest ends them; `expect ACTIONS` at its last action.
+                            let espan = Span::new(start, what.as_span().end());
+                            let expect = match what.as_rule() {
                                 Rule::expect_rule => {
                                     let s = what.into_inner().nth(1);
                                     Expect::Rule(self.string_opt(s, espan), espan)
                                 }
                                 Rule::expect_default => Expect::Default(espan),
-                                _ => Expect::Actions(self.actions(what), espan),
-                            });
+                                _ => {
+                                    let actions = self.actions(what);
+                                    let espan = actions_span(start, &actions, espan.end);
+                                    Expect::Actions(actions, espan)
+                                }
+                            };
+                            #[cfg(debug_assertions)]
+                            debug_assert_eq!(
+                                match &expect {
+                                    Expect::Actions(_, s)
+                                    | Expect::Rule(_, s)
+                                    | Expect::Default(s) => *s,
+                                },
+                                walked,
+                                "expect span"
+                            );
+                            expects.push(expect);
                         }
                         _ => {}
                     }
@@ -424,11 +464,16 @@ impl Builder<'_, '_> {
 
     fn condition(&mut self, pair: Pair<'_, Rule>) -> Cond {
         // condition -> or_expr
+        #[cfg(debug_assertions)]
+        let walked = walked_span(&pair);
         let span = span_of(&pair);
-        match pair.into_inner().next() {
+        let cond = match pair.into_inner().next() {
             Some(or) => self.or_expr(or),
             None => Cond::Bool(false, span),
-        }
+        };
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(cond.span(), walked, "condition span");
+        cond
     }
 
     fn or_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
@@ -456,7 +501,9 @@ impl Builder<'_, '_> {
         if parts.len() == 1 {
             parts.pop().unwrap_or(Cond::Bool(false, span))
         } else {
-            join(parts, span)
+            // pest's end includes what it skipped looking for another part.
+            let end = parts.last().map_or(span.end, |p| p.span().end);
+            join(parts, Span::new(span.start, end))
         }
     }
 
@@ -574,22 +621,34 @@ impl Builder<'_, '_> {
     fn actions(&mut self, pair: Pair<'_, Rule>) -> Vec<Action> {
         let mut out = Vec::new();
         for a in pair.into_inner() {
+            #[cfg(debug_assertions)]
+            let walked = walked_span(&a);
             let span = span_of(&a);
             let rule = a.as_rule();
             let mut inner = a.into_inner();
             let action = match rule {
+                // `KEYWORD ["text"]`: pest's end includes what it skipped
+                // looking for the text; the action ends at the keyword or text.
                 Rule::disposition => {
-                    let kind = match inner.next().map(|k| k.as_str()) {
+                    let kw = inner.next();
+                    let kind = match kw.as_ref().map(|k| k.as_str()) {
                         Some("pass") => DispositionKind::Pass,
                         Some("discard") => DispositionKind::Discard,
                         Some("bounce") => DispositionKind::Bounce,
                         Some("reject") => DispositionKind::Reject,
                         _ => DispositionKind::Tempfail,
                     };
+                    let kw_end = kw.map_or(span.end, |k| k.as_span().end());
                     let reply = inner.next().map(|s| self.string(s));
-                    Action::Disposition(kind, reply, span)
+                    let end = reply.as_ref().map_or(kw_end, |r| r.span.end);
+                    Action::Disposition(kind, reply, Span::new(span.start, end))
                 }
-                Rule::quarantine => Action::Quarantine(inner.nth(1).map(|s| self.string(s)), span),
+                Rule::quarantine => {
+                    let kw_end = inner.next().map_or(span.end, |k| k.as_span().end());
+                    let bucket = inner.next().map(|s| self.string(s));
+                    let end = bucket.as_ref().map_or(kw_end, |b| b.span.end);
+                    Action::Quarantine(bucket, Span::new(span.start, end))
+                }
                 Rule::alert => {
                     let target = inner.nth(1).and_then(|t| t.into_inner().next());
                     let to = match target {
@@ -605,6 +664,8 @@ impl Builder<'_, '_> {
                     Action::Tag(text, span)
                 }
             };
+            #[cfg(debug_assertions)]
+            debug_assert_eq!(action.span(), walked, "action span");
             out.push(action);
         }
         out
