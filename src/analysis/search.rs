@@ -107,7 +107,7 @@ struct Frame {
     seg: usize,
     pos: u32,
     trail_len: usize,
-    cursor: (usize, usize),
+    cursor: usize,
     /// The earlier frames' variables that explain why this frame's values
     /// failed so far (conflict-directed backjumping).
     conf: Vec<u32>,
@@ -501,7 +501,6 @@ impl<'a> Solver<'a> {
         e: &CExpr,
         want_true: bool,
         unknown_first: bool,
-        avoid: &[u32],
     ) -> Option<(u32, Vec<(u32, u32)>)> {
         // Depth-first, iteratively, with the truth values wanted of each
         // part, into the parts still open: a part whose possible values are
@@ -542,15 +541,10 @@ impl<'a> Solver<'a> {
                     // known: decide the set's first slot first, toward what
                     // this leaf wants (the slots are interchangeable).
                     let (lv, var, val) = match self.abs.vars.get(l.gate as usize) {
-                        Some(g)
-                            if self.value(l.gate) == NONE
-                                && avoid.binary_search(&l.gate).is_err() =>
-                        {
-                            (l.gate, g, NONE)
-                        }
+                        Some(g) if self.value(l.gate) == NONE => (l.gate, g, NONE),
                         _ => (l.var, var, val),
                     };
-                    if val == NONE && avoid.binary_search(&lv).is_err() {
+                    if val == NONE {
                         let upto = if var.other == NONE {
                             var.known
                         } else {
@@ -589,10 +583,7 @@ impl<'a> Solver<'a> {
                         }
                         return Some((lv, self.slot_order(lv, seq)));
                     }
-                    if l.gate != NONE
-                        && self.value(l.gate) == NONE
-                        && avoid.binary_search(&l.gate).is_err()
-                    {
+                    if l.gate != NONE && self.value(l.gate) == NONE {
                         let known = self.abs.vars.get(l.gate as usize).map_or(0, |g| g.known);
                         let seq = if unknown_first {
                             vec![(known, known + 1), (0, known)]
@@ -603,7 +594,7 @@ impl<'a> Solver<'a> {
                     }
                     if val != NONE && val != var.known && (val == var.other || l.opaque) {
                         if let OtherTruth::Atom(p) = l.other {
-                            if self.value(p) == NONE && avoid.binary_search(&p).is_err() {
+                            if self.value(p) == NONE {
                                 let seq = if want {
                                     vec![(1, 2), (0, 1)]
                                 } else {
@@ -780,47 +771,29 @@ impl<'a> Solver<'a> {
                     done[i] = true;
                 }
             }
-            // Phase one: satisfy the earlier rules (constraints after the
-            // first) through variables the first constraint does not read,
-            // so the search does not enumerate the target's values for them.
-            // Phase two: everything else, in order.
-            let avoid: &[u32] = match cons.first() {
-                Some(c) if c.need == Need::True => c.vars,
-                _ => &[],
-            };
-            let mut cursor = (usize::from(!avoid.is_empty()), 0usize);
+            // In order: the target first (its values are chosen once, and
+            // the earlier rules then only need to stay not true under them),
+            // then each earlier rule. Choosing the earlier rules' other
+            // facts first ("phase one" before) made the search enumerate
+            // those facts' values under every value of the target's facts
+            // when the real conflict was on the target's own facts: a rule
+            // of 4 comparisons behind 6 overlapping rules went from 400,000
+            // work units (budget spent, unknown) to 52,000 (proved), and
+            // 1,000 mixed rules from 4.2 M units to 2.1 M.
+            let mut cursor = 0usize;
             loop {
-                let mut picked = None;
-                if !avoid.is_empty() {
-                    while let Some(c) = cons.get(cursor.0) {
-                        if !done.get(cursor.0).copied().unwrap_or(true) {
-                            picked = self.pick(
-                                c.expr,
-                                c.need == Need::True,
-                                c.need == Need::NotTrue,
-                                avoid,
-                            );
-                            if picked.is_some() {
-                                break;
-                            }
-                        }
-                        cursor.0 += 1;
-                    }
+                while done.get(cursor).copied().unwrap_or(false) {
+                    cursor += 1;
                 }
-                if picked.is_none() {
-                    while done.get(cursor.1).copied().unwrap_or(false) {
-                        cursor.1 += 1;
-                    }
-                    let Some(c) = cons.get(cursor.1) else {
-                        let mut w: Vec<(u32, u32)> = init.to_vec();
-                        w.extend(frames.iter().map(|f| (f.var, self.value(f.var))));
-                        break 'search match self.strings(&w) {
-                            Some(strings) => Outcome::Sat(Witness { assign: w, strings }),
-                            None => Outcome::GaveUp,
-                        };
+                let Some(c) = cons.get(cursor) else {
+                    let mut w: Vec<(u32, u32)> = init.to_vec();
+                    w.extend(frames.iter().map(|f| (f.var, self.value(f.var))));
+                    break 'search match self.strings(&w) {
+                        Some(strings) => Outcome::Sat(Witness { assign: w, strings }),
+                        None => Outcome::GaveUp,
                     };
-                    picked = self.pick(c.expr, c.need == Need::True, c.need == Need::NotTrue, &[]);
-                }
+                };
+                let picked = self.pick(c.expr, c.need == Need::True, c.need == Need::NotTrue);
                 let Some((var, seq)) = picked else {
                     // Cannot happen (an undecided condition reads an
                     // unassigned variable); be safe rather than sorry.
