@@ -482,12 +482,12 @@ impl<'m> Ctx<'m, '_> {
             self.source,
             span,
             format!(
-                "the analysis did not finish {} {what} within its work budget: {}; warnings about them may be missing",
+                "the analysis could not settle {} {what} (work budget, some regexes, or more conditions on one set fact than it reasons about exactly): {}; warnings about them may be missing",
                 items.len(),
                 names.join(", ")
             ),
         )
-        .with_help("nothing was guessed: every warning reported was confirmed on an example, and no rule was called unreachable without proof; simpler conditions (fewer regexes, smaller lists) let the analysis finish");
+        .with_help("nothing was guessed: every warning reported was confirmed on an example, and no rule was called unreachable without proof; simpler conditions (fewer regexes, smaller lists, fewer conditions on `virus` per rule) let the analysis finish");
         self.out.push(d);
     }
 }
