@@ -111,6 +111,8 @@ codes! {
     DuplicateItem = "duplicate-item", Error;
     /// A size, nesting or count limit exceeded.
     Limit = "limit", Error;
+    /// A test's `expect rule "NAME"` names no rule of the policy.
+    UnknownRule = "unknown-rule", Error;
     /// `alert sender` can happen for infected mail.
     BackscatterAlert = "backscatter-alert", Warning;
     /// `bounce` can happen for infected mail whose virus forges senders.

@@ -291,7 +291,7 @@ impl<'a> Checker<'a> {
         let mut tests = Vec::new();
         for t in tests_ast {
             self.context = format!(" in test {:?}", t.name.value);
-            tests.push(self.test(t));
+            tests.push(self.test(t, &rule_names));
             self.context.clear();
         }
         Some(Model {
@@ -1254,7 +1254,27 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn test(&mut self, t: &ast::Test) -> TestModel {
+    /// `expect rule "NAME"` naming no rule: an error (the test could only
+    /// ever fail), with the nearest rule name.
+    fn unknown_rule(&mut self, name: &ast::StrLit, rules: &BTreeMap<&str, Span>) {
+        let hint =
+            did_you_mean_within(&name.value, rules.keys().copied(), &mut self.suggest_budget);
+        let help = match hint {
+            Some(h) => format!("did you mean {h:?}?"),
+            None if rules.is_empty() => {
+                "the policy has no rules; `expect default` checks that none decides".to_owned()
+            }
+            None => "name a rule of this policy, or use `expect default`".to_owned(),
+        };
+        self.push(
+            Code::UnknownRule,
+            name.span,
+            format!("`expect rule {:?}` names no rule", name.value),
+            Some(help),
+        );
+    }
+
+    fn test(&mut self, t: &ast::Test, rules: &BTreeMap<&str, Span>) -> TestModel {
         let mut given = Facts::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (name, value) in &t.given {
@@ -1322,7 +1342,12 @@ impl<'a> Checker<'a> {
                 ast::Expect::Actions(actions, span) => {
                     ExpectModel::Actions(self.actions(actions, *span), *span)
                 }
-                ast::Expect::Rule(name, span) => ExpectModel::Rule(name.value.clone(), *span),
+                ast::Expect::Rule(name, span) => {
+                    if !rules.contains_key(name.value.as_str()) {
+                        self.unknown_rule(name, rules);
+                    }
+                    ExpectModel::Rule(name.value.clone(), *span)
+                }
                 ast::Expect::Default(span) => ExpectModel::Default(*span),
             });
         }

@@ -27,6 +27,7 @@ const HELP: &[(&str, &str)] = &[
     ("duplicate-quarantine", "keep one `quarantine` per action list"),
     ("duplicate-item", "keep one of each (`policy`, `mode`, `default`, a fact's declaration)"),
     ("limit", "make the policy smaller, or raise the limit where it is embedded (`Limits`)"),
+    ("unknown-rule", "name a rule of the policy in `expect rule`, or `expect default`"),
     ("backscatter-alert", "alert the admin or the recipient instead: mass-mailing viruses forge the envelope sender, so the notice reaches an innocent party (backscatter)"),
     ("backscatter-bounce", "discard and quarantine instead, or guard the bounce with `forges_sender == false`: the DSN goes to the forged sender, an innocent party (backscatter)"),
     ("reject-after-queue", "discard and quarantine instead (or `bounce` for non-forging viruses): after the queue the MTA turns a reject into a DSN that carries the infected original to the (forged) sender"),
