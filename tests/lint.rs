@@ -51,9 +51,11 @@ fn fires_in(name: &str, diags: &[Diagnostic], code: &str, line: usize, rule: &st
     assert_eq!(hits.len(), 1, "{name}: expected one {code}, got {diags:#?}");
     let d = hits[0].clone();
     assert_eq!(d.line, line, "{name}: {code} on the wrong line: {d:#?}");
+    // The default is no rule (`rule` is `None`, as in a decision), so that
+    // it cannot be confused with a rule named "default".
     assert_eq!(
         d.rule.as_deref(),
-        Some(rule),
+        Some(rule).filter(|r| *r != "default"),
         "{name}: {code} names the wrong rule"
     );
     assert!(
@@ -394,7 +396,7 @@ fn warnings_agree_with_evaluation_on_sampled_facts() {
     let has = |code: &str, rule: &str| {
         diags
             .iter()
-            .any(|d| d.code.as_str() == code && d.rule.as_deref() == Some(rule))
+            .any(|d| d.code.as_str() == code && d.rule.as_deref().unwrap_or("default") == rule)
     };
     let nets: Vec<String> = src
         .split_whitespace()
@@ -514,9 +516,8 @@ fn adversarial_policies_stay_bounded() {
         }
         if let Some(rule) = policy.evaluate(&facts).rule() {
             assert!(
-                !diags
-                    .iter()
-                    .any(|d| d.code == Code::UnreachableRule && d.rule.as_deref() == Some(rule)),
+                !diags.iter().any(|d| d.code == Code::UnreachableRule
+                    && d.rule.as_deref().unwrap_or("default") == rule),
                 "{rule} is reached by {facts:?}"
             );
         }
@@ -779,7 +780,7 @@ fn random_policies_never_contradict_evaluation() {
         let has = |code: &str, rule: &str| {
             diags
                 .iter()
-                .any(|d| d.code.as_str() == code && d.rule.as_deref() == Some(rule))
+                .any(|d| d.code.as_str() == code && d.rule.as_deref().unwrap_or("default") == rule)
         };
         for _ in 0..3000 {
             let facts = random_facts(&mut r);
@@ -871,4 +872,20 @@ fn the_empty_glob_matches_only_the_empty_string() {
     assert!(unreachable.is_empty(), "{unreachable:?}");
     let d = p.evaluate(&mailpolicy::Facts::new().recipient("x"));
     assert_eq!(d.rule(), Some("r"));
+}
+
+#[test]
+fn the_default_is_not_confusable_with_a_rule_named_default() {
+    let src = "rule \"default\" { when scanner == infected then pass }\ndefault pass\n";
+    let diags = Policy::parse(src).unwrap().check();
+    let by_rule = with_code(&diags, "virus-passes");
+    assert_eq!(by_rule.len(), 1, "{diags:#?}");
+    assert_eq!(by_rule[0].rule.as_deref(), Some("default"));
+    assert!(by_rule[0].message.contains("rule \"default\""));
+    assert_eq!(by_rule[0].line, 1);
+    let by_default = with_code(&diags, "fail-open");
+    assert_eq!(by_default.len(), 1, "{diags:#?}");
+    assert_eq!(by_default[0].rule, None);
+    assert!(by_default[0].message.contains("the default"));
+    assert_eq!(by_default[0].line, 2);
 }

@@ -237,7 +237,7 @@ fn random_set_policies_never_contradict_evaluation() {
         let has = |code: &str, rule: &str| {
             diags
                 .iter()
-                .any(|d| d.code.as_str() == code && d.rule.as_deref() == Some(rule))
+                .any(|d| d.code.as_str() == code && d.rule.as_deref().unwrap_or("default") == rule)
         };
         for _ in 0..400 {
             let f = facts(&mut r);

@@ -362,7 +362,7 @@ impl<'m> Ctx<'m, '_> {
                 Some(r.name.clone()),
             ),
             Item::Default => match self.model.default.keyword {
-                Some(k) => ("the default".to_owned(), k, Some("default".to_owned())),
+                Some(k) => ("the default".to_owned(), k, None),
                 None => {
                     // No `default` keyword: point at the end of the last line with text.
                     let end = self.source.trim_end().len();
@@ -374,7 +374,7 @@ impl<'m> Ctx<'m, '_> {
                     (
                         "the implicit default (`pass`)".to_owned(),
                         Span::new(start, end),
-                        Some("default".to_owned()),
+                        None,
                     )
                 }
             },

@@ -363,7 +363,7 @@ fn check_case(seed: u64) -> Result<(), TestCaseError> {
             d.code == code
                 && match rule {
                     Some(i) => d.rule.as_deref() == Some(policy.model.rules[i].name.as_str()),
-                    None => d.rule.as_deref() == Some("default"),
+                    None => d.rule.is_none(),
                 }
         })
     };
