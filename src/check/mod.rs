@@ -962,6 +962,16 @@ impl<'a> Checker<'a> {
 
     fn regex(&mut self, pattern: &str, span: Span) -> Option<crate::re::Re> {
         use crate::re::{Re, ReError};
+        if pattern.is_empty() {
+            // `//` finds the empty string in every value: surely a slip.
+            self.push(
+                Code::InvalidRegex,
+                span,
+                "empty regex `//` matches every string".into(),
+                Some("write the pattern between the slashes; `known FACT` tests that a fact has a value".into()),
+            );
+            return None;
+        }
         let limit = self.limits.max_regex_bytes.min(self.regex_left);
         // With the budget spent, only the syntax is checked (no build).
         let built = if limit == 0 {
