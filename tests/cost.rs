@@ -5,6 +5,9 @@
 //! `cargo test --release --test cost -- --nocapture` reports the figures
 //! (docs/LIMITS.md).
 
+#[path = "common/attack.rs"]
+mod attack;
+
 use mailpolicy::{Disposition, Facts, FactsError, FactsInput, Limits, Policy};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -101,20 +104,7 @@ fn timed_peak<T>(what: &str, bytes: usize, f: impl FnOnce() -> T) -> (T, usize) 
 
 #[test]
 fn a_list_used_thousands_of_times_is_compiled_once() {
-    let mut src = String::from("list worms = [");
-    for i in 0..5_000 {
-        src.push_str(&format!("\"W32/Worm{i}.*\", "));
-    }
-    src.push_str("]\nlist names = [");
-    for i in 0..10_000 {
-        src.push_str(&format!("\"user{i}@example.org\", "));
-    }
-    src.push_str("]\n");
-    for i in 0..2_000 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when virus matches worms and recipient in names and size > {i} then discard, quarantine }}\n"
-        ));
-    }
+    let src = attack::list_uses();
     let p = timed("list x 2000 uses: parse", src.len(), || {
         Policy::parse(&src).unwrap()
     });
@@ -132,9 +122,7 @@ fn a_list_used_thousands_of_times_is_compiled_once() {
 fn a_long_glob_on_a_long_value_is_linear() {
     // `*a…ab*` on a value of a's: the two-pointer matcher backtracks at
     // every position (O(text × glob)).
-    let glob = format!("*{}b*", "a".repeat(32 * 1024 - 3));
-    let src = format!("rule \"g\" {{ when virus matches \"{glob}\" then reject }}");
-    let p = Policy::parse(&src).unwrap();
+    let p = Policy::parse(&attack::long_glob()).unwrap();
     let text = "a".repeat(60 * 1024);
     let f = Facts::new().virus(text.clone());
     let d = timed("32 KB glob on a 60 KB value", text.len(), || p.evaluate(&f));
@@ -166,13 +154,7 @@ fn a_long_glob_on_a_long_value_is_linear() {
 #[test]
 fn regexes_are_bounded_in_total_and_per_match() {
     // 50 rules of a regex whose lazy DFA thrashes, on a 64 KB value.
-    let mut src = String::new();
-    for i in 0..50 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when virus matches /[ab]{{200}}c{i}/ then reject }}\n"
-        ));
-    }
-    let p = Policy::parse(&src).unwrap();
+    let p = Policy::parse(&attack::big_dfa_regex_rules()).unwrap();
     let text = "ab".repeat(32 * 1024);
     let f = Facts::new().virus(text.clone());
     let d = timed("50 regexes on a 64 KB value", text.len(), || p.evaluate(&f));
@@ -182,12 +164,7 @@ fn regexes_are_bounded_in_total_and_per_match() {
         Policy::parse("rule \"r\" { when virus matches /[ab]{10000}/ then reject }").unwrap_err();
     assert_eq!(err.diagnostics()[0].code.as_str(), "invalid-regex");
     // 4,000 regexes of 1 MB each cannot all be compiled: the total budget.
-    let mut src = String::new();
-    for i in 0..4_000 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when virus matches /\\w{{3}}@\\w+{i}/ then reject }}\n"
-        ));
-    }
+    let src = attack::big_regexes();
     let err = timed("4,000 big regexes", src.len(), || {
         Policy::parse(&src).unwrap_err()
     });
@@ -196,15 +173,7 @@ fn regexes_are_bounded_in_total_and_per_match() {
 
 #[test]
 fn many_errors_on_one_line_are_placed_in_one_pass() {
-    let mut src = String::from("fact e: enum(");
-    for i in 0..20_000 {
-        src.push_str(&format!("v{i}, "));
-    }
-    src.push_str(")\nrule \"r\" { when ");
-    for i in 0..50_000 {
-        src.push_str(&format!("e == w{i} or "));
-    }
-    src.push_str("false then pass }");
+    let src = attack::errors_on_one_line();
     let err = timed("50,000 unknown enum values on one line", src.len(), || {
         Policy::parse(&src).unwrap_err()
     });
@@ -221,15 +190,7 @@ fn many_errors_on_one_line_are_placed_in_one_pass() {
 fn colliding_strings_and_repeated_networks_index_quickly() {
     // Many exact strings (no hash to flood: a sorted table) and one network
     // repeated 20,000 times in one rule.
-    let mut src = String::from("rule \"s\" { when recipient in [");
-    for i in 0..100_000 {
-        src.push_str(&format!("\"{i:0>8}\", "));
-    }
-    src.push_str("] then reject }\nrule \"n\" { when client_ip in [");
-    for _ in 0..20_000 {
-        src.push_str("10.0.0.0/8, 10.1.0.0/16, ");
-    }
-    src.push_str("] then discard, quarantine }\n");
+    let src = attack::strings_and_networks();
     let p = timed("100k strings + 40k repeated networks", src.len(), || {
         Policy::parse(&src).unwrap()
     });
@@ -241,12 +202,7 @@ fn colliding_strings_and_repeated_networks_index_quickly() {
 
 #[test]
 fn descending_glob_prefixes_build_quickly() {
-    let mut src = String::new();
-    for i in (0..20_000).rev() {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when sender matches \"{i:0>6}*\" then reject }}\n"
-        ));
-    }
+    let src = attack::descending_prefixes();
     let p = timed("20,000 descending glob prefixes", src.len(), || {
         Policy::parse(&src).unwrap()
     });
@@ -256,16 +212,7 @@ fn descending_glob_prefixes_build_quickly() {
 
 #[test]
 fn one_value_enums_do_not_blow_up_the_table() {
-    let mut src = String::new();
-    for i in 0..12 {
-        src.push_str(&format!("fact f{i}: enum(a{i})\n"));
-    }
-    for i in 0..20_000 {
-        let k = i % 12;
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when f{k} == a{k} and size == {i} then pass }}\n"
-        ));
-    }
+    let src = attack::one_value_enums();
     let p = timed("20,000 rules over 12 one-value enums", src.len(), || {
         Policy::parse(&src).unwrap()
     });
@@ -275,16 +222,7 @@ fn one_value_enums_do_not_blow_up_the_table() {
 
 #[test]
 fn help_lines_list_a_few_enum_values() {
-    let mut src = String::from("fact e: enum(");
-    for i in 0..30_000 {
-        src.push_str(&format!("value{i}, "));
-    }
-    src.push_str(")\n");
-    for i in 0..2_000 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when e == \"value{i}\" then pass }}\n"
-        ));
-    }
+    let src = attack::quoted_enum_values();
     let err = timed("2,000 quoted enum values", src.len(), || {
         Policy::parse(&src).unwrap_err()
     });
@@ -320,11 +258,7 @@ fn facts_json_is_checked_while_it_is_read() {
     let p = facts_policy(&limits);
     // Over the document limit: refused before reading, at the byte where
     // the limit is crossed.
-    let mut big = String::from("{\"rbl\": [");
-    while big.len() < 40_000_000 {
-        big.push_str("\"zen.spamhaus.org\", ");
-    }
-    big.push_str("\"x\"]}");
+    let big = attack::big_set_facts(40_000_000);
     let err = facts_err(&p, &big, "40 MB facts", 1_000);
     assert!(matches!(err, FactsError::Limit { .. }), "{err}");
     assert_eq!((err.line(), err.column()), (1, limits.max_facts_bytes + 1));
@@ -407,12 +341,7 @@ fn a_big_set_is_read_in_n_log_n_within_its_bound() {
 #[test]
 fn explain_describes_a_long_value_once_and_cuts_it() {
     let n = 10_000;
-    let mut src = String::new();
-    for i in 0..n {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when sender == \"s{i}\" and size > {i} then reject }}\n"
-        ));
-    }
+    let src = attack::sender_rules(n);
     let p = Policy::parse(&src).expect("parses");
     let sender = "a".repeat(64 * 1024);
     let f = Facts::new().sender(sender.clone()).size(0);
@@ -445,20 +374,7 @@ fn tests_times_rules_stay_within_the_test_budget() {
     // Every test is decided by the last rule: tests × rules rule
     // evaluations (10^8 here; 10^10 at the 100,000 limits).
     let n = 10_000;
-    let mut src = String::new();
-    for i in 0..n {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when size == {i} and sender matches \"*x{i}*\" then reject }}\n"
-        ));
-    }
-    for i in 0..n {
-        src.push_str(&format!(
-            "test \"t{i}\" {{ given size = {}, sender = \"ax{}b\" expect rule \"r{}\" }}\n",
-            n - 1,
-            n - 1,
-            n - 1
-        ));
-    }
+    let src = attack::tests_times_rules(n);
     let p = Policy::parse(&src).expect("parses");
     let report = timed(
         "policy test: 10,000 tests x 10,000 rules",
@@ -517,13 +433,7 @@ fn per_evaluation(what: &str, p: &Policy, f: &Facts) -> Option<String> {
 fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
     // Every byte of the value is one the patterns look for: no skipping.
     let value = "x".repeat(64 * 1024);
-    let mut src = String::new();
-    for i in 0..1_000 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when sender matches /x{i}y/ then reject }}\n"
-        ));
-    }
-    let p = Policy::parse(&src).expect("parses");
+    let p = Policy::parse(&attack::regex_rules(1_000)).expect("parses");
     let f = Facts::new().sender(value.clone());
     assert_eq!(per_evaluation("1,000 regexes on 64 KB", &p, &f), None);
     let f = Facts::new().sender(format!("{value}x999y"));
@@ -532,18 +442,7 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         Some("r999")
     );
     // Single-part globs (prefix, suffix, contains, with `?`).
-    let mut src = String::new();
-    for i in 0..1_000 {
-        let g = match i % 3 {
-            0 => format!("*x{i}?y*"),
-            1 => format!("x*{i}y"),
-            _ => format!("*X{i}Y"),
-        };
-        src.push_str(&format!(
-            "rule \"g{i}\" {{ when sender matches \"{g}\" then reject }}\n"
-        ));
-    }
-    let p = Policy::parse(&src).expect("parses");
+    let p = Policy::parse(&attack::glob_rules(1_000)).expect("parses");
     let f = Facts::new().sender(value.clone());
     assert_eq!(per_evaluation("1,000 globs on 64 KB", &p, &f), None);
     // The first of the globs that match (the reference decides the same).
@@ -552,14 +451,31 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         per_evaluation("1,000 globs on 64 KB, some match", &p, &f).as_deref(),
         Some("g99")
     );
+    // Unanchored (contains) globs on a 60 KB value of the letter they start
+    // with: the DFA cannot skip ahead.
+    let p = Policy::parse(&attack::contains_glob_rules(1_000)).expect("parses");
+    let value = "x".repeat(60 * 1024);
+    let f = Facts::new().virus(value.clone());
+    assert_eq!(
+        per_evaluation("1,000 `*xNameN.*` globs on 60 KB", &p, &f),
+        None
+    );
+    let f = Facts::new().virus(format!("{value}xName999.exe"));
+    assert_eq!(
+        per_evaluation("1,000 `*xNameN.*` globs on 60 KB, the last matches", &p, &f).as_deref(),
+        Some("g999")
+    );
+    let value = "x".repeat(64 * 1024);
+    // Multi-part globs with an open start are matched one by one (not
+    // shared): rules × value length.
+    let p = Policy::parse(&attack::multipart_glob_rules(200)).expect("parses");
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(
+        per_evaluation("200 `*xN*y*` globs on 64 KB (not shared)", &p, &f),
+        None
+    );
     // Regexes whose own DFAs are large.
-    let mut src = String::new();
-    for i in 0..50 {
-        src.push_str(&format!(
-            "rule \"r{i}\" {{ when virus matches /[ab]{{200}}c{i}/ then reject }}\n"
-        ));
-    }
-    let p = Policy::parse(&src).expect("parses");
+    let p = Policy::parse(&attack::big_dfa_regex_rules()).expect("parses");
     let f = Facts::new().virus("ab".repeat(32 * 1024));
     assert_eq!(
         per_evaluation("50 [ab]{200}cN regexes on 64 KB", &p, &f),

@@ -12,7 +12,9 @@ use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use crate::re::Re;
-use crate::scan::{glob_pattern, ScanGroup, GROUP_PATTERNS, MAX_GROUPS};
+use crate::scan::{
+    glob_pattern, ScanGroup, BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, MAX_GROUPS,
+};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -784,13 +786,32 @@ pub(crate) fn share_scans(conds: &mut [CExpr], budget: &mut usize) -> bool {
         }
     }
     let mut groups = BTreeMap::new();
-    let mut slots = 0usize;
+    let mut build = Build {
+        bytes: budget,
+        work: BUILD_WORK,
+        slots: 0,
+        per_pattern: GROUP_MAX_BYTES / FIRST_GROUP,
+    };
     for (fact, keys, uses) in &facts {
         if *uses < 2 {
             continue;
         }
-        for chunk in keys.chunks(GROUP_PATTERNS) {
-            build_groups(*fact, chunk, budget, &mut slots, &mut groups);
+        // The first group is small, to learn the DFA bytes these patterns
+        // take each; the next ones are as big as the work left allows for
+        // all the patterns left (work ≈ bytes per pattern × group size ×
+        // patterns: fewer, bigger groups scan faster but cost more to build).
+        let mut rest: &[Keyed] = keys;
+        let mut size = FIRST_GROUP;
+        while !rest.is_empty() && build.slots < MAX_GROUPS {
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            build_groups(*fact, chunk, &mut build, &mut groups);
+            rest = tail;
+            let per_pattern = build.per_pattern.max(1);
+            let by_work = build.work / per_pattern / rest.len().max(1);
+            let by_slots = rest
+                .len()
+                .div_ceil(MAX_GROUPS.saturating_sub(build.slots).max(1));
+            size = by_work.max(by_slots).clamp(1, GROUP_PATTERNS);
         }
     }
     if groups.is_empty() {
@@ -802,39 +823,55 @@ pub(crate) fn share_scans(conds: &mut [CExpr], budget: &mut usize) -> bool {
     true
 }
 
+/// What group building may still use.
+struct Build<'b> {
+    /// Compiled-regex bytes.
+    bytes: &'b mut usize,
+    /// Work, in DFA bytes × patterns ([`BUILD_WORK`]).
+    work: usize,
+    /// Groups made (below [`MAX_GROUPS`]).
+    slots: usize,
+    /// DFA bytes per pattern of the last group made.
+    per_pattern: usize,
+}
+
+/// Patterns in a fact's first group.
+const FIRST_GROUP: usize = 64;
+
 /// Builds `keys` as one group, or, when that does not fit, each half.
 fn build_groups(
     fact: FactId,
     keys: &[Keyed],
-    budget: &mut usize,
-    slots: &mut usize,
+    b: &mut Build<'_>,
     out: &mut BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>,
 ) {
-    if keys.is_empty() || *slots >= MAX_GROUPS || *budget == 0 {
+    let n = keys.len();
+    // The largest DFA the budgets allow: its bytes, and its work (bytes × n).
+    let limit = (*b.bytes).min(GROUP_MAX_BYTES).min(b.work / n.max(1));
+    if keys.is_empty() || b.slots >= MAX_GROUPS || limit < 4096 {
         return;
     }
-    let limit = (*budget).min(GROUP_MAX_BYTES);
     let patterns: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
-    match ScanGroup::build(fact, *slots, &patterns, limit) {
+    let built = ScanGroup::build(fact, b.slots, &patterns, limit);
+    b.work = b
+        .work
+        .saturating_sub(built.as_ref().map_or(limit, ScanGroup::size) * n);
+    match built {
         Some(g) => {
-            *budget = budget.saturating_sub(g.size());
-            *slots += 1;
+            *b.bytes = b.bytes.saturating_sub(g.size());
+            b.slots += 1;
+            b.per_pattern = g.size() / n.max(1);
             let g = Arc::new(g);
             for (bit, (key, _)) in keys.iter().enumerate() {
                 out.insert(key.clone(), (Arc::clone(&g), bit as u8));
             }
         }
         None => {
-            // The work of trying counts, as for a merged glob list.
-            *budget = budget.saturating_sub(limit);
             if keys.len() > 1 {
-                let (a, b) = keys.split_at(keys.len() / 2);
-                build_groups(fact, a, budget, slots, out);
-                build_groups(fact, b, budget, slots, out);
+                let (x, y) = keys.split_at(keys.len() / 2);
+                build_groups(fact, x, b, out);
+                build_groups(fact, y, b, out);
             }
         }
     }
 }
-
-/// Largest DFA tried for one shared-scan group.
-const GROUP_MAX_BYTES: usize = 1 << 20;

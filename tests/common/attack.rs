@@ -1,0 +1,239 @@
+//! The attack corpus's generators (issue 11): policies and facts sized
+//! near the limits that once cost minutes or gigabytes. Used by
+//! `tests/cost.rs` (which asserts results and memory) and by
+//! `examples/cost_inputs.rs` (which writes them out for
+//! `scripts/bench-cost`, which times each stage under `/usr/bin/time -v`).
+#![allow(dead_code)]
+
+/// A list of 5,000 globs and one of 10,000 strings, each used by 2,000 rules.
+pub fn list_uses() -> String {
+    let mut src = String::from("list worms = [");
+    for i in 0..5_000 {
+        src.push_str(&format!("\"W32/Worm{i}.*\", "));
+    }
+    src.push_str("]\nlist names = [");
+    for i in 0..10_000 {
+        src.push_str(&format!("\"user{i}@example.org\", "));
+    }
+    src.push_str("]\n");
+    for i in 0..2_000 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when virus matches worms and recipient in names and size > {i} then discard, quarantine }}\n"
+        ));
+    }
+    src
+}
+
+/// 100,000 exact strings in one rule, and one network pair repeated 20,000
+/// times in another.
+pub fn strings_and_networks() -> String {
+    let mut src = String::from("rule \"s\" { when recipient in [");
+    for i in 0..100_000 {
+        src.push_str(&format!("\"{i:0>8}\", "));
+    }
+    src.push_str("] then reject }\nrule \"n\" { when client_ip in [");
+    for _ in 0..20_000 {
+        src.push_str("10.0.0.0/8, 10.1.0.0/16, ");
+    }
+    src.push_str("] then discard, quarantine }\n");
+    src
+}
+
+/// 20,000 glob prefixes in descending order.
+pub fn descending_prefixes() -> String {
+    let mut src = String::new();
+    for i in (0..20_000).rev() {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender matches \"{i:0>6}*\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// 20,000 rules over 12 one-value enums.
+pub fn one_value_enums() -> String {
+    let mut src = String::new();
+    for i in 0..12 {
+        src.push_str(&format!("fact f{i}: enum(a{i})\n"));
+    }
+    for i in 0..20_000 {
+        let k = i % 12;
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when f{k} == a{k} and size == {i} then pass }}\n"
+        ));
+    }
+    src
+}
+
+/// 50,000 unknown values of a 20,000-value enum on one line (errors).
+pub fn errors_on_one_line() -> String {
+    let mut src = String::from("fact e: enum(");
+    for i in 0..20_000 {
+        src.push_str(&format!("v{i}, "));
+    }
+    src.push_str(")\nrule \"r\" { when ");
+    for i in 0..50_000 {
+        src.push_str(&format!("e == w{i} or "));
+    }
+    src.push_str("false then pass }");
+    src
+}
+
+/// 2,000 quoted values of a 30,000-value enum (errors with help lines).
+pub fn quoted_enum_values() -> String {
+    let mut src = String::from("fact e: enum(");
+    for i in 0..30_000 {
+        src.push_str(&format!("value{i}, "));
+    }
+    src.push_str(")\n");
+    for i in 0..2_000 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when e == \"value{i}\" then pass }}\n"
+        ));
+    }
+    src
+}
+
+/// 4,000 regexes of ~300 KB of DFA each (refused by the total budget).
+pub fn big_regexes() -> String {
+    let mut src = String::new();
+    for i in 0..4_000 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when virus matches /\\w{{3}}@\\w+{i}/ then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// A 32 KB glob that a value of `a`s almost matches at every position.
+pub fn long_glob() -> String {
+    let glob = format!("*{}b*", "a".repeat(32 * 1024 - 3));
+    format!("rule \"g\" {{ when virus matches \"{glob}\" then reject }}")
+}
+
+/// `n` rules, each a regex on `sender` (`/xNy/`).
+pub fn regex_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender matches /x{i}y/ then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` single-part glob rules on `sender` (contains with `?`, prefix and
+/// suffix with a middle star, plain suffix).
+pub fn glob_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        let g = match i % 3 {
+            0 => format!("*x{i}?y*"),
+            1 => format!("x*{i}y"),
+            _ => format!("*X{i}Y"),
+        };
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when sender matches \"{g}\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` rules of an unanchored glob on `virus` (`*NameN.*`: contains).
+pub fn contains_glob_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when virus matches \"*xName{i}.*\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` rules of a multi-part glob with an open start (`*xN*y*`): matched
+/// one by one (not shared).
+pub fn multipart_glob_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when sender matches \"*x{i}*y*\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// 50 rules of a regex whose own DFA is large (`[ab]{200}cN`), on `virus`.
+pub fn big_dfa_regex_rules() -> String {
+    let mut src = String::new();
+    for i in 0..50 {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when virus matches /[ab]{{200}}c{i}/ then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` rules each reading `sender` and `size` (for explain).
+pub fn sender_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender == \"s{i}\" and size > {i} then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` rules and `n` tests, every test decided by the last rule.
+pub fn tests_times_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when size == {i} and sender matches \"*x{i}*\" then reject }}\n"
+        ));
+    }
+    for i in 0..n {
+        src.push_str(&format!(
+            "test \"t{i}\" {{ given size = {}, sender = \"ax{}b\" expect rule \"r{}\" }}\n",
+            n - 1,
+            n - 1,
+            n - 1
+        ));
+    }
+    src
+}
+
+/// A facts object with `fact` set to a string value of `bytes` bytes of `c`.
+pub fn long_string_facts(fact: &str, c: char, bytes: usize) -> String {
+    format!("{{\"{fact}\": \"{}\"}}", c.to_string().repeat(bytes))
+}
+
+/// A facts document of about `bytes` bytes: one set of repeated names.
+pub fn big_set_facts(bytes: usize) -> String {
+    let mut json = String::from("{\"virus\": [");
+    while json.len() < bytes {
+        json.push_str("\"zen.spamhaus.org\", ");
+    }
+    json.push_str("\"x\"]}");
+    json
+}
+
+/// A policy of `bytes` bytes that is one comment.
+pub fn one_comment(bytes: usize) -> String {
+    let mut src = String::from("# ");
+    src.push_str(&"x".repeat(bytes.saturating_sub(3)));
+    src.push('\n');
+    src
+}
+
+/// `n` ordinary rules (direction, scanner, virus globs, sender lists).
+pub fn plain_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{\n    when direction == inbound and scanner == infected\n        and virus matches \"W32/Fam{i}.*\" and not sender in [\"a{i}@example.org\", \"b{i}@example.org\"]\n    then discard, quarantine \"q{}\"\n}}\n",
+            i % 7
+        ));
+    }
+    src
+}
