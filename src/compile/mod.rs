@@ -93,6 +93,10 @@ pub(crate) struct Compiled {
     /// of `words` words at `(key.base + code) * words`.
     member: Box<[u64]>,
     words: usize,
+    /// Per value code of the first key (see [`early_answers`]): the rule
+    /// every cell with that code decides unevaluated, or `u32::MAX`; empty
+    /// when no code has one (then the first key decides nothing alone).
+    early: Box<[u32]>,
 }
 
 /// One cell of the decision table: the rules that can be true there, in
@@ -214,10 +218,12 @@ impl Compiled {
                     .iter()
                     .map(|r| r.when.as_ref().map_or(0, |e| key_conjuncts(e, &keys)))
                     .collect();
+                let early = early_answers(&keys, &t.cells, &lists);
                 return Compiled {
                     conds,
                     scans,
                     skip,
+                    early,
                     keys: keys.into(),
                     cells: t.cells,
                     gate_min: t.gate_min,
@@ -236,7 +242,21 @@ impl Compiled {
     #[inline]
     pub(crate) fn decide<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {
         let mut cell = 0u32;
-        for k in self.keys.iter() {
+        let mut keys = self.keys.iter();
+        if let Some(k) = keys.next() {
+            // The first key has stride 1: its code is the cell so far.
+            match src.code(k.id, k.known, k.bool) {
+                Some(c) => cell = c,
+                None => return self.walk(src),
+            }
+            // It may decide alone: then the other keys are not read.
+            if let Some(&r) = self.early.get(cell as usize) {
+                if r != u32::MAX {
+                    return Some(r as usize);
+                }
+            }
+        }
+        for k in keys {
             match src.code(k.id, k.known, k.bool) {
                 Some(c) => cell += c * k.stride,
                 None => return self.walk(src),
@@ -421,6 +441,7 @@ impl Compiled {
             + self.skip.len() * 8
             + self.lists.len() * 4
             + self.member.len() * 8
+            + self.early.len() * 4
             + self.gates.iter().map(|g| g.heap_bytes()).sum::<usize>()
     }
 
@@ -430,8 +451,10 @@ impl Compiled {
     }
 }
 
-/// The enum (≤ 64 values) and bool facts tested by rules, most-tested first,
-/// while the table stays within [`MAX_CELLS`].
+/// The enum (≤ 64 values) and bool facts tested by rules, built-in facts
+/// first (they are read in place; a declared fact is found by name, and
+/// [`early_answers`] may make reading it unnecessary), each group
+/// most-tested first, while the table stays within [`MAX_CELLS`].
 fn choose_keys(model: &Model, masks: &[u64]) -> Vec<Key> {
     let n = model.facts.facts.len();
     let mut uses = vec![0usize; n];
@@ -462,7 +485,13 @@ fn choose_keys(model: &Model, masks: &[u64]) -> Vec<Key> {
             ));
         }
     }
-    cands.sort_by_key(|(u, k)| (std::cmp::Reverse(*u), k.id));
+    cands.sort_by_key(|(u, k)| {
+        (
+            k.id.index() >= crate::facts::BUILTIN_COUNT,
+            std::cmp::Reverse(*u),
+            k.id,
+        )
+    });
     let mut keys = Vec::new();
     let mut cells = 1usize;
     for (_, k) in cands {
@@ -474,6 +503,52 @@ fn choose_keys(model: &Model, masks: &[u64]) -> Vec<Key> {
     }
     set_strides(&mut keys);
     keys
+}
+
+/// Per value code of the first key (stride 1: the code is the cell index
+/// modulo the first key's domain): the rule that every cell with that code
+/// decides unevaluated, i.e. whose head is that one rule, certainly true
+/// there (the list was cut after it, so nothing is tried before or after).
+/// Then the other keys need not be read: `scanner == timeout` in a policy
+/// whose first rule is `when scanner in [error, timeout]` costs one read.
+/// Empty when no code decides alone, or with fewer than two keys.
+fn early_answers(keys: &[Key], cells: &[Cell], lists: &[u32]) -> Box<[u32]> {
+    let (Some(first), Some(_)) = (keys.first(), keys.get(1)) else {
+        return Box::default();
+    };
+    let width = first.known as usize + 1;
+    // The rule a cell decides unevaluated, if it does.
+    let sure_rule = |c: &Cell| -> Option<u32> {
+        if c.sure && c.head.1 == c.head.0 + 1 {
+            lists.get(c.head.0 as usize).copied()
+        } else {
+            None
+        }
+    };
+    let mut answers = vec![u32::MAX; width];
+    let mut any = false;
+    for (code, answer) in answers.iter_mut().enumerate() {
+        let mut rule = None;
+        for c in cells.iter().skip(code).step_by(width) {
+            match (sure_rule(c), rule) {
+                (Some(r), None) => rule = Some(r),
+                (Some(r), Some(q)) if r == q => {}
+                _ => {
+                    rule = None;
+                    break;
+                }
+            }
+        }
+        if let Some(r) = rule {
+            *answer = r;
+            any = true;
+        }
+    }
+    if any {
+        answers.into()
+    } else {
+        Box::default()
+    }
 }
 
 fn set_strides(keys: &mut [Key]) {
