@@ -11,7 +11,10 @@
 //!   of sorted keys costs O(log n) comparisons per lookup whatever they are
 //!   (an unseeded hash can be flooded with colliding keys; a seeded one
 //!   would need randomness or an embedder's key, and this crate is pure and
-//!   deterministic);
+//!   deterministic). The search runs on each key's first 8 bytes as one
+//!   number ([`key8`]), so it compares integers, not strings; only the keys
+//!   sharing the value's first 8 bytes are compared whole (by a second binary
+//!   search: keys sharing a long prefix cost what the string search cost);
 //! - networks: the address space cut into elementary segments, each with
 //!   the rules whose networks cover it (binary search);
 //! - globs: by their literal prefix (a trie walked with the text's folded
@@ -353,6 +356,40 @@ impl<T: Ord + Copy> Segments<T> {
     }
 }
 
+/// A string's first 8 bytes as a big-endian number, zero-padded. Strings in
+/// byte order have non-decreasing keys: two strings that differ within
+/// their first 8 bytes order their keys as they order themselves, and ones
+/// that do not (or differ only by trailing zero bytes there) share a key.
+#[inline]
+fn key8(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    if let (Some(dst), Some(src)) = (a.get_mut(..n), b.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(a)
+}
+
+/// The rules of exact string `s` in a table sorted by string, with
+/// `keys[i] == key8(table[i].0)`: the keys equal to `s`'s (usually none or
+/// one, found by integer comparisons), then among those the string itself.
+#[inline]
+fn find_exact<T: Copy>(keys: &[u64], table: &[(Box<str>, T)], s: &str) -> Option<T> {
+    let k = key8(s);
+    let lo = keys.partition_point(|&x| x < k);
+    let n = match (keys.get(lo), keys.get(lo + 1)) {
+        (Some(&a), Some(&b)) if a == k && b == k => {
+            keys.get(lo..).map_or(0, |r| r.partition_point(|&x| x == k))
+        }
+        (Some(&a), _) => usize::from(a == k),
+        (None, _) => 0,
+    };
+    let run = table.get(lo..lo + n)?;
+    let i = run.binary_search_by(|(x, _)| (**x).cmp(s)).ok()?;
+    run.get(i).map(|&(_, l)| l)
+}
+
 /// The gate of one fact.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate {
@@ -362,6 +399,8 @@ pub(crate) struct Gate {
     pub(crate) all: Range,
     /// Exact strings, sorted, with their rules.
     exact: Box<[(Box<str>, Range)]>,
+    /// [`key8`] of each of `exact`'s strings (ascending too: see [`key8`]).
+    exact_key8: Box<[u64]>,
     prefix: FrozenTrie,
     suffix: FrozenTrie,
     v4: Segments<u32>,
@@ -391,11 +430,9 @@ impl Gate {
 
     #[inline]
     fn lookup_str(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
-        if let Ok(i) = self.exact.binary_search_by(|(k, _)| (**k).cmp(s)) {
-            if let Some(&(_, l)) = self.exact.get(i) {
-                if !push(l) {
-                    return false;
-                }
+        if let Some(l) = self.exact_rules(s) {
+            if !push(l) {
+                return false;
             }
         }
         if s.is_ascii() {
@@ -410,8 +447,17 @@ impl Gate {
         }
     }
 
+    #[inline]
+    fn exact_rules(&self, s: &str) -> Option<Range> {
+        // Most gates of glob or network tests have no exact strings.
+        if self.exact.is_empty() {
+            return None;
+        }
+        find_exact(&self.exact_key8, &self.exact, s)
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
-        8 + self.exact.iter().map(|(k, _)| 24 + k.len()).sum::<usize>()
+        8 + self.exact.iter().map(|(k, _)| 32 + k.len()).sum::<usize>()
             + self.prefix.heap_bytes()
             + self.suffix.heap_bytes()
             + self.v4.heap_bytes()
@@ -506,6 +552,8 @@ pub(crate) fn build(
             }
         }
         let all: Vec<u32> = list.iter().map(|(r, _)| *r).collect();
+        // In the map's (string) order, which is also `key8` order.
+        let exact_key8 = exact.keys().map(|k| key8(k)).collect();
         gates.push(Gate {
             id,
             all: store(pool, &all),
@@ -513,6 +561,7 @@ pub(crate) fn build(
                 .into_iter()
                 .map(|(k, v)| (Box::from(k), store(pool, &v)))
                 .collect(),
+            exact_key8,
             prefix: prefix.freeze(pool),
             suffix: suffix.freeze(pool),
             v4,
@@ -520,4 +569,70 @@ pub(crate) fn build(
         });
     }
     (gates, gated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{find_exact, key8};
+
+    /// A table as `build` makes it: sorted by string, with its keys.
+    fn table(words: &[&str]) -> (Vec<u64>, Vec<(Box<str>, usize)>) {
+        let mut sorted: Vec<&str> = words.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let keys = sorted.iter().map(|w| key8(w)).collect();
+        let rows = sorted
+            .iter()
+            .map(|w| {
+                (
+                    Box::from(*w),
+                    words.iter().position(|x| x == w).unwrap_or(0),
+                )
+            })
+            .collect();
+        (keys, rows)
+    }
+
+    #[test]
+    fn keys_follow_string_order_and_lookups_find_exactly_the_strings() {
+        // Short and long keys, keys sharing their first 8 bytes (many of
+        // them, as a stranger could write), trailing zero bytes, non-ASCII.
+        let mut words: Vec<String> = vec![
+            "".into(),
+            "a".into(),
+            "ab".into(),
+            "ab\0".into(),
+            "ab\0c".into(),
+            "abcdefgh".into(),
+            "abcdefg".into(),
+            "abcdefghi".into(),
+            "user1@example.org".into(),
+            "user12@example.org".into(),
+            "é@example.org".into(),
+            "\u{10FFFF}".into(),
+        ];
+        for i in 0..300 {
+            words.push(format!("samepfx-{i:04}@example.org"));
+        }
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (keys, rows) = table(&refs);
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "keys ascend");
+        for (i, w) in refs.iter().enumerate() {
+            assert_eq!(find_exact(&keys, &rows, w), Some(i), "{w:?}");
+        }
+        for missing in [
+            "ab\0\0",
+            "abcdefgh\0",
+            "samepfx-",
+            "samepfx-0300@example.org",
+            "samepfx-0150@example.or",
+            "user1@example.orgg",
+            "b",
+            "\u{FFFF}",
+        ] {
+            assert_eq!(find_exact(&keys, &rows, missing), None, "{missing:?}");
+        }
+        let (keys, rows) = table(&[]);
+        assert_eq!(find_exact(&keys, &rows, "a"), None);
+    }
 }
