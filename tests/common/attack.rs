@@ -237,3 +237,27 @@ pub fn plain_rules(n: usize) -> String {
     }
     src
 }
+
+/// One rule whose condition is `n` operands `((a))` joined by `or`: the
+/// most grammar tokens per byte found (pest keeps ~28 pairs per operand).
+pub fn paren_or_chain(n: usize) -> String {
+    let mut src = String::from("fact a: bool\nrule \"r\" { when ((a))");
+    for _ in 1..n {
+        src.push_str(" or ((a))");
+    }
+    src.push_str(" then reject }\n");
+    src
+}
+
+/// `rules` rules of 100 operands `(a)` joined by `or` each.
+pub fn paren_rules(rules: usize) -> String {
+    let mut src = String::from("fact a: bool\n");
+    for i in 0..rules {
+        src.push_str(&format!("rule \"r{i}\" {{ when (a)"));
+        for _ in 1..100 {
+            src.push_str(" or (a)");
+        }
+        src.push_str(" then reject }\n");
+    }
+    src
+}
