@@ -316,7 +316,11 @@ pub(crate) fn place_all(src: &str, diagnostics: &mut [Diagnostic]) {
         };
         let offset = char_floor(src, d.span.start);
         let line = index.line(offset);
-        let line_start = index.start(line).min(offset);
+        let mut line_start = index.start(line).min(offset);
+        // A UTF-8 byte order mark is no column (editors do not show it).
+        if line_start == 0 && src.starts_with('\u{FEFF}') {
+            line_start = '\u{FEFF}'.len_utf8().min(offset);
+        }
         let column = match cursor {
             Some((l, at, col)) if l == line && at <= offset => {
                 col + src.get(at..offset).map_or(0, |t| t.chars().count())
