@@ -232,6 +232,59 @@ fn position(text: &str, at: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The byte offset of 1-based `line` and byte `column` of `text`.
+fn byte_offset(text: &str, line: usize, column: usize) -> usize {
+    let start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    start.saturating_add(column - 1).min(text.len())
+}
+
+/// Where the JSON scalar whose last byte is at `end` starts: its opening
+/// quote for a string (`end` at its closing one), else the first of the
+/// run of number/literal characters.
+fn value_start(text: &str, end: usize) -> usize {
+    let bytes = text.as_bytes();
+    match bytes.get(end) {
+        Some(b'"') => {
+            let mut i = end;
+            while i > 0 {
+                i -= 1;
+                if bytes.get(i) == Some(&b'"') {
+                    // An escaped quote has an odd run of backslashes before it.
+                    let slashes = bytes
+                        .get(..i)
+                        .unwrap_or_default()
+                        .iter()
+                        .rev()
+                        .take_while(|&&b| b == b'\\')
+                        .count();
+                    if slashes % 2 == 0 {
+                        return i;
+                    }
+                }
+            }
+            end
+        }
+        Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') => {
+            let mut i = end;
+            while i > 0
+                && bytes
+                    .get(i - 1)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+            {
+                i -= 1;
+            }
+            i
+        }
+        _ => end,
+    }
+}
+
 /// Parses a facts document against a policy's fact table, within `limits`.
 pub(crate) fn parse(
     table: &FactTable,
@@ -260,10 +313,17 @@ pub(crate) fn parse(
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
     result.map_err(|e| {
-        // serde_json reports column 0 at the start of a line (an empty
-        // document); positions here are 1-based.
-        let (line, column) = (e.line().max(1), e.column().max(1));
-        match ctx.problem.borrow_mut().take() {
+        // serde_json reports the byte column of the last byte it read
+        // (column 0 at the start of a line); positions here are 1-based
+        // and in characters, and a bad value is pointed at where it starts.
+        let at = byte_offset(json, e.line().max(1), e.column().max(1));
+        let problem = ctx.problem.borrow_mut().take();
+        let at = match &problem {
+            Some(Problem::Invalid { .. }) => value_start(json, at),
+            _ => at,
+        };
+        let (line, column) = position(json, at);
+        match problem {
             Some(p) => p.at(line, column),
             None => FactsError::Json {
                 message: strip_position(&e.to_string()),
@@ -496,6 +556,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
         match self.ty {
+            // serde_json reads the integer `-0` as the float -0.0 (to keep
+            // its sign); it is the integer 0 (so is `-0.0`, which it cannot
+            // tell apart).
+            FactType::Int if f == 0.0 && f.is_sign_negative() => Ok(Some(FactValue::Int(0))),
             FactType::Int => {
                 Err(self.invalid(INT_EXPECTED.into(), format!("number {}", show_f64(f))))
             }
