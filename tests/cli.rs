@@ -174,6 +174,29 @@ fn eval_reads_stdin_and_fact_arguments() {
 }
 
 #[test]
+fn eval_reads_piped_facts_without_facts_arguments() {
+    // Facts piped in with neither --facts nor --fact are read, not ignored.
+    let p = file("site-piped.policy", SITE);
+    let path = p.to_str().unwrap();
+    let o = policy(&["eval", path], Some(r#"{"scanner":"error"}"#));
+    assert_eq!(json(&o)["rule"], "scanner failed: try later");
+    // Bad facts piped in are an error, as with `--facts -`.
+    let o = policy(&["eval", path], Some(r#"{"scanner":"eror"}"#));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("<stdin>:1:"), "{}", stderr(&o));
+    // Nothing piped in: no facts.
+    let o = policy(&["eval", path], Some(""));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["rule"], serde_json::Value::Null);
+    // --fact alone still means the command line's facts only.
+    let o = policy(
+        &["eval", path, "--fact", "scanner=clean"],
+        Some(r#"{"scanner":"error"}"#),
+    );
+    assert_eq!(json(&o)["rule"], serde_json::Value::Null);
+}
+
+#[test]
 fn eval_explain_adds_a_trace() {
     let p = file("site-explain.policy", SITE);
     let o = policy(

@@ -98,6 +98,7 @@ enum Command {
         /// Policy file.
         file: PathBuf,
         /// Facts JSON file (`-` for standard input): an object, or an array of objects (one per recipient).
+        /// Without --facts and --fact, facts piped or redirected to standard input are read.
         #[arg(long, value_name = "FACTS.json")]
         facts: Option<String>,
         /// A fact as NAME=VALUE (repeatable; applied after --facts).
@@ -312,6 +313,23 @@ fn print_errors(path: &Path, diags: &[mailpolicy::Diagnostic]) {
     }
 }
 
+/// Whether standard input is a pipe or a file (facts may be coming in),
+/// not a terminal, `/dev/null` or a socket.
+#[cfg(unix)]
+fn stdin_is_piped() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata("/dev/stdin").is_ok_and(|m| {
+        let t = m.file_type();
+        t.is_fifo() || t.is_file()
+    })
+}
+
+#[cfg(not(unix))]
+fn stdin_is_piped() -> bool {
+    use std::io::IsTerminal;
+    !std::io::stdin().is_terminal()
+}
+
 fn eval(
     path: &Path,
     facts_arg: Option<&str>,
@@ -326,6 +344,11 @@ fn eval(
             return Ok(EXIT_ERRORS);
         }
     };
+    // No facts given while facts are piped or redirected in: read them
+    // (`policy eval p.policy < facts.json`), rather than silently deciding
+    // on nothing. An empty input is no facts.
+    let implicit = facts_arg.is_none() && fact_args.is_empty() && stdin_is_piped();
+    let facts_arg = if implicit { Some("-") } else { facts_arg };
     let input = match facts_arg {
         None => FactsInput::One(Facts::new()),
         Some(source) => {
@@ -344,6 +367,7 @@ fn eval(
                 return Ok(EXIT_ERRORS);
             };
             match policy.facts_from_json(&text) {
+                _ if implicit && text.trim().is_empty() => FactsInput::One(Facts::new()),
                 Ok(input) => input,
                 Err(e) => {
                     errln!("error: {name}:{e}");
