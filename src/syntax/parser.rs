@@ -728,12 +728,47 @@ fn syntax_error(src: &str, offset: usize, e: &pest::error::Error<Rule>) -> Diagn
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
+    if let Some(help) = unterminated_regex(src, pos) {
+        let end = src
+            .get(pos..)
+            .and_then(|r| r.find('\n'))
+            .map_or(src.len(), |i| pos + i);
+        return Diagnostic::new(
+            Code::Syntax,
+            src,
+            Span::new(pos, end),
+            "unterminated regex: no closing `/` on this line",
+        )
+        .with_help(help);
+    }
     let end = (pos + found_len(src, pos)).min(src.len());
     let mut d = Diagnostic::new(Code::Syntax, src, Span::new(pos, end), message);
     if let Some(help) = syntax_help(src, pos, name_expected) {
         d.help = Some(help);
     }
     d
+}
+
+/// When `pos` is a `/` that starts a regex the line does not close (as the
+/// grammar reads it: `\/` is an escaped slash), the help for it.
+fn unterminated_regex(src: &str, pos: usize) -> Option<String> {
+    let line = src.get(pos..)?.strip_prefix('/')?;
+    let line = line.split('\n').next().unwrap_or("");
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' => return None,
+            '\\' if chars.peek() == Some(&'/') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    Some(if line.ends_with("\\/") || line.contains("\\/ ") {
+        "`\\/` is an escaped `/`, not the end of the regex: to end a regex with a backslash, write `[\\\\]`".into()
+    } else {
+        "end the regex with `/` on the same line".into()
+    })
 }
 
 fn found_len(src: &str, pos: usize) -> usize {
