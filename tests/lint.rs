@@ -889,3 +889,33 @@ fn the_default_is_not_confusable_with_a_rule_named_default() {
     assert!(by_default[0].message.contains("the default"));
     assert_eq!(by_default[0].line, 2);
 }
+
+#[test]
+fn globs_fold_case_as_documented_and_the_linter_agrees() {
+    // LANGUAGE.md: globs ignore case by Unicode simple case folding.
+    let src = "rule \"k\" { when recipient matches \"k*\" then pass }\n\
+               rule \"kelvin\" { when recipient == \"\u{212A}elvin\" then discard, quarantine }\n\
+               rule \"élise\" { when sender matches \"ÉLISE@*\" then pass, tag \"e\" }\n\
+               rule \"sharp s\" { when virus matches \"ß*\" then discard, quarantine }\n\
+               rule \"SS\" { when virus == \"SS\" then discard, quarantine }\n\
+               default pass\n";
+    let p = Policy::parse(src).unwrap();
+    // The Kelvin sign folds to `k`: evaluation sends it to "k" ...
+    let d = p.evaluate(&mailpolicy::Facts::new().recipient("\u{212A}elvin"));
+    assert_eq!(d.rule(), Some("k"));
+    let d = p.evaluate(&mailpolicy::Facts::new().sender("élise@example.fr"));
+    assert_eq!(d.rule(), Some("élise"));
+    // Simple folding: "ẞ" is "ß", but "SS" (full folding) is not.
+    let d = p.evaluate(&mailpolicy::Facts::new().virus("\u{1E9E}x"));
+    assert_eq!(d.rule(), Some("sharp s"));
+    let d = p.evaluate(&mailpolicy::Facts::new().virus("SS"));
+    assert_eq!(d.rule(), Some("SS"));
+    // ... and the linter knows: "kelvin" is unreachable, "SS" is not.
+    let unreachable: Vec<String> = p
+        .check()
+        .into_iter()
+        .filter(|d| d.code == Code::UnreachableRule)
+        .filter_map(|d| d.rule)
+        .collect();
+    assert_eq!(unreachable, ["kelvin"]);
+}
