@@ -367,17 +367,6 @@ impl<'a> Decider<'a> {
         }
     }
 
-    /// Whether the target rule alone can be true (budget `budget`).
-    pub(crate) fn can_be_true(&mut self, rule: usize, budget: u64) -> Outcome {
-        match self.con(rule, Need::True) {
-            Some(c) => match self.solver.solve(&[c], &[], budget) {
-                Outcome::Unsat if !self.abs.set_exact(Some(rule), &[]) => Outcome::GaveUp,
-                o => o,
-            },
-            None => Outcome::GaveUp,
-        }
-    }
-
     /// Whether `rule` being true forces `earlier` to be true (so `earlier`
     /// alone covers it).
     pub(crate) fn covers(&mut self, earlier: usize, rule: usize, budget: u64) -> bool {

@@ -8,7 +8,6 @@
 use super::table::{values, ActionLint, Actions, Found, ACTION_LINTS, EMPTY_STRING};
 use crate::analysis::classes::{Abstraction, Rep};
 use crate::analysis::decide::{Decider, Example, Phi, Value, Values, Verdict};
-use crate::analysis::search::Outcome;
 use crate::check::model::{Lit, Model, RuleModel, Val};
 use crate::compile::Compiled;
 use crate::decision::Action;
@@ -419,8 +418,10 @@ impl<'m> Ctx<'m, '_> {
         let Some(rule) = self.model.rules.get(i) else {
             return;
         };
-        let alone = self.decider.can_be_true(i, COVER_BUDGET);
-        let (message, help) = if alone == Outcome::Unsat {
+        // `Never` with no earlier rule is the target alone proved never
+        // true; with some, the target alone was satisfiable (the first
+        // question of the refinement loop), so neither needs asking again.
+        let (message, help) = if cover.is_empty() {
             (
                 format!(
                     "rule {:?} can never apply: its condition is never true",
@@ -431,7 +432,10 @@ impl<'m> Ctx<'m, '_> {
             )
         } else {
             let mut named = None;
-            if cover.len() <= NAME_COVER_CANDIDATES {
+            if let [e] = cover {
+                // Proved already: the target true and `e` not true is impossible.
+                named = self.model.rules.get(*e).map(|r| r.name.clone());
+            } else if cover.len() <= NAME_COVER_CANDIDATES {
                 for &e in cover {
                     if self.decider.covers(e, i, COVER_BUDGET) {
                         named = self.model.rules.get(e).map(|r| r.name.clone());
