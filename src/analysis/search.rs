@@ -698,9 +698,9 @@ impl<'a> Solver<'a> {
 
     /// Records that the top frame's current value failed because of the
     /// variables in `reason` (only those with frames count).
-    fn add_conflict(&self, frames: &mut [Frame], reason: Vec<u32>) {
+    fn add_conflict(&self, frames: &mut [Frame], reason: &[u32]) {
         let Some(f) = frames.last_mut() else { return };
-        for v in reason {
+        for &v in reason {
             let framed = self.depth.get(v as usize).is_some_and(|d| *d != NONE);
             if framed && v != f.var && !f.conf.contains(&v) {
                 f.conf.push(v);
@@ -876,7 +876,7 @@ impl<'a> Solver<'a> {
                     self.set(var, val);
                     // Why this value fails, if it does: the variables (with
                     // frames) of the failing check.
-                    let mut reason: Option<Vec<u32>> = match self.theory_check(var) {
+                    let theory: Option<Vec<u32>> = match self.theory_check(var) {
                         Check::Sat(_) => None,
                         Check::Unsat => Some(self.theory_reason(var)),
                         Check::Unknown => {
@@ -885,10 +885,13 @@ impl<'a> Solver<'a> {
                         }
                     };
                     let slot = self.occ_slot.get(var as usize).copied().unwrap_or(NONE);
-                    if let Some(r) = reason.take() {
-                        self.add_conflict(&mut frames, r);
+                    if let Some(r) = theory {
+                        self.add_conflict(&mut frames, &r);
                         continue;
                     }
+                    // The constraint that fails, if one does (its variables
+                    // are the reason).
+                    let mut reason: Option<&[u32]> = None;
                     if let Some(list) = occ.get_mut(slot as usize) {
                         for k in 0..list.len() {
                             let Some(&ci) = list.get(k) else { break };
@@ -899,7 +902,7 @@ impl<'a> Solver<'a> {
                             let Some(c) = cons.get(i) else { continue };
                             let m = self.eval(c.expr);
                             if m & c.need.mask() == 0 {
-                                reason = Some(c.vars.to_vec());
+                                reason = Some(c.vars);
                                 // Move the conflict to the front: the next
                                 // value of this variable likely meets it too.
                                 list.swap(0, k);
