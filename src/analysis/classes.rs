@@ -235,7 +235,14 @@ struct Gathered {
     leaves: usize,
 }
 
-fn gather(e: &Expr, g: &mut [Gathered], work: &mut u64) {
+/// Gathers the literals of `e`'s leaves into `g`. A list (shared `Arc`)
+/// is read once however many rules use it: `seen` holds the lists read.
+fn gather(
+    e: &Expr,
+    g: &mut [Gathered],
+    seen: &mut std::collections::HashSet<(usize, usize)>,
+    work: &mut u64,
+) {
     // Iterative: conditions may nest deeply.
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
@@ -264,11 +271,15 @@ fn gather(e: &Expr, g: &mut [Gathered], work: &mut u64) {
                 };
                 match kind {
                     ExprKind::Compare(_, _, l) => lit(l),
-                    ExprKind::InSet(_, ls) => {
+                    ExprKind::InSet(_, ls)
+                        if seen.insert((id.index(), ls.as_ptr() as *const u8 as usize)) =>
+                    {
                         *work += ls.len() as u64;
                         ls.iter().for_each(lit)
                     }
-                    ExprKind::InNets(_, nets) => {
+                    ExprKind::InNets(_, nets)
+                        if seen.insert((id.index(), nets.as_ptr() as *const u8 as usize)) =>
+                    {
                         *work += nets.len() as u64;
                         x.nets.extend(nets.iter().copied())
                     }
@@ -397,9 +408,10 @@ impl Abstraction {
         let mut work = 0u64;
         let nfacts = facts.facts.len();
         let mut g: Vec<Gathered> = (0..nfacts).map(|_| Gathered::default()).collect();
+        let mut seen = std::collections::HashSet::new();
         for rules in lists {
             for e in rules.iter().flatten() {
-                gather(e, &mut g, &mut work);
+                gather(e, &mut g, &mut seen, &mut work);
             }
         }
         // The empty string is always a class of its own (the null sender for
