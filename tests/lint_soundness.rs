@@ -246,7 +246,17 @@ mod gen;
 
 #[test]
 fn generated_mixed_policies_never_contradict_evaluation() {
-    let src = gen::mixed_policy(300, 7);
+    // `LINT_MIXED_RULES=20000 LINT_MIXED_SEED=42 cargo test --release ...`:
+    // the bench's policies.
+    let rules = std::env::var("LINT_MIXED_RULES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let seed = std::env::var("LINT_MIXED_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(7);
+    let src = gen::mixed_policy(rules, seed);
     let (p, diags) = check(&src);
     let unreachable: Vec<&str> = diags
         .iter()
