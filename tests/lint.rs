@@ -919,3 +919,29 @@ fn globs_fold_case_as_documented_and_the_linter_agrees() {
         .collect();
     assert_eq!(unreachable, ["kelvin"]);
 }
+
+#[test]
+fn a_lint_about_facts_no_earlier_rule_reads_keeps_the_reaching_example() {
+    // No rule reads `scanner`: the example that reaches each rule, with
+    // `scanner = infected` added, still reaches it (found without a search).
+    let src = "rule \"x\" { when recipient == \"x@example.org\" then pass }\n\
+               rule \"big\" { when size > 1000 then pass, tag \"big\" }\n\
+               default pass\n";
+    let p = Policy::parse(src).unwrap();
+    let diags = p.check();
+    let passes = with_code(&diags, "virus-passes");
+    let rules: Vec<Option<&str>> = passes.iter().map(|d| d.rule.as_deref()).collect();
+    assert_eq!(rules, [Some("x"), Some("big"), None], "{diags:#?}");
+    let ex = passes[0].example.as_deref().unwrap_or("");
+    assert!(ex.contains("scanner = infected"), "{ex}");
+    assert!(ex.contains("recipient = \"x@example.org\""), "{ex}");
+    let facts = mailpolicy::Facts::new()
+        .recipient("x@example.org")
+        .scanner(mailpolicy::Scanner::Infected);
+    assert_eq!(p.evaluate(&facts).rule(), Some("x"));
+    let ex = passes[1].example.as_deref().unwrap_or("");
+    assert!(
+        ex.contains("scanner = infected") && ex.contains("size = "),
+        "{ex}"
+    );
+}

@@ -56,6 +56,9 @@ pub(crate) struct Ctx<'m, 'a> {
     findings: Vec<Finding>,
     /// The whole work budget.
     budget: u64,
+    /// Per fact: the first rule whose condition reads it (`usize::MAX`:
+    /// none).
+    first_reader: Vec<usize>,
 }
 
 /// A warning's example, as facts (for tests that evaluate it).
@@ -111,6 +114,7 @@ pub(crate) fn run_detailed(
         unfinished: Vec::new(),
         findings: Vec::new(),
         budget,
+        first_reader: first_readers(model),
     };
     ctx.analyse();
     let unfinished = ctx
@@ -129,7 +133,74 @@ pub(crate) fn run_detailed(
     (ctx.out, details)
 }
 
+/// Per fact: the index of the first rule whose condition reads it
+/// (`usize::MAX` when none does).
+fn first_readers(model: &Model) -> Vec<usize> {
+    use crate::check::model::ExprKind;
+    let mut first = vec![usize::MAX; model.facts.facts.len()];
+    for (i, rule) in model.rules.iter().enumerate() {
+        let Some(e) = &rule.when else { continue };
+        // Iterative: conditions may nest deeply.
+        let mut stack = vec![e];
+        while let Some(e) = stack.pop() {
+            let id = match &e.kind {
+                ExprKind::Not(x) => {
+                    stack.push(x);
+                    continue;
+                }
+                ExprKind::And(ps) | ExprKind::Or(ps) => {
+                    stack.extend(ps.iter());
+                    continue;
+                }
+                ExprKind::Known(id) => Some(*id),
+                kind => crate::eval::leaf_fact(kind),
+            };
+            if let Some(f) = id.and_then(|id| first.get_mut(id.index())) {
+                *f = (*f).min(i);
+            }
+        }
+    }
+    first
+}
+
 impl<'m> Ctx<'m, '_> {
+    /// `ex` (facts that `item` decides) with the values `phi` asks for, when
+    /// no rule up to `item` reads those facts: changing them then changes
+    /// no rule's truth, so `item` still decides (no search, no evaluation).
+    fn with_unread_values(&self, item: Item<'_>, ex: &Example, phi: &Phi) -> Option<Example> {
+        let upto = match item {
+            Item::Rule(i, _) => i,
+            Item::Default => self.model.rules.len(),
+        };
+        let abs = self.decider.abs;
+        let mut out = ex.clone();
+        for (v, classes) in phi {
+            let f = *v as usize;
+            if self.first_reader.get(f).is_none_or(|r| *r <= upto) {
+                return None;
+            }
+            let var = abs
+                .vars
+                .get(f)
+                .filter(|x| x.is_fact() && x.slot_of.is_none())?;
+            if abs.slots.get(f).is_some_and(|s| !s.is_empty()) {
+                return None;
+            }
+            let &c = classes.first()?;
+            let value = if c == var.known {
+                None
+            } else {
+                Some(Value::One(abs.rep(*v, c)?.clone()))
+            };
+            *out.values.get_mut(f)? = value;
+            match out.witness.assign.iter_mut().find(|(x, _)| x == v) {
+                Some(a) => a.1 = c,
+                None => out.witness.assign.push((*v, c)),
+            }
+        }
+        Some(out)
+    }
+
     fn allowed(&self, item: Item<'_>, code: Code) -> bool {
         self.model.file_allows.contains(&code)
             || match item {
@@ -262,8 +333,12 @@ impl<'m> Ctx<'m, '_> {
                     vals.contains(&ex.witness.value(*v).unwrap_or(known))
                 })
             };
-            let verdict = match &reach {
-                Some(ex) if meets(ex) => Verdict::Decides(ex.clone()),
+            let unread = reach
+                .as_ref()
+                .and_then(|ex| self.with_unread_values(item, ex, &phi));
+            let verdict = match (&reach, unread) {
+                (Some(ex), _) if meets(ex) => Verdict::Decides(ex.clone()),
+                (_, Some(ex)) => Verdict::Decides(ex),
                 _ if !self.budget_left() => Verdict::Unknown,
                 _ => self.decides(item, &phi, QUERY_BUDGET),
             };
