@@ -507,6 +507,14 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         ));
     }
     let p = Policy::parse(&src).expect("parses");
-    let f = Facts::new().viruses(names);
+    let f = Facts::new().viruses(names.clone());
     assert_eq!(per_evaluation("2,000 leaves on 8,000 names", &p, &f), None);
+    // A suffix glob on a set is shared too: the first name that ends so.
+    let mut some = names;
+    some.push("x.Z7".into());
+    let f = Facts::new().viruses(some);
+    assert_eq!(
+        per_evaluation("2,000 leaves on 8,001 names, one matches", &p, &f).as_deref(),
+        Some("v7")
+    );
 }

@@ -357,11 +357,15 @@ impl GlobMatcher {
         self.merged.is_some() || self.fast.iter().any(|f| matches!(f, FastGlob::General(_)))
     }
 
-    /// The globs as one pattern for a shared scan; `None` for a non-ASCII
-    /// glob, and for a glob with an open start and several parts (`*a*b*`):
+    /// The globs as one pattern for a shared scan; `None` for no globs, a
+    /// non-ASCII glob, and for a glob with an open start and several parts (`*a*b*`):
     /// a DFA for many of those must remember which first parts it has seen,
     /// which grows exponentially, so those stay with the glob matcher.
     fn scan_pattern(&self) -> Option<String> {
+        // No globs match nothing, but `(?:)` would match everything.
+        if self.globs.is_empty() {
+            return None;
+        }
         let mut p = String::from("(?:");
         for (i, g) in self.globs.iter().enumerate() {
             if g.source.starts_with('*') && g.source.trim_matches('*').contains('*') {
@@ -700,15 +704,30 @@ enum ScanKey {
     Regex(FactId, String),
 }
 
-fn scan_leaf(c: &CExpr) -> Option<(ScanKey, ScanLeaf)> {
+/// Whether fact `id` is in the bit set `sets`.
+fn is_in(sets: u64, id: FactId) -> bool {
+    1u64.checked_shl(u32::from(id.0))
+        .is_some_and(|b| sets & b != 0)
+}
+
+/// A leaf that may share a scan. `sets`: the facts (bit `id`) that hold
+/// sets of names, whose exact, prefix and suffix globs are shared too, in
+/// lists of fewer than [`GLOB_MERGE_MIN`] (each is cheap on one string, but
+/// a set is tested name by name; a longer list whose merged regex did not
+/// fit the budget would not fit a group either, and trying costs).
+fn scan_leaf(c: &CExpr, sets: u64) -> Option<(ScanKey, ScanLeaf)> {
     match c {
-        CExpr::Globs { id, m } if m.scans() => Some((
-            ScanKey::Globs(*id, addr(m)),
-            ScanLeaf {
-                fact: *id,
-                pattern: m.scan_pattern()?,
-            },
-        )),
+        CExpr::Globs { id, m }
+            if m.scans() || (is_in(sets, *id) && m.globs.len() < GLOB_MERGE_MIN) =>
+        {
+            Some((
+                ScanKey::Globs(*id, addr(m)),
+                ScanLeaf {
+                    fact: *id,
+                    pattern: m.scan_pattern()?,
+                },
+            ))
+        }
         CExpr::Leaf(kind) => match &**kind {
             ExprKind::Regex(id, re) if !re.unicode_word_boundary() && re.case_insensitive() => {
                 Some((
@@ -727,22 +746,24 @@ fn scan_leaf(c: &CExpr) -> Option<(ScanKey, ScanLeaf)> {
 
 /// The leaves that may share a scan, in evaluation order (`all`'s inner
 /// leaf tests names one by one and is left alone).
-fn collect_scans(c: &CExpr, out: &mut Vec<(ScanKey, ScanLeaf)>) {
+fn collect_scans(c: &CExpr, sets: u64, out: &mut Vec<(ScanKey, ScanLeaf)>) {
     match c {
-        CExpr::Not(inner) => collect_scans(inner, out),
-        CExpr::And(parts) | CExpr::Or(parts) => parts.iter().for_each(|p| collect_scans(p, out)),
-        leaf => out.extend(scan_leaf(leaf)),
+        CExpr::Not(inner) => collect_scans(inner, sets, out),
+        CExpr::And(parts) | CExpr::Or(parts) => {
+            parts.iter().for_each(|p| collect_scans(p, sets, out))
+        }
+        leaf => out.extend(scan_leaf(leaf, sets)),
     }
 }
 
-fn rewrite_scans(c: &mut CExpr, groups: &BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>) {
+fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>) {
     match c {
-        CExpr::Not(inner) => rewrite_scans(inner, groups),
-        CExpr::And(parts) | CExpr::Or(parts) => {
-            parts.iter_mut().for_each(|p| rewrite_scans(p, groups))
-        }
+        CExpr::Not(inner) => rewrite_scans(inner, sets, groups),
+        CExpr::And(parts) | CExpr::Or(parts) => parts
+            .iter_mut()
+            .for_each(|p| rewrite_scans(p, sets, groups)),
         leaf => {
-            let Some((key, _)) = scan_leaf(leaf) else {
+            let Some((key, _)) = scan_leaf(leaf, sets) else {
                 return;
             };
             if let Some((group, bit)) = groups.get(&key) {
@@ -762,10 +783,10 @@ fn rewrite_scans(c: &mut CExpr, groups: &BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>
 /// bytes of DFA (what is used or tried is taken off) and [`MAX_GROUPS`];
 /// rewrites those leaves to read their group's answer. Returns whether any
 /// group was made.
-pub(crate) fn share_scans(conds: &mut [CExpr], budget: &mut usize) -> bool {
+pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) -> bool {
     let mut leaves = Vec::new();
     for c in conds.iter() {
-        collect_scans(c, &mut leaves);
+        collect_scans(c, sets, &mut leaves);
     }
     // Per fact, in order of first use: its distinct keys, and its uses.
     let mut facts: Vec<(FactId, Vec<Keyed>, usize)> = Vec::new();
@@ -818,7 +839,7 @@ pub(crate) fn share_scans(conds: &mut [CExpr], budget: &mut usize) -> bool {
         return false;
     }
     for c in conds.iter_mut() {
-        rewrite_scans(c, &groups);
+        rewrite_scans(c, sets, &groups);
     }
     true
 }

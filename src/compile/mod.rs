@@ -180,7 +180,11 @@ impl Compiled {
             })
             .collect();
         let mut conds = conds;
-        let scans = expr::share_scans(&mut conds, &mut shared.regex_budget);
+        // The facts that hold sets of names (bit `id`).
+        let sets = (0..model.facts.len().min(64))
+            .filter(|&i| model.facts.get(FactId(i as u16)).ty == FactType::StringSet)
+            .fold(0u64, |m, i| m | 1 << i);
+        let scans = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let mut pool = Vec::new();
         let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
