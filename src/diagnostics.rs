@@ -159,6 +159,7 @@ impl Serialize for Code {
 
 /// One error or warning about a policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
@@ -182,14 +183,14 @@ pub struct Diagnostic {
     /// The byte range it points at.
     #[serde(skip)]
     pub span: Span,
-    /// The text of the line it points at (for rendering without the source);
-    /// a very long line is cut to a window around the column.
+    /// The text of the line it points at, cut to a window around the column
+    /// when very long (see [`Diagnostic::source_line`]).
     #[serde(skip)]
-    pub source_line: String,
-    /// The 1-based column, in characters, within [`Diagnostic::source_line`]
-    /// (equal to `column` unless the line was cut).
+    pub(crate) source_line: String,
+    /// The 1-based column within `source_line` (see
+    /// [`Diagnostic::snippet_column`]).
     #[serde(skip)]
-    pub snippet_column: usize,
+    pub(crate) snippet_column: usize,
 }
 
 impl Diagnostic {
@@ -233,6 +234,18 @@ impl Diagnostic {
     /// Whether it is an error.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    /// The text of the line it points at, for rendering without the source;
+    /// a very long line is cut to a window around the column.
+    pub fn source_line(&self) -> &str {
+        &self.source_line
+    }
+
+    /// The 1-based column, in characters, within
+    /// [`Diagnostic::source_line`] (equal to `column` unless the line was cut).
+    pub fn snippet_column(&self) -> usize {
+        self.snippet_column
     }
 
     /// The caret line under [`Diagnostic::source_line`]: spaces then `^`s.

@@ -132,9 +132,11 @@ impl FactType {
 }
 
 /// A fact's number in a policy's fact table: built-ins first, then custom
-/// facts in declaration order.
+/// facts in declaration order. Only a policy hands them out (the number is
+/// private, so an id always names a fact of the table it came from or a
+/// built-in); [`FactId::index`] gives the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FactId(pub u16);
+pub struct FactId(pub(crate) u16);
 
 impl FactId {
     /// `direction`

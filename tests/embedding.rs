@@ -154,7 +154,7 @@ fn facts_needed_lists_what_rules_read() {
         names,
         ["scanner", "spam_score", "dnsbl_listed", "reputation"]
     );
-    let ids: Vec<u16> = policy.facts_needed().iter().map(|k| k.id.0).collect();
+    let ids: Vec<usize> = policy.facts_needed().iter().map(|k| k.id.index()).collect();
     assert_eq!(ids, [1, 9, 10, 11]);
 }
 

@@ -13,11 +13,11 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
         _ => Level::NOTE,
     };
     let title = format!("{file}:{}:{}: {}", d.line, d.column, d.message);
-    let line = d.source_line.as_str();
+    let line = d.source_line();
     // The caret, in bytes within the shown line.
     let start: usize = line
         .chars()
-        .take(d.snippet_column.saturating_sub(1))
+        .take(d.snippet_column().saturating_sub(1))
         .map(char::len_utf8)
         .sum();
     let width = d.span.end.saturating_sub(d.span.start).max(1);
@@ -34,7 +34,7 @@ pub fn diagnostic(file: &str, d: &Diagnostic) -> String {
         .line_start(d.line)
         .annotation(AnnotationKind::Primary.span(start..end));
     // A cut line's columns are not the file's: name the file only for whole lines.
-    if d.snippet_column == d.column {
+    if d.snippet_column() == d.column {
         snippet = snippet.path(file);
     }
     let mut group = level

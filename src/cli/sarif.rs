@@ -95,10 +95,10 @@ pub fn uri(path: &Path) -> String {
 /// The last column (inclusive, in code points) the diagnostic's span covers
 /// on its own line, when it ends there.
 fn end_column(d: &Diagnostic) -> Option<usize> {
-    if d.snippet_column != d.column {
+    if d.snippet_column() != d.column {
         return None; // a cut line: the span's width is not known here
     }
-    let line = d.source_line.as_str();
+    let line = d.source_line();
     let start: usize = line
         .chars()
         .take(d.column.saturating_sub(1))
