@@ -3,6 +3,7 @@
 //! Every error the file has is reported in one run; each names the rule (or
 //! test, or default) it is in and carries a help line where one helps.
 
+mod error;
 pub(crate) mod model;
 
 use crate::decision::{Action, AlertTarget, Disposition};
@@ -15,6 +16,7 @@ use crate::facts::{
 use crate::glob::Glob;
 use crate::limits::Limits;
 use crate::syntax::ast;
+use error::{CheckErrorKind, Context};
 use ipnet::IpNet;
 use model::*;
 use std::borrow::Cow;
@@ -42,7 +44,7 @@ pub(crate) fn check(
         list_decls: Vec::new(),
         list_cache: BTreeMap::new(),
         list_info: Vec::new(),
-        context: String::new(),
+        context: Context::File,
         lines: crate::diagnostics::LineIndex::new(src),
         suggest_budget: SUGGEST_BUDGET,
         regex_left: regex_total(limits, src),
@@ -81,8 +83,8 @@ struct Checker<'a> {
     /// condition (`None`: it had errors, already reported).
     list_cache: BTreeMap<(usize, u16, bool), Option<ExprKind>>,
     list_info: Vec<ListInfo>,
-    /// ` in rule "x"` etc., appended to messages.
-    context: String,
+    /// The rule, default or test being checked, appended to messages.
+    context: Context,
     lines: crate::diagnostics::LineIndex,
     /// What is left of the "did you mean" work budget (shared by all errors).
     suggest_budget: usize,
@@ -108,6 +110,18 @@ impl<'a> Checker<'a> {
     fn push(&mut self, code: Code, span: Span, message: String, help: Option<String>) {
         let mut d = Diagnostic::new(code, self.src, span, format!("{message}{}", self.context));
         d.help = help;
+        self.diags.push(d);
+    }
+
+    /// Reports `kind` at `span`, in the current context.
+    fn report(&mut self, span: Span, kind: CheckErrorKind) {
+        let mut d = Diagnostic::new(
+            kind.code(),
+            self.src,
+            span,
+            format!("{}{}", kind.message(), self.context),
+        );
+        d.help = kind.help();
         self.diags.push(d);
     }
 
@@ -142,14 +156,13 @@ impl<'a> Checker<'a> {
                 })
                 .nth(self.limits.max_rules)
                 .unwrap_or_default();
-            self.push(
-                Code::Limit,
+            let limit = self.limits.max_rules;
+            self.report(
                 span,
-                format!(
-                    "policy has {rule_count} rules, more than the limit of {}",
-                    self.limits.max_rules
-                ),
-                None,
+                CheckErrorKind::TooManyRules {
+                    count: rule_count,
+                    limit,
+                },
             );
         }
         let test_count = file
@@ -158,14 +171,13 @@ impl<'a> Checker<'a> {
             .filter(|i| matches!(i, ast::Item::Test(_)))
             .count();
         if test_count > self.limits.max_tests {
-            self.push(
-                Code::Limit,
+            let limit = self.limits.max_tests;
+            self.report(
                 Span::default(),
-                format!(
-                    "policy has {test_count} tests, more than the limit of {}",
-                    self.limits.max_tests
-                ),
-                None,
+                CheckErrorKind::TooManyTests {
+                    count: test_count,
+                    limit,
+                },
             );
         }
 
@@ -177,12 +189,7 @@ impl<'a> Checker<'a> {
             match item {
                 ast::Item::Policy(s, span) => {
                     if name.is_some() {
-                        self.push(
-                            Code::DuplicateItem,
-                            *span,
-                            "`policy` is given twice".into(),
-                            Some("a policy has at most one name".into()),
-                        );
+                        self.report(*span, CheckErrorKind::PolicyTwice);
                     }
                     name = Some(s.value.clone());
                 }
@@ -196,25 +203,19 @@ impl<'a> Checker<'a> {
                                 ["before_queue", "after_queue"],
                                 &mut self.suggest_budget,
                             );
-                            self.push(
-                                Code::Syntax,
+                            let name = m.text.clone();
+                            self.report(
                                 m.span,
-                                format!("unknown mode `{}`", m.text),
-                                Some(match hint {
-                                    Some(h) => format!("did you mean `{h}`?"),
-                                    None => "the modes are `before_queue` and `after_queue`".into(),
-                                }),
+                                CheckErrorKind::UnknownMode {
+                                    name,
+                                    hint: hint.map(str::to_owned),
+                                },
                             );
                             None
                         }
                     };
                     if mode.is_some() {
-                        self.push(
-                            Code::DuplicateItem,
-                            *span,
-                            "`mode` is given twice".into(),
-                            Some("a policy has one mode".into()),
-                        );
+                        self.report(*span, CheckErrorKind::ModeTwice);
                     }
                     mode = value.or(mode);
                 }
@@ -235,18 +236,18 @@ impl<'a> Checker<'a> {
                 ast::Item::Rule(r) => {
                     if let Some(first) = rule_names.get(r.name.value.as_str()) {
                         let line = self.lines.line(first.start);
-                        self.push(
-                            Code::DuplicateRule,
+                        let name = r.name.value.clone();
+                        self.report(
                             r.name.span,
-                            format!("rule {:?} is defined twice", r.name.value),
-                            Some(format!(
-                                "the first one is on line {line}; rule names must be unique"
-                            )),
+                            CheckErrorKind::DuplicateRule {
+                                name,
+                                first_line: line,
+                            },
                         );
                     } else {
                         rule_names.insert(&r.name.value, r.name.span);
                     }
-                    self.context = format!(" in rule {:?}", r.name.value);
+                    self.context = Context::Rule(r.name.value.clone());
                     let when = r.when.as_ref().and_then(|c| self.expr(c, 0));
                     let actions = self.actions(&r.actions, r.keyword);
                     rules.push(RuleModel {
@@ -259,18 +260,13 @@ impl<'a> Checker<'a> {
                         actions,
                         allows: std::mem::take(&mut pending_allows),
                     });
-                    self.context.clear();
+                    self.context = Context::File;
                 }
                 ast::Item::Default(actions, span) => {
-                    self.context = " in the default".into();
+                    self.context = Context::Default;
                     let keyword = Span::new(span.start, span.start + "default".len());
                     if default.is_some() {
-                        self.push(
-                            Code::DuplicateItem,
-                            keyword,
-                            "`default` is given twice".into(),
-                            Some("a policy has at most one `default`".into()),
-                        );
+                        self.report(keyword, CheckErrorKind::DefaultTwice);
                     }
                     let actions = self.actions(actions, keyword);
                     default = Some(DefaultModel {
@@ -278,7 +274,7 @@ impl<'a> Checker<'a> {
                         keyword: Some(keyword),
                         allows: std::mem::take(&mut pending_allows),
                     });
-                    self.context.clear();
+                    self.context = Context::File;
                 }
                 ast::Item::Test(t) => tests_ast.push(t),
                 ast::Item::Fact(_) | ast::Item::List(_) => {}
@@ -290,9 +286,9 @@ impl<'a> Checker<'a> {
 
         let mut tests = Vec::new();
         for t in tests_ast {
-            self.context = format!(" in test {:?}", t.name.value);
+            self.context = Context::Test(t.name.value.clone());
             tests.push(self.test(t, &rule_names));
-            self.context.clear();
+            self.context = Context::File;
         }
         Some(Model {
             name,
@@ -348,22 +344,20 @@ impl<'a> Checker<'a> {
     fn declare_fact(&mut self, f: &ast::FactDecl) {
         let name = &f.name.text;
         if crate::facts::BUILTIN_FACTS.contains(&name.as_str()) {
-            self.push(
-                Code::DuplicateItem,
-                f.name.span,
-                format!("fact `{name}` is built in and cannot be declared again"),
-                Some("pick another name for the custom fact".into()),
-            );
+            let name = name.clone();
+            self.report(f.name.span, CheckErrorKind::BuiltinFactRedeclared { name });
             return;
         }
         if let Some(id) = self.facts.lookup(name) {
             let first = self.fact_decls[id.index() - BUILTIN_COUNT];
             let line = self.lines.line(first.start);
-            self.push(
-                Code::DuplicateItem,
+            let name = name.clone();
+            self.report(
                 f.name.span,
-                format!("fact `{name}` is declared twice"),
-                Some(format!("the first declaration is on line {line}")),
+                CheckErrorKind::FactTwice {
+                    name,
+                    first_line: line,
+                },
             );
             return;
         }
@@ -373,12 +367,8 @@ impl<'a> Checker<'a> {
                 .max_custom_facts
                 .min(crate::limits::MAX_FACT_SLOTS - BUILTIN_COUNT)
         {
-            self.push(
-                Code::Limit,
-                f.span,
-                format!("more than {} custom facts", self.limits.max_custom_facts),
-                None,
-            );
+            let limit = self.limits.max_custom_facts;
+            self.report(f.span, CheckErrorKind::TooManyFacts { limit });
             return;
         }
         let mut enum_index = None;
@@ -395,21 +385,23 @@ impl<'a> Checker<'a> {
                         ["bool", "int", "number", "string", "ip", "enum"],
                         &mut self.suggest_budget,
                     );
-                    self.push(Code::Syntax, t.span, format!("unknown type `{other}`"),
-                        Some(match hint { Some(h) => format!("did you mean `{h}`?"), None => "the types are `bool`, `int`, `number`, `string`, `ip` and `enum(a, b, ...)`".into() }));
+                    let name = other.to_string();
+                    self.report(
+                        t.span,
+                        CheckErrorKind::UnknownType {
+                            name,
+                            hint: hint.map(str::to_owned),
+                        },
+                    );
                     return;
                 }
             },
             ast::TypeExpr::Set(elem, _) => {
                 if elem.text != "string" {
-                    self.push(
-                        Code::Syntax,
+                    let elem_name = elem.text.clone();
+                    self.report(
                         elem.span,
-                        format!("a set holds strings, not `{}`", elem.text),
-                        Some(
-                            "write `[string]`: sets of names (like `virus`) are the only sets"
-                                .into(),
-                        ),
+                        CheckErrorKind::SetOfNonString { elem: elem_name },
                     );
                     return;
                 }
@@ -418,14 +410,10 @@ impl<'a> Checker<'a> {
             ast::TypeExpr::Enum(values, tspan) => {
                 let max = self.limits.max_list_items.min(usize::from(u16::MAX));
                 if values.len() > max {
-                    self.push(
-                        Code::Limit,
+                    let count = values.len();
+                    self.report(
                         *tspan,
-                        format!(
-                            "enum has {} values, more than the limit of {max}",
-                            values.len()
-                        ),
-                        Some("use a `string` fact and lists of its values".into()),
+                        CheckErrorKind::TooManyEnumValues { count, limit: max },
                     );
                     return;
                 }
@@ -433,12 +421,8 @@ impl<'a> Checker<'a> {
                 let mut index: BTreeMap<String, u16> = BTreeMap::new();
                 for v in values {
                     if index.contains_key(&v.text) {
-                        self.push(
-                            Code::DuplicateItem,
-                            v.span,
-                            format!("enum value `{}` is listed twice", v.text),
-                            None,
-                        );
+                        let value = v.text.clone();
+                        self.report(v.span, CheckErrorKind::EnumValueTwice { value });
                     } else {
                         // Below `max`, which fits in a u16.
                         index.insert(v.text.clone(), names.len() as u16);
@@ -462,11 +446,13 @@ impl<'a> Checker<'a> {
         let name = &l.name.text;
         if let Some((_, first)) = self.lists.get(name) {
             let line = self.lines.line(first.span.start);
-            self.push(
-                Code::DuplicateList,
+            let name = name.clone();
+            self.report(
                 l.name.span,
-                format!("list `{name}` is declared twice"),
-                Some(format!("the first declaration is on line {line}")),
+                CheckErrorKind::ListTwice {
+                    name,
+                    first_line: line,
+                },
             );
             return;
         }
@@ -475,16 +461,12 @@ impl<'a> Checker<'a> {
             let kind = std::mem::discriminant(&normalize_kind(first));
             for v in &l.values[1..] {
                 if std::mem::discriminant(&normalize_kind(v)) != kind {
-                    self.push(
-                        Code::TypeMismatch,
-                        v.span(),
-                        format!(
-                            "list `{name}` mixes {} and {}",
-                            describe_value(first),
-                            describe_value(v)
-                        ),
-                        Some("a list holds literals of one type".into()),
-                    );
+                    let err = CheckErrorKind::MixedList {
+                        name: name.clone(),
+                        first: describe_value(first),
+                        other: describe_value(v),
+                    };
+                    self.report(v.span(), err);
                     break;
                 }
             }
@@ -522,12 +504,11 @@ impl<'a> Checker<'a> {
                         ),
                     }
                 };
-                self.push(
-                    Code::UnknownFact,
-                    name.span,
-                    format!("unknown fact `{}`", name.text),
-                    Some(help),
-                );
+                let kind = CheckErrorKind::UnknownFact {
+                    name: name.text.clone(),
+                    help,
+                };
+                self.report(name.span, kind);
                 None
             }
         }
