@@ -80,6 +80,61 @@ pub(super) enum CheckErrorKind {
     /// A fact name that is not declared (`help` is worked out where the
     /// lists and facts are known).
     UnknownFact { name: String, help: String },
+    /// A condition nested deeper than `max_nesting`.
+    NestingTooDeep { limit: usize },
+    /// A non-bool fact standing alone as a condition.
+    NotABool {
+        fact: String,
+        ty: String,
+        help: String,
+    },
+    /// `<`, `<=`, `>`, `>=` on a fact that is no number.
+    OrderOnNonNumber {
+        op: &'static str,
+        fact: String,
+        ty: String,
+    },
+    /// `==`/`!=` between an ip fact and a network.
+    CompareNetwork {
+        op: &'static str,
+        net: String,
+        fact: String,
+    },
+    /// `in` with a single value that is not a list.
+    InNotList { fact: String, value: &'static str },
+    /// `matches` on a fact that is not a string (or set of strings).
+    MatchesNonString {
+        fact: String,
+        ty: String,
+        help: String,
+    },
+    /// `matches` with an operand that is no glob, regex or list.
+    MatchesOperand { value: &'static str },
+    /// `any`/`all` before something other than a comparison, `in` or `matches`.
+    QuantWithoutTest { word: &'static str },
+    /// `any`/`all` on a fact that is not a set.
+    QuantNonSet {
+        word: &'static str,
+        all: bool,
+        fact: String,
+        ty: String,
+    },
+    /// `any`/`all` with `!=`.
+    QuantNe {
+        word: &'static str,
+        fact: String,
+        value: String,
+    },
+    /// A list name that no list has.
+    UndefinedList { name: String, hint: Option<String> },
+    /// An ip fact tested against a list holding something else.
+    IpListHolds { fact: String, value: &'static str },
+    /// `matches` against a list holding something other than globs.
+    GlobListHolds { value: &'static str },
+    /// A glob with more stars than `max_glob_stars`.
+    GlobTooManyStars { count: usize, limit: usize },
+    /// A glob with too long a part with `?` between its stars.
+    GlobWildPart { len: usize, limit: usize },
 }
 
 impl CheckErrorKind {
@@ -98,6 +153,20 @@ impl CheckErrorKind {
             ListTwice { .. } => Code::DuplicateList,
             MixedList { .. } => Code::TypeMismatch,
             UnknownFact { .. } => Code::UnknownFact,
+            NestingTooDeep { .. } => Code::Limit,
+            NotABool { .. }
+            | OrderOnNonNumber { .. }
+            | CompareNetwork { .. }
+            | InNotList { .. }
+            | MatchesNonString { .. }
+            | MatchesOperand { .. }
+            | QuantNonSet { .. }
+            | QuantNe { .. }
+            | IpListHolds { .. }
+            | GlobListHolds { .. } => Code::TypeMismatch,
+            QuantWithoutTest { .. } => Code::Syntax,
+            UndefinedList { .. } => Code::UndefinedList,
+            GlobTooManyStars { .. } | GlobWildPart { .. } => Code::InvalidGlob,
         }
     }
 
@@ -130,6 +199,47 @@ impl CheckErrorKind {
             ListTwice { name, .. } => format!("list `{name}` is declared twice"),
             MixedList { name, first, other } => format!("list `{name}` mixes {first} and {other}"),
             UnknownFact { name, .. } => format!("unknown fact `{name}`"),
+            NestingTooDeep { limit } => {
+                format!("condition nests deeper than the limit of {limit} levels")
+            }
+            NotABool { fact, ty, .. } => format!(
+                "fact `{fact}` is {ty}, not a bool: it cannot stand alone as a condition"
+            ),
+            OrderOnNonNumber { op, fact, ty } => {
+                format!("`{op}` compares numbers, but fact `{fact}` is {ty}")
+            }
+            CompareNetwork { op, net, .. } => {
+                format!("`{op}` compares one address, but `{net}` is a network")
+            }
+            InNotList { value, .. } => format!("`in` takes a list, not {value}"),
+            MatchesNonString { fact, ty, .. } => {
+                format!("`matches` needs a string fact, but fact `{fact}` is {ty}")
+            }
+            MatchesOperand { value } => {
+                format!("`matches` takes a \"glob\", a /regex/ or a list name, not {value}")
+            }
+            QuantWithoutTest { word } => {
+                format!("`{word}` goes before a comparison, `in` or `matches`")
+            }
+            QuantNonSet { word, fact, ty, .. } => {
+                format!("`{word}` needs a set fact, but fact `{fact}` is {ty}")
+            }
+            QuantNe { word, .. } => {
+                format!("`{word}` does not combine with `!=`: say which you mean")
+            }
+            UndefinedList { name, .. } => format!("list `{name}` is not defined"),
+            IpListHolds { fact, value } => {
+                format!("fact `{fact}` is an ip, but the list holds {value}")
+            }
+            GlobListHolds { value } => {
+                format!("`matches` needs string globs, but the list holds {value}")
+            }
+            GlobTooManyStars { count, limit } => {
+                format!("glob has {count} `*` wildcards, more than the limit of {limit}")
+            }
+            GlobWildPart { len, limit } => format!(
+                "glob has a part of {len} characters with `?` between its stars, more than the limit of {limit}"
+            ),
         }
     }
 
@@ -163,6 +273,33 @@ impl CheckErrorKind {
             TooManyEnumValues { .. } => Some("use a `string` fact and lists of its values".into()),
             MixedList { .. } => Some("a list holds literals of one type".into()),
             UnknownFact { help, .. } => Some(help.clone()),
+            NestingTooDeep { .. } | MatchesOperand { .. } | QuantWithoutTest { .. } => None,
+            GlobListHolds { .. } => None,
+            NotABool { help, .. } | MatchesNonString { help, .. } => Some(help.clone()),
+            OrderOnNonNumber { .. } => Some(
+                "order comparisons work on `int` and `number` facts such as `size` and `spam_score`"
+                    .into(),
+            ),
+            CompareNetwork { net, fact, .. } => Some(format!("test membership with `{fact} in {net}`")),
+            InNotList { fact, .. } => Some(format!("write `{fact} in [...]` or `{fact} == ...`")),
+            QuantNonSet { all: true, fact, .. } => Some(format!(
+                "`{fact}` holds one value: drop `all` and write the condition on `{fact}` alone"
+            )),
+            QuantNonSet { all: false, fact, .. } => {
+                Some(format!("`{fact}` holds one value: drop `any`"))
+            }
+            QuantNe { fact: f, value, .. } => Some(format!(
+                "write `not ({f} == {value})` when no name may be {value}, or `not (all {f} == {value})` when some name must differ from it"
+            )),
+            UndefinedList { name, hint } => Some(match hint {
+                Some(h) => format!("did you mean `{h}`?"),
+                None => format!("declare it with `list {name} = [...]`"),
+            }),
+            IpListHolds { .. } => Some(
+                "an ip fact is tested against addresses and CIDRs such as `10.0.0.0/8`".into(),
+            ),
+            GlobTooManyStars { .. } => Some("use a /regex/ for complex patterns".into()),
+            GlobWildPart { .. } => Some("split it with `*`, or use a /regex/".into()),
         }
     }
 }

@@ -527,15 +527,8 @@ impl<'a> Checker<'a> {
     fn expr(&mut self, c: &ast::Cond, depth: usize) -> Option<Expr> {
         let span = c.span();
         if depth > self.limits.max_nesting {
-            self.push(
-                Code::Limit,
-                span,
-                format!(
-                    "condition nests deeper than the limit of {} levels",
-                    self.limits.max_nesting
-                ),
-                None,
-            );
+            let limit = self.limits.max_nesting;
+            self.report(span, CheckErrorKind::NestingTooDeep { limit });
             return None;
         }
         let kind = match c {
@@ -584,16 +577,12 @@ impl<'a> Checker<'a> {
                         ),
                         _ => format!("compare it with a value, or test `known {}`", name.text),
                     };
-                    self.push(
-                        Code::TypeMismatch,
-                        name.span,
-                        format!(
-                            "fact `{}` is {}, not a bool: it cannot stand alone as a condition",
-                            name.text,
-                            type_text(&ty)
-                        ),
-                        Some(help),
-                    );
+                    let err = CheckErrorKind::NotABool {
+                        fact: name.text.clone(),
+                        ty: type_text(&ty),
+                        help,
+                    };
+                    self.report(name.span, err);
                     return None;
                 }
                 ExprKind::IsTrue(id)
@@ -612,20 +601,22 @@ impl<'a> Checker<'a> {
                 if !matches!(op, Op::Eq | Op::Ne)
                     && !matches!(*ty, FactType::Int | FactType::Number)
                 {
-                    self.push(Code::TypeMismatch, span, format!("`{}` compares numbers, but fact `{}` is {}", op_str(op), name.text, type_text(&ty)), Some("order comparisons work on `int` and `number` facts such as `size` and `spam_score`".into()));
+                    let err = CheckErrorKind::OrderOnNonNumber {
+                        op: op_str(op),
+                        fact: name.text.clone(),
+                        ty: type_text(&ty),
+                    };
+                    self.report(span, err);
                     return None;
                 }
                 if let (FactType::Ip, ast::Value::Ip(text, vspan)) = (&*ty, value) {
                     if text.contains('/') {
-                        self.push(
-                            Code::TypeMismatch,
-                            *vspan,
-                            format!(
-                                "`{}` compares one address, but `{text}` is a network",
-                                op_str(op)
-                            ),
-                            Some(format!("test membership with `{} in {text}`", name.text)),
-                        );
+                        let err = CheckErrorKind::CompareNetwork {
+                            op: op_str(op),
+                            net: text.clone(),
+                            fact: name.text.clone(),
+                        };
+                        self.report(*vspan, err);
                         return None;
                     }
                 }
@@ -656,15 +647,11 @@ impl<'a> Checker<'a> {
                         std::slice::from_ref(v)
                     }
                     ast::Operand::Value(v) => {
-                        self.push(
-                            Code::TypeMismatch,
-                            v.span(),
-                            format!("`in` takes a list, not {}", describe_value(v)),
-                            Some(format!(
-                                "write `{} in [...]` or `{} == ...`",
-                                name.text, name.text
-                            )),
-                        );
+                        let err = CheckErrorKind::InNotList {
+                            fact: name.text.clone(),
+                            value: describe_value(v),
+                        };
+                        self.report(v.span(), err);
                         return None;
                     }
                 };
@@ -679,16 +666,12 @@ impl<'a> Checker<'a> {
                         FactType::Ip => format!("test networks with `{} in 10.0.0.0/8`", name.text),
                         _ => "`matches` works on string facts such as `virus`, `sender` and `recipient`".into(),
                     };
-                    self.push(
-                        Code::TypeMismatch,
-                        span,
-                        format!(
-                            "`matches` needs a string fact, but fact `{}` is {}",
-                            name.text,
-                            type_text(&ty)
-                        ),
-                        Some(help),
-                    );
+                    let err = CheckErrorKind::MatchesNonString {
+                        fact: name.text.clone(),
+                        ty: type_text(&ty),
+                        help,
+                    };
+                    self.report(span, err);
                     return None;
                 }
                 match operand {
@@ -699,15 +682,8 @@ impl<'a> Checker<'a> {
                         ExprKind::Globs(id, vec![self.glob(&s.value, s.span)?].into())
                     }
                     ast::Operand::Value(v) => {
-                        self.push(
-                            Code::TypeMismatch,
-                            v.span(),
-                            format!(
-                                "`matches` takes a \"glob\", a /regex/ or a list name, not {}",
-                                describe_value(v)
-                            ),
-                            None,
-                        );
+                        let value = describe_value(v);
+                        self.report(v.span(), CheckErrorKind::MatchesOperand { value });
                         return None;
                     }
                     ast::Operand::List(values, _) => {
@@ -749,12 +725,7 @@ impl<'a> Checker<'a> {
             _ => (None, false),
         };
         let Some(name) = name else {
-            self.push(
-                Code::Syntax,
-                qspan,
-                format!("`{word}` goes before a comparison, `in` or `matches`"),
-                None,
-            );
+            self.report(qspan, CheckErrorKind::QuantWithoutTest { word });
             return None;
         };
         let mut ok = true;
@@ -762,38 +733,25 @@ impl<'a> Checker<'a> {
             let facts = std::rc::Rc::clone(&self.facts);
             let ty = &facts.get(id).ty;
             if *ty != FactType::StringSet {
-                let help = match q {
-                    ast::Quant::All => format!(
-                        "`{0}` holds one value: drop `all` and write the condition on `{0}` alone",
-                        name.text
-                    ),
-                    ast::Quant::Any => format!("`{0}` holds one value: drop `any`", name.text),
+                let err = CheckErrorKind::QuantNonSet {
+                    word,
+                    all: matches!(q, ast::Quant::All),
+                    fact: name.text.clone(),
+                    ty: describe_type(ty),
                 };
-                self.push(
-                    Code::TypeMismatch,
-                    qspan,
-                    format!(
-                        "`{word}` needs a set fact, but fact `{}` is {}",
-                        name.text,
-                        describe_type(ty)
-                    ),
-                    Some(help),
-                );
+                self.report(qspan, err);
                 ok = false;
             } else if ne {
                 let value = match inner {
                     ast::Cond::Compare(_, _, v, _) => crate::fmt::value_text(v),
                     _ => String::new(),
                 };
-                let f = &name.text;
-                self.push(
-                    Code::TypeMismatch,
-                    qspan,
-                    format!("`{word}` does not combine with `!=`: say which you mean"),
-                    Some(format!(
-                        "write `not ({f} == {value})` when no name may be {value}, or `not (all {f} == {value})` when some name must differ from it"
-                    )),
-                );
+                let err = CheckErrorKind::QuantNe {
+                    word,
+                    fact: name.text.clone(),
+                    value,
+                };
+                self.report(qspan, err);
                 ok = false;
             }
         }
@@ -824,15 +782,11 @@ impl<'a> Checker<'a> {
                     self.lists.keys().map(String::as_str),
                     &mut self.suggest_budget,
                 );
-                self.push(
-                    Code::UndefinedList,
-                    list.span,
-                    format!("list `{}` is not defined", list.text),
-                    Some(match hint {
-                        Some(h) => format!("did you mean `{h}`?"),
-                        None => format!("declare it with `list {} = [...]`", list.text),
-                    }),
-                );
+                let err = CheckErrorKind::UndefinedList {
+                    name: list.text.clone(),
+                    hint: hint.map(str::to_owned),
+                };
+                self.report(list.span, err);
                 None
             }
         }
@@ -856,7 +810,11 @@ impl<'a> Checker<'a> {
                         None => ok = false,
                     },
                     other => {
-                        self.push(Code::TypeMismatch, other.span(), format!("fact `{}` is an ip, but the list holds {}", name.text, describe_value(other)), Some("an ip fact is tested against addresses and CIDRs such as `10.0.0.0/8`".into()));
+                        let err = CheckErrorKind::IpListHolds {
+                            fact: name.text.clone(),
+                            value: describe_value(other),
+                        };
+                        self.report(other.span(), err);
                         ok = false;
                     }
                 }
@@ -891,15 +849,8 @@ impl<'a> Checker<'a> {
                     None => ok = false,
                 },
                 other => {
-                    self.push(
-                        Code::TypeMismatch,
-                        other.span(),
-                        format!(
-                            "`matches` needs string globs, but the list holds {}",
-                            describe_value(other)
-                        ),
-                        None,
-                    );
+                    let value = describe_value(other);
+                    self.report(other.span(), CheckErrorKind::GlobListHolds { value });
                     ok = false;
                 }
             }
@@ -910,29 +861,19 @@ impl<'a> Checker<'a> {
     fn glob(&mut self, text: &str, span: Span) -> Option<Glob> {
         let g = Glob::new(text);
         if g.stars() > self.limits.max_glob_stars {
-            self.push(
-                Code::InvalidGlob,
-                span,
-                format!(
-                    "glob has {} `*` wildcards, more than the limit of {}",
-                    g.stars(),
-                    self.limits.max_glob_stars
-                ),
-                Some("use a /regex/ for complex patterns".into()),
-            );
+            let err = CheckErrorKind::GlobTooManyStars {
+                count: g.stars(),
+                limit: self.limits.max_glob_stars,
+            };
+            self.report(span, err);
             return None;
         }
         if g.longest_wild_part() > crate::glob::MAX_WILD_PART {
-            self.push(
-                Code::InvalidGlob,
-                span,
-                format!(
-                    "glob has a part of {} characters with `?` between its stars, more than the limit of {}",
-                    g.longest_wild_part(),
-                    crate::glob::MAX_WILD_PART
-                ),
-                Some("split it with `*`, or use a /regex/".into()),
-            );
+            let err = CheckErrorKind::GlobWildPart {
+                len: g.longest_wild_part(),
+                limit: crate::glob::MAX_WILD_PART,
+            };
+            self.report(span, err);
             return None;
         }
         if text.contains(['[', ']', '{', '}']) {
