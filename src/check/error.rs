@@ -135,6 +135,37 @@ pub(super) enum CheckErrorKind {
     GlobTooManyStars { count: usize, limit: usize },
     /// A glob with too long a part with `?` between its stars.
     GlobWildPart { len: usize, limit: usize },
+    /// A text that is no IP address.
+    InvalidIp { text: String },
+    /// A network where one address is compared.
+    NetworkNotAddress { net: String, fact: String },
+    /// A bare word that is no value of the enum fact.
+    UnknownEnumValue {
+        value: String,
+        fact: String,
+        help: String,
+    },
+    /// A literal of the wrong kind for the fact.
+    LiteralMismatch {
+        fact: String,
+        ty: String,
+        value: &'static str,
+        help: Option<String>,
+    },
+    /// Two `quarantine`s in one action list.
+    DuplicateQuarantine,
+    /// An action list without a disposition.
+    NoDisposition,
+    /// An action list with several dispositions.
+    ManyDispositions { count: usize },
+    /// `expect rule "NAME"` naming no rule.
+    UnknownRule { name: String, help: String },
+    /// A test giving one fact twice.
+    GivenTwice { fact: String },
+    /// A test giving a list to a one-value fact.
+    ListForOneValue { fact: String, ty: String },
+    /// A test giving a fraction to an int fact.
+    NotWhole { fact: String, value: f64 },
 }
 
 impl CheckErrorKind {
@@ -167,6 +198,16 @@ impl CheckErrorKind {
             QuantWithoutTest { .. } => Code::Syntax,
             UndefinedList { .. } => Code::UndefinedList,
             GlobTooManyStars { .. } | GlobWildPart { .. } => Code::InvalidGlob,
+            InvalidIp { .. } => Code::InvalidCidr,
+            NetworkNotAddress { .. }
+            | LiteralMismatch { .. }
+            | ListForOneValue { .. }
+            | NotWhole { .. } => Code::TypeMismatch,
+            UnknownEnumValue { .. } => Code::UnknownEnumValue,
+            DuplicateQuarantine => Code::DuplicateQuarantine,
+            NoDisposition | ManyDispositions { .. } => Code::DispositionCount,
+            UnknownRule { .. } => Code::UnknownRule,
+            GivenTwice { .. } => Code::DuplicateItem,
         }
     }
 
@@ -240,6 +281,23 @@ impl CheckErrorKind {
             GlobWildPart { len, limit } => format!(
                 "glob has a part of {len} characters with `?` between its stars, more than the limit of {limit}"
             ),
+            InvalidIp { text } => format!("invalid IP address `{text}`"),
+            NetworkNotAddress { net, .. } => format!("`{net}` is a network, not an address"),
+            UnknownEnumValue { value, fact, .. } => {
+                format!("`{value}` is not a value of fact `{fact}`")
+            }
+            LiteralMismatch {
+                fact, ty, value, ..
+            } => format!("fact `{fact}` is {ty}, but {value} is compared with it"),
+            DuplicateQuarantine => "a second `quarantine` in one action list".into(),
+            NoDisposition => "action list has no disposition".into(),
+            ManyDispositions { count } => format!("action list has {count} dispositions"),
+            UnknownRule { name, .. } => format!("`expect rule {name:?}` names no rule"),
+            GivenTwice { fact } => format!("fact `{fact}` is given twice"),
+            ListForOneValue { fact, ty } => {
+                format!("fact `{fact}` is {ty}: it holds one value, but a list is given")
+            }
+            NotWhole { fact, value } => format!("fact `{fact}` is an int, but {value} is not whole"),
         }
     }
 
@@ -300,6 +358,30 @@ impl CheckErrorKind {
             ),
             GlobTooManyStars { .. } => Some("use a /regex/ for complex patterns".into()),
             GlobWildPart { .. } => Some("split it with `*`, or use a /regex/".into()),
+            InvalidIp { .. } => Some(
+                "write an IPv4 address such as `192.0.2.1` or an IPv6 address such as `2001:db8::1`"
+                    .into(),
+            ),
+            NetworkNotAddress { net, fact } => {
+                Some(format!("test membership with `{fact} in {net}`"))
+            }
+            UnknownEnumValue { help, .. } | UnknownRule { help, .. } => Some(help.clone()),
+            LiteralMismatch { help, .. } => help.clone(),
+            DuplicateQuarantine => Some(
+                "a message goes to one quarantine bucket; keep one `quarantine`".into(),
+            ),
+            NoDisposition => {
+                Some("add exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`".into())
+            }
+            ManyDispositions { .. } => Some(
+                "a message gets exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`; keep one"
+                    .into(),
+            ),
+            GivenTwice { .. } | NotWhole { .. } => None,
+            ListForOneValue { .. } => Some(
+                "only set facts (`virus`, and facts declared `[string]`) take a list; give one value"
+                    .into(),
+            ),
         }
     }
 }

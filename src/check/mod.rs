@@ -1005,7 +1005,8 @@ impl<'a> Checker<'a> {
         match text.parse::<IpAddr>() {
             Ok(ip) => Some(canonical_ip(ip)),
             Err(_) => {
-                self.push(Code::InvalidCidr, span, format!("invalid IP address `{text}`"), Some("write an IPv4 address such as `192.0.2.1` or an IPv6 address such as `2001:db8::1`".into()));
+                let text = text.to_owned();
+                self.report(span, CheckErrorKind::InvalidIp { text });
                 None
             }
         }
@@ -1016,16 +1017,13 @@ impl<'a> Checker<'a> {
         let id = ty.1;
         let ty: &FactType = ty;
         let mismatch = |this: &mut Self, help: Option<String>| {
-            this.push(
-                Code::TypeMismatch,
-                v.span(),
-                format!(
-                    "fact `{fact}` is {}, but {} is compared with it",
-                    describe_type(ty),
-                    describe_value(v)
-                ),
+            let err = CheckErrorKind::LiteralMismatch {
+                fact: fact.to_owned(),
+                ty: describe_type(ty),
+                value: describe_value(v),
                 help,
-            );
+            };
+            this.report(v.span(), err);
             None
         };
         match (ty, v) {
@@ -1037,12 +1035,11 @@ impl<'a> Checker<'a> {
             }
             (FactType::Ip, ast::Value::Ip(text, span)) => {
                 if text.contains('/') {
-                    self.push(
-                        Code::TypeMismatch,
-                        *span,
-                        format!("`{text}` is a network, not an address"),
-                        Some(format!("test membership with `{fact} in {text}`")),
-                    );
+                    let err = CheckErrorKind::NetworkNotAddress {
+                        net: text.clone(),
+                        fact: fact.to_owned(),
+                    };
+                    self.report(*span, err);
                     return None;
                 }
                 self.parse_ip(text, *span).map(Lit::Ip)
@@ -1072,12 +1069,12 @@ impl<'a> Checker<'a> {
                                 list_values(values.iter().map(String::as_str), "`")
                             ),
                         };
-                        self.push(
-                            Code::UnknownEnumValue,
-                            w.span,
-                            format!("`{}` is not a value of fact `{fact}`", w.text),
-                            Some(help),
-                        );
+                        let err = CheckErrorKind::UnknownEnumValue {
+                            value: w.text.clone(),
+                            fact: fact.to_owned(),
+                            help,
+                        };
+                        self.report(w.span, err);
                         None
                     }
                 }
@@ -1148,15 +1145,7 @@ impl<'a> Checker<'a> {
                 }
                 ast::Action::Quarantine(bucket, span) => {
                     if quarantine.is_some() {
-                        self.push(
-                            Code::DuplicateQuarantine,
-                            *span,
-                            "a second `quarantine` in one action list".into(),
-                            Some(
-                                "a message goes to one quarantine bucket; keep one `quarantine`"
-                                    .into(),
-                            ),
-                        );
+                        self.report(*span, CheckErrorKind::DuplicateQuarantine);
                     }
                     quarantine = Some(*span);
                     out.push(Action::Quarantine {
@@ -1180,8 +1169,8 @@ impl<'a> Checker<'a> {
         }
         match dispositions.len() {
             1 => {}
-            0 => self.push(Code::DispositionCount, at, "action list has no disposition".into(), Some("add exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`".into())),
-            _ => self.push(Code::DispositionCount, dispositions[1], format!("action list has {} dispositions", dispositions.len()), Some("a message gets exactly one of `pass`, `discard`, `bounce`, `reject`, `tempfail`; keep one".into())),
+            0 => self.report(at, CheckErrorKind::NoDisposition),
+            count => self.report(dispositions[1], CheckErrorKind::ManyDispositions { count }),
         }
         out
     }
@@ -1198,12 +1187,11 @@ impl<'a> Checker<'a> {
             }
             None => "name a rule of this policy, or use `expect default`".to_owned(),
         };
-        self.push(
-            Code::UnknownRule,
-            name.span,
-            format!("`expect rule {:?}` names no rule", name.value),
-            Some(help),
-        );
+        let err = CheckErrorKind::UnknownRule {
+            name: name.value.clone(),
+            help,
+        };
+        self.report(name.span, err);
     }
 
     fn test(&mut self, t: &ast::Test, rules: &BTreeMap<&str, Span>) -> TestModel {
@@ -1211,28 +1199,19 @@ impl<'a> Checker<'a> {
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (name, value) in &t.given {
             if !seen.insert(&name.text) {
-                self.push(
-                    Code::DuplicateItem,
-                    name.span,
-                    format!("fact `{}` is given twice", name.text),
-                    None,
-                );
+                let fact = name.text.clone();
+                self.report(name.span, CheckErrorKind::GivenTwice { fact });
             }
             let Some((id, ty)) = self.lookup_fact(name) else {
                 continue;
             };
             if let ast::Value::List(values, lspan) = value {
                 if ty != FactType::StringSet {
-                    self.push(
-                        Code::TypeMismatch,
-                        *lspan,
-                        format!(
-                            "fact `{}` is {}: it holds one value, but a list is given",
-                            name.text,
-                            describe_type(&ty)
-                        ),
-                        Some("only set facts (`virus`, and facts declared `[string]`) take a list; give one value".into()),
-                    );
+                    let err = CheckErrorKind::ListForOneValue {
+                        fact: name.text.clone(),
+                        ty: describe_type(&ty),
+                    };
+                    self.report(*lspan, err);
                     continue;
                 }
                 let mut names = Vec::with_capacity(values.len());
@@ -1252,12 +1231,11 @@ impl<'a> Checker<'a> {
                 Lit::Int(i) if ty == FactType::Number => FactValue::Number(i as f64),
                 Lit::Int(i) => FactValue::Int(i),
                 Lit::Float(f) if ty == FactType::Int => {
-                    self.push(
-                        Code::TypeMismatch,
-                        value.span(),
-                        format!("fact `{}` is an int, but {f} is not whole", name.text),
-                        None,
-                    );
+                    let err = CheckErrorKind::NotWhole {
+                        fact: name.text.clone(),
+                        value: f,
+                    };
+                    self.report(value.span(), err);
                     continue;
                 }
                 Lit::Float(f) => FactValue::Number(f),
