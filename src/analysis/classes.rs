@@ -543,9 +543,11 @@ impl Abstraction {
         }
     }
 
-    /// Whether "no set satisfies `target` true and `others` not true" is
-    /// exact with the slots there are (see the module docs).
-    pub(crate) fn set_exact(&self, target: Option<usize>, others: &[usize]) -> bool {
+    /// Whether "no set satisfies every one of `targets` true and `others`
+    /// not true" is exact with the slots there are (see the module docs).
+    /// The linter asks with one target (or none: the default), `policy diff`
+    /// with the two lists' deciding rules.
+    pub(crate) fn set_exact(&self, targets: &[usize], others: &[usize]) -> bool {
         // Per set fact: the elements a satisfying set may need to keep (the
         // target must stay true, the others not true), and whether it must
         // stay non-empty.
@@ -559,7 +561,7 @@ impl Abstraction {
                 None => need.push((fact, n, nonempty)),
             };
         let counts = |r: usize| self.rule_set_leaves.get(r).map_or(&[][..], Vec::as_slice);
-        for c in target.map_or(&[][..], counts) {
+        for c in targets.iter().flat_map(|&t| counts(t)) {
             add(c.fact, c.up, c.up_nonempty);
         }
         for &r in others {

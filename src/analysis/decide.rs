@@ -330,7 +330,7 @@ impl<'a> Decider<'a> {
                 Outcome::Sat(w) => w,
                 Outcome::Unsat => {
                     // With more set conditions than slots, "no" is not a proof.
-                    if !self.abs.set_exact(target_abs, &collected) {
+                    if !self.abs.set_exact(target_abs.as_slice(), &collected) {
                         return Verdict::Unknown;
                     }
                     return Verdict::Never(collected);
@@ -375,6 +375,6 @@ impl<'a> Decider<'a> {
             return false;
         };
         self.solver.solve(&[a, b], &[], budget) == Outcome::Unsat
-            && self.abs.set_exact(Some(rule), &[earlier])
+            && self.abs.set_exact(&[rule], &[earlier])
     }
 }

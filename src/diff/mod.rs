@@ -398,39 +398,6 @@ impl<'a> Pairs<'a> {
         Some(Con { expr, need, vars })
     }
 
-    /// Whether "no set satisfies the targets true and `others` not true" is
-    /// exact with the element slots there are (`Abstraction::set_exact`, for
-    /// two targets).
-    fn set_exact(&self, targets: &[usize], others: &[usize]) -> bool {
-        let abs = self.abs;
-        let mut need: Vec<(u32, u32, bool)> = Vec::new();
-        let counts = |r: usize| abs.rule_set_leaves.get(r).map_or(&[][..], Vec::as_slice);
-        let mut add =
-            |fact: u32, n: u32, nonempty: bool| match need.iter_mut().find(|x| x.0 == fact) {
-                Some(x) => {
-                    x.1 += n;
-                    x.2 |= nonempty;
-                }
-                None => need.push((fact, n, nonempty)),
-            };
-        for &t in targets {
-            for c in counts(t) {
-                add(c.fact, c.up, c.up_nonempty);
-            }
-        }
-        for &r in others {
-            for c in counts(r) {
-                add(c.fact, c.down, c.down_nonempty);
-            }
-        }
-        need.iter().all(|&(f, n, nonempty)| {
-            let n = n.max(u32::from(nonempty));
-            abs.slots
-                .get(f as usize)
-                .is_some_and(|s| n as usize <= s.len())
-        })
-    }
-
     /// The earlier rules of both lists (old `..i`, new `..j`) that can be
     /// true together with both targets, by projection; a condition both
     /// lists share once.
@@ -499,7 +466,7 @@ impl<'a> Pairs<'a> {
             }
             let w: Witness = match self.decider.solver.solve(&cons, &[], left) {
                 Outcome::Sat(w) => w,
-                Outcome::Unsat => return self.set_exact(&target_list, &collected),
+                Outcome::Unsat => return self.abs.set_exact(&target_list, &collected),
                 Outcome::GaveUp => return false,
             };
             let Some(values) = self.decider.concretize(&w) else {
