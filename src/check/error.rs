@@ -166,6 +166,21 @@ pub(super) enum CheckErrorKind {
     ListForOneValue { fact: String, ty: String },
     /// A test giving a fraction to an int fact.
     NotWhole { fact: String, value: f64 },
+    /// `//`, which matches everything.
+    EmptyRegex,
+    /// The policy's regexes together above the compiled-regex budget.
+    RegexBudget { limit: usize },
+    /// One regex compiling to more than `max_regex_bytes`.
+    RegexTooBig { limit: usize },
+    /// A regex the regex crate refuses (`detail` is its message).
+    RegexSyntax {
+        detail: String,
+        help: Option<String>,
+    },
+    /// A CIDR with host bits set (`trunc` is the network meant).
+    CidrHostBits { text: String, trunc: String },
+    /// A text that is no CIDR.
+    InvalidCidr { text: String, help: &'static str },
 }
 
 impl CheckErrorKind {
@@ -208,6 +223,9 @@ impl CheckErrorKind {
             NoDisposition | ManyDispositions { .. } => Code::DispositionCount,
             UnknownRule { .. } => Code::UnknownRule,
             GivenTwice { .. } => Code::DuplicateItem,
+            EmptyRegex | RegexTooBig { .. } | RegexSyntax { .. } => Code::InvalidRegex,
+            RegexBudget { .. } => Code::Limit,
+            CidrHostBits { .. } | InvalidCidr { .. } => Code::InvalidCidr,
         }
     }
 
@@ -298,6 +316,14 @@ impl CheckErrorKind {
                 format!("fact `{fact}` is {ty}: it holds one value, but a list is given")
             }
             NotWhole { fact, value } => format!("fact `{fact}` is an int, but {value} is not whole"),
+            EmptyRegex => "empty regex `//` matches every string".into(),
+            RegexBudget { limit } => format!(
+                "the policy's regexes compile to more than the limit of {limit} bytes together"
+            ),
+            RegexTooBig { .. } => "invalid regex: the compiled regex is too big".into(),
+            RegexSyntax { detail, .. } => format!("invalid regex: {detail}"),
+            CidrHostBits { text, .. } => format!("CIDR `{text}` has host bits set"),
+            InvalidCidr { text, .. } => format!("invalid CIDR `{text}`"),
         }
     }
 
@@ -382,6 +408,17 @@ impl CheckErrorKind {
                 "only set facts (`virus`, and facts declared `[string]`) take a list; give one value"
                     .into(),
             ),
+            EmptyRegex => Some(
+                "write the pattern between the slashes; `known FACT` tests that a fact has a value"
+                    .into(),
+            ),
+            RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
+            RegexTooBig { limit } => Some(format!(
+                "the compiled regex exceeds {limit} bytes; simplify it or use a list of globs"
+            )),
+            RegexSyntax { help, .. } => help.clone(),
+            CidrHostBits { trunc, .. } => Some(format!("did you mean `{trunc}`?")),
+            InvalidCidr { help, .. } => Some((*help).into()),
         }
     }
 }

@@ -107,12 +107,6 @@ fn describe_value(v: &ast::Value) -> &'static str {
 }
 
 impl<'a> Checker<'a> {
-    fn push(&mut self, code: Code, span: Span, message: String, help: Option<String>) {
-        let mut d = Diagnostic::new(code, self.src, span, format!("{message}{}", self.context));
-        d.help = help;
-        self.diags.push(d);
-    }
-
     /// Reports `kind` at `span`, in the current context.
     fn report(&mut self, span: Span, kind: CheckErrorKind) {
         let mut d = Diagnostic::new(
@@ -886,12 +880,7 @@ impl<'a> Checker<'a> {
         use crate::re::{Re, ReError};
         if pattern.is_empty() {
             // `//` finds the empty string in every value: surely a slip.
-            self.push(
-                Code::InvalidRegex,
-                span,
-                "empty regex `//` matches every string".into(),
-                Some("write the pattern between the slashes; `known FACT` tests that a fact has a value".into()),
-            );
+            self.report(span, CheckErrorKind::EmptyRegex);
             return None;
         }
         let limit = self.limits.max_regex_bytes.min(self.regex_left);
@@ -909,28 +898,14 @@ impl<'a> Checker<'a> {
             Err(ReError::TooBig) if limit < self.limits.max_regex_bytes => {
                 // A regex that fails to fit still cost the work of trying.
                 self.regex_left = 0;
-                self.push(
-                    Code::Limit,
-                    span,
-                    format!(
-                        "the policy's regexes compile to more than the limit of {} bytes together",
-                        regex_total(self.limits, self.src)
-                    ),
-                    Some("use fewer or simpler regexes, or lists of globs".into()),
-                );
+                let limit = regex_total(self.limits, self.src);
+                self.report(span, CheckErrorKind::RegexBudget { limit });
                 None
             }
             Err(ReError::TooBig) => {
                 self.regex_left = self.regex_left.saturating_sub(limit);
-                self.push(
-                    Code::InvalidRegex,
-                    span,
-                    "invalid regex: the compiled regex is too big".into(),
-                    Some(format!(
-                        "the compiled regex exceeds {} bytes; simplify it or use a list of globs",
-                        self.limits.max_regex_bytes
-                    )),
-                );
+                let limit = self.limits.max_regex_bytes;
+                self.report(span, CheckErrorKind::RegexTooBig { limit });
                 None
             }
             Err(ReError::Syntax(text)) => {
@@ -954,12 +929,7 @@ impl<'a> Checker<'a> {
                 } else {
                     None
                 };
-                self.push(
-                    Code::InvalidRegex,
-                    span,
-                    format!("invalid regex: {detail}"),
-                    help,
-                );
+                self.report(span, CheckErrorKind::RegexSyntax { detail, help });
                 None
             }
         }
@@ -971,12 +941,11 @@ impl<'a> Checker<'a> {
             match text.parse::<IpNet>() {
                 Ok(net) => {
                     if net.trunc() != net {
-                        self.push(
-                            Code::InvalidCidr,
-                            span,
-                            format!("CIDR `{text}` has host bits set"),
-                            Some(format!("did you mean `{}`?", net.trunc())),
-                        );
+                        let err = CheckErrorKind::CidrHostBits {
+                            text: text.to_owned(),
+                            trunc: net.trunc().to_string(),
+                        };
+                        self.report(span, err);
                         return None;
                     }
                     Some(canonical_net(net))
@@ -987,12 +956,8 @@ impl<'a> Checker<'a> {
                     } else {
                         "write an address and prefix length such as `10.0.0.0/8` or `2001:db8::/32`"
                     };
-                    self.push(
-                        Code::InvalidCidr,
-                        span,
-                        format!("invalid CIDR `{text}`"),
-                        Some(help.into()),
-                    );
+                    let text = text.to_owned();
+                    self.report(span, CheckErrorKind::InvalidCidr { text, help });
                     None
                 }
             }
