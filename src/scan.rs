@@ -1,65 +1,92 @@
-//! Shared scans: one pass over a long value for many regex and glob leaves.
+//! Shared scans: one pass over a value for many regex and glob leaves.
 //!
 //! A policy may test one fact with hundreds of regexes and globs, each of
 //! which reads the whole value: 1,000 glob rules on a 64 KB value read
 //! 64 MB per evaluation (310 ms). Here the regexes and globs that read one
-//! fact are compiled together, in rule order, into groups of up to
-//! [`GROUP_PATTERNS`] patterns, each group one multi-pattern dense DFA
-//! (`regex-automata`, `MatchKind::All`): a single pass over the value
-//! tells which of the group's patterns match anywhere, and the answer is
-//! kept for the rest of the evaluation ([`ScanMemo`]). So an evaluation
-//! reads a value at most once per group, however many leaves test it.
+//! fact are answered together, and the answers kept for the rest of the
+//! evaluation ([`ScanMemo`]): an evaluation reads a value at most once per
+//! group, however many leaves test it. A group is one of two kinds:
 //!
-//! Groups count against the policy's compiled-regex budget
-//! ([`crate::Limits::max_regex_total_bytes`]) and building them against a
-//! work budget of their own ([`BUILD_WORK`]); patterns that do not fit, a
-//! regex with a Unicode word boundary (no dense DFA runs it on all text),
-//! a glob with non-ASCII literals, and groups past [`MAX_GROUPS`] are
-//! matched leaf by leaf, as before.
+//! - **Literals** ([`Lits`]): exact, prefix and suffix globs without `?`
+//!   (`"W32/Fam*"`, `"*.exe"`) and anchored literal regexes (`/^q1\./`,
+//!   `/\.scr$/`), all ASCII. They are byte tries, built in time linear in
+//!   their bytes: the value is walked once forward (prefixes, exact
+//!   strings) and once backward (suffixes), each step one child lookup, and
+//!   every literal met sets its bit. One literal group per fact, as wide as
+//!   the memo allows; equal literals share a bit, and a leaf with several
+//!   globs holds when any of its bits is set.
+//! - **DFAs**: the other patterns, in rule order, in groups of up to
+//!   [`GROUP_PATTERNS`], each one multi-pattern dense DFA (`regex-automata`,
+//!   `MatchKind::All`): a single pass tells which of its patterns match
+//!   anywhere. Building one costs about its DFA bytes × its patterns, so
+//!   these have a work budget ([`BUILD_WORK`]) and count against the
+//!   policy's compiled-regex budget
+//!   ([`crate::Limits::max_regex_total_bytes`]).
+//!
+//! Patterns that fit neither (a regex with a Unicode word boundary, a glob
+//! with non-ASCII literals, the leaves past the budgets, the memo or
+//! [`MAX_GROUPS`]) are matched leaf by leaf, as before.
 
+use crate::analysis::truth::Truth;
+use crate::check::model::Val;
+use crate::eval::FactSource;
 use crate::facts::FactId;
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-/// Patterns in one group.
+/// Patterns in one DFA group.
 pub(crate) const GROUP_PATTERNS: usize = 256;
 
-/// Words of one group's answer.
-const WORDS: usize = GROUP_PATTERNS / 64;
+/// Words of the per-evaluation memo: all groups' answers together, one bit
+/// per pattern (DFA groups) or literal (literal groups).
+pub(crate) const MEMO_WORDS: usize = 128;
 
-/// One group's answer: bit `i` set when pattern `i` matches.
-pub(crate) type Hits = [u64; WORDS];
+/// Bits of the memo.
+pub(crate) const MEMO_BITS: usize = MEMO_WORDS * 64;
 
-/// Groups in one policy: the per-evaluation memo is a fixed table of this
-/// many answers on the stack.
-pub(crate) const MAX_GROUPS: usize = 16;
+/// Groups in one policy (each has a done and an unknown bit in the memo).
+pub(crate) const MAX_GROUPS: usize = 32;
 
-/// The work all group builds of a policy may do. Building a DFA costs
+/// The work all DFA group builds of a policy may do. Building a DFA costs
 /// about its size times the patterns in it (each DFA state is a set of the
 /// patterns' NFA states), so an attempt is charged its DFA's bytes × its
 /// patterns, or its size limit × its patterns when it does not fit (and
 /// the limit is lowered to what the budget has left). Measured in a release
 /// build under a load average of ~7: 1,000 single-part globs (a third with
-/// `?`, a third with a middle `*`) spend all of it, in 0.9 s of parsing, and
-/// get 10 groups (the last ~340 are matched leaf by leaf); 1,000
-/// literal-like regexes or contains-globs need a third of it.
+/// `?`, a third with a middle `*`) spent all of it, in 0.9 s of parsing,
+/// when their suffix globs were DFA patterns too; 1,000 literal-like
+/// regexes or contains-globs need a third of it.
 pub(crate) const BUILD_WORK: usize = 192 << 20;
 
 /// Largest DFA tried for one group (the regex budget may allow less).
 pub(crate) const GROUP_MAX_BYTES: usize = 512 << 10;
 
-/// Patterns of one fact, compiled together.
+/// Patterns of one fact, answered together.
 #[derive(Clone)]
 pub(crate) struct ScanGroup {
     /// The fact every pattern reads.
     pub(crate) fact: FactId,
-    /// Its place in the evaluation's [`ScanMemo`] (below [`MAX_GROUPS`]).
+    /// Its done/unknown bit in the evaluation's [`ScanMemo`] (below
+    /// [`MAX_GROUPS`]).
     pub(crate) slot: usize,
-    /// Bit `i` set: pattern `i` exists.
-    all: Hits,
-    dfa: dense::DFA<Vec<u32>>,
+    /// Its first word in the memo.
+    base: usize,
+    /// Its words in the memo.
+    words: usize,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Dfa {
+        dfa: Box<dense::DFA<Vec<u32>>>,
+        /// Bit `i` set: pattern `i` exists.
+        all: Box<[u64]>,
+    },
+    Lits(Box<Lits>),
 }
 
 impl std::fmt::Debug for ScanGroup {
@@ -67,9 +94,14 @@ impl std::fmt::Debug for ScanGroup {
         f.debug_struct("ScanGroup")
             .field("fact", &self.fact)
             .field("slot", &self.slot)
+            .field("base", &self.base)
+            .field("words", &self.words)
             .field(
-                "patterns",
-                &self.all.iter().map(|w| w.count_ones()).sum::<u32>(),
+                "kind",
+                &match self.kind {
+                    Kind::Dfa { .. } => "dfa",
+                    Kind::Lits(_) => "literals",
+                },
             )
             .finish()
     }
@@ -78,15 +110,20 @@ impl std::fmt::Debug for ScanGroup {
 impl ScanGroup {
     /// Compiles `patterns` (regex syntax as [`crate::re::Re`] reads it:
     /// case-insensitive unless a pattern says otherwise) into one DFA of
-    /// at most `limit` bytes; `None` when it does not fit (or a pattern
-    /// needs more than a dense DFA).
+    /// at most `limit` bytes, answering in memo words from `base`; `None`
+    /// when it does not fit (or a pattern needs more than a dense DFA).
     pub(crate) fn build(
         fact: FactId,
         slot: usize,
+        base: usize,
         patterns: &[&str],
         limit: usize,
     ) -> Option<ScanGroup> {
         if patterns.is_empty() || patterns.len() > GROUP_PATTERNS {
+            return None;
+        }
+        let words = patterns.len().div_ceil(64);
+        if base + words > MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
         let dfa = dense::Builder::new()
@@ -103,83 +140,142 @@ impl ScanGroup {
             )
             .build_many(patterns)
             .ok()?;
-        let mut all = [0u64; WORDS];
+        let mut all = vec![0u64; words].into_boxed_slice();
         for i in 0..patterns.len() {
             set_bit(&mut all, i);
         }
         Some(ScanGroup {
             fact,
             slot,
-            all,
-            dfa,
+            base,
+            words,
+            kind: Kind::Dfa {
+                dfa: Box::new(dfa),
+                all,
+            },
         })
     }
 
-    /// Bit `i` set for each pattern `i`.
-    pub(crate) fn all(&self) -> &Hits {
-        &self.all
-    }
-
-    /// The bytes it counts against the regex budget.
-    pub(crate) fn size(&self) -> usize {
-        self.dfa.memory_usage()
-    }
-
-    /// Adds to `hits` the patterns that match anywhere in `text` (bit `i`:
-    /// pattern `i`), in one pass that stops once every pattern has
-    /// matched; `None` if the DFA had to give up (it cannot: no pattern
-    /// needs a quit byte).
-    pub(crate) fn scan(&self, text: &str, hits: &mut Hits) -> Option<()> {
-        let dfa = &self.dfa;
-        let bytes = text.as_bytes();
-        let mut sid = dfa.start_state_forward(&Input::new(text)).ok()?;
-        let record = |sid, hits: &mut Hits| {
-            for i in 0..dfa.match_len(sid) {
-                set_bit(hits, dfa.match_pattern(sid, i).as_usize());
-            }
-        };
-        let mut at = 0usize;
-        while let Some(&b) = bytes.get(at) {
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) {
-                if dfa.is_match_state(sid) {
-                    record(sid, hits);
-                    if *hits == self.all {
-                        return Some(());
-                    }
-                } else if dfa.is_dead_state(sid) {
-                    return Some(());
-                } else if dfa.is_quit_state(sid) {
-                    return None;
-                }
-                if dfa.is_accel_state(sid) {
-                    // The state loops on every byte but these: skip to the
-                    // next one (or the end, for the end-of-input transition).
-                    let from = at + 1;
-                    let rest = bytes.get(from..).unwrap_or_default();
-                    at = match *dfa.accelerator(sid) {
-                        [a] => memchr::memchr(a, rest),
-                        [a, b] => memchr::memchr2(a, b, rest),
-                        [a, b, c] => memchr::memchr3(a, b, c, rest),
-                        _ => Some(0),
-                    }
-                    .map_or(bytes.len(), |i| from + i);
-                    continue;
-                }
-            }
-            at += 1;
+    /// A literal group answering in memo words from `base`; `None` when
+    /// it has no literals or does not fit the memo.
+    pub(crate) fn literals(
+        fact: FactId,
+        slot: usize,
+        base: usize,
+        lits: LitsBuilder,
+    ) -> Option<ScanGroup> {
+        let words = lits.bits().div_ceil(64);
+        if words == 0 || base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+            return None;
         }
-        sid = dfa.next_eoi_state(sid);
-        if dfa.is_match_state(sid) {
-            record(sid, hits);
+        Some(ScanGroup {
+            fact,
+            slot,
+            base,
+            words,
+            kind: Kind::Lits(Box::new(lits.freeze())),
+        })
+    }
+
+    /// The memo words it answers in.
+    pub(crate) fn words(&self) -> usize {
+        self.words
+    }
+
+    /// The bytes it counts against the regex budget (a DFA's), or the
+    /// bytes its tries take.
+    pub(crate) fn size(&self) -> usize {
+        match &self.kind {
+            Kind::Dfa { dfa, .. } => dfa.memory_usage(),
+            Kind::Lits(l) => l.size(),
+        }
+    }
+
+    /// Adds to `hits` (this group's memo words) the patterns that match
+    /// anywhere in `text` (bit `i`: pattern `i`); `None` if the DFA had
+    /// to give up (it cannot: no pattern needs a quit byte).
+    pub(crate) fn scan(&self, text: &str, hits: &mut [u64]) -> Option<()> {
+        match &self.kind {
+            Kind::Dfa { dfa, all } => scan_dfa(dfa, all, text, hits),
+            Kind::Lits(l) => {
+                l.scan(text, hits);
+                Some(())
+            }
+        }
+    }
+
+    /// [`ScanGroup::scan`] for each of `names` (stopping once every
+    /// pattern of a DFA group has matched).
+    pub(crate) fn scan_names(&self, names: &[String], hits: &mut [u64]) -> Option<()> {
+        match &self.kind {
+            Kind::Dfa { dfa, all } => {
+                for n in names {
+                    scan_dfa(dfa, all, n, hits)?;
+                    if *hits == **all {
+                        break;
+                    }
+                }
+            }
+            Kind::Lits(l) => {
+                for n in names {
+                    l.scan(n, hits);
+                }
+            }
         }
         Some(())
     }
 }
 
+/// One pass of a group's DFA over `text` (see [`ScanGroup::scan`]).
+fn scan_dfa(dfa: &dense::DFA<Vec<u32>>, all: &[u64], text: &str, hits: &mut [u64]) -> Option<()> {
+    let bytes = text.as_bytes();
+    let mut sid = dfa.start_state_forward(&Input::new(text)).ok()?;
+    let record = |sid, hits: &mut [u64]| {
+        for i in 0..dfa.match_len(sid) {
+            set_bit(hits, dfa.match_pattern(sid, i).as_usize());
+        }
+    };
+    let mut at = 0usize;
+    while let Some(&b) = bytes.get(at) {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) {
+            if dfa.is_match_state(sid) {
+                record(sid, hits);
+                if *hits == *all {
+                    return Some(());
+                }
+            } else if dfa.is_dead_state(sid) {
+                return Some(());
+            } else if dfa.is_quit_state(sid) {
+                return None;
+            }
+            if dfa.is_accel_state(sid) {
+                // The state loops on every byte but these: skip to the
+                // next one (or the end, for the end-of-input transition).
+                let from = at + 1;
+                let rest = bytes.get(from..).unwrap_or_default();
+                at = match *dfa.accelerator(sid) {
+                    [a] => memchr::memchr(a, rest),
+                    [a, b] => memchr::memchr2(a, b, rest),
+                    [a, b, c] => memchr::memchr3(a, b, c, rest),
+                    _ => Some(0),
+                }
+                .map_or(bytes.len(), |i| from + i);
+                continue;
+            }
+        }
+        at += 1;
+    }
+    sid = dfa.next_eoi_state(sid);
+    if dfa.is_match_state(sid) {
+        record(sid, hits);
+    }
+    Some(())
+}
+
 /// Sets bit `i` of `hits` (nothing past the end).
 #[inline]
-pub(crate) fn set_bit(hits: &mut Hits, i: usize) {
+pub(crate) fn set_bit(hits: &mut [u64], i: usize) {
     if let Some(w) = hits.get_mut(i / 64) {
         *w |= 1u64 << (i % 64);
     }
@@ -187,59 +283,420 @@ pub(crate) fn set_bit(hits: &mut Hits, i: usize) {
 
 /// Bit `i` of `hits`.
 #[inline]
-pub(crate) fn bit(hits: &Hits, i: usize) -> bool {
+pub(crate) fn bit(hits: &[u64], i: usize) -> bool {
     hits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
 }
 
-/// The answers of the groups scanned so far in one evaluation.
+/// The answers of the groups scanned so far in one evaluation. The bits
+/// are zeroed on the first scan, not when the memo is made: an evaluation
+/// that reads no shared scan pays nothing for them.
 #[derive(Debug, Clone)]
 pub(crate) struct ScanMemo {
     /// Bit `slot`: that group was scanned.
     done: u32,
     /// Bit `slot`: the fact was unknown.
     unknown: u32,
-    hits: [Hits; MAX_GROUPS],
+    hits: Option<[u64; MEMO_WORDS]>,
 }
 
-impl Default for ScanMemo {
-    fn default() -> ScanMemo {
+const _: () = assert!(MAX_GROUPS <= 32);
+
+impl ScanMemo {
+    /// An empty memo.
+    #[inline]
+    pub(crate) fn new() -> ScanMemo {
         ScanMemo {
             done: 0,
             unknown: 0,
-            hits: [[0; WORDS]; MAX_GROUPS],
+            hits: None,
+        }
+    }
+
+    /// Whether pattern `i` of `group` matches `src`'s value of the group's
+    /// fact (a set: any of its names), scanning the value the first time
+    /// the group is asked; unknown for an unknown fact; `None` when the
+    /// scan gave up (the leaf then tests the value itself).
+    #[inline]
+    pub(crate) fn answer<S: FactSource + ?Sized>(
+        &mut self,
+        src: &mut S,
+        group: &ScanGroup,
+        i: usize,
+    ) -> Option<Truth> {
+        let b = 1u32.checked_shl(group.slot as u32)?;
+        if self.done & b == 0 {
+            let hits = self.hits.get_or_insert([0; MEMO_WORDS]);
+            let region = hits.get_mut(group.base..group.base + group.words)?;
+            let scanned = match src.value(group.fact) {
+                None => Some(false),
+                Some(Val::Str(s)) => group.scan(s, region).map(|()| true),
+                Some(Val::Set(names)) => group.scan_names(names, region).map(|()| true),
+                Some(_) => Some(true),
+            };
+            let Some(known) = scanned else {
+                region.fill(0);
+                return None;
+            };
+            self.done |= b;
+            if !known {
+                self.unknown |= b;
+            }
+        }
+        if self.unknown & b != 0 {
+            return Some(Truth::Unknown);
+        }
+        let hits = self.hits.as_ref()?;
+        let region = hits.get(group.base..group.base + group.words)?;
+        Some(Truth::from_bool(bit(region, i)))
+    }
+}
+
+/// Which trie a literal lives in: globs and regexes fold case differently
+/// (a glob's `i` also matches `İ`, a regex's `s` also matches `ſ`), and
+/// prefixes are walked forward, suffixes backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Exact and prefix globs.
+    GlobStart = 0,
+    /// Suffix globs (bytes reversed).
+    GlobEnd = 1,
+    /// `^lit` and `^lit$` regexes.
+    RegexStart = 2,
+    /// `lit$` regexes (bytes reversed).
+    RegexEnd = 3,
+}
+
+/// One literal test: the value starts with `bytes` (or is `bytes`, when
+/// `whole`), on `side`. `bytes` are ASCII, letters lowercase, in walk order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Literal {
+    pub(crate) side: Side,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) whole: bool,
+}
+
+/// A glob character's trie key: ASCII lowercase, and the two non-ASCII
+/// characters whose [`crate::glob::fold`] is ASCII (checked by a test).
+#[inline]
+fn glob_key(c: char) -> Option<u8> {
+    match c {
+        c if c.is_ascii() => Some(c.to_ascii_lowercase() as u8),
+        '\u{130}' => Some(b'i'),
+        '\u{212A}' => Some(b'k'),
+        _ => None,
+    }
+}
+
+/// A text character's trie key for case-insensitive regex literals:
+/// ASCII lowercase, and the two non-ASCII characters that simple case
+/// folding puts with an ASCII letter (`ſ` with `s`, the Kelvin sign with
+/// `k`). A regex literal is only put in a trie when each of its letters'
+/// classes is exactly the characters with that key (see [`regex_literal`]).
+#[inline]
+fn regex_key(c: char) -> Option<u8> {
+    match c {
+        c if c.is_ascii() => Some(c.to_ascii_lowercase() as u8),
+        '\u{17F}' => Some(b's'),
+        '\u{212A}' => Some(b'k'),
+        _ => None,
+    }
+}
+
+/// A trie being built: children kept sorted by label.
+#[derive(Debug, Default, Clone)]
+struct BuildNode {
+    children: Vec<(u8, u32)>,
+    /// Bit + 1 of the literal ending here as a prefix test (0: none).
+    pre: u16,
+    /// Bit + 1 of the literal ending here as a whole-value test.
+    end: u16,
+}
+
+/// Literals being gathered for one fact's literal group.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LitsBuilder {
+    tries: [Vec<BuildNode>; 4],
+    bits: usize,
+}
+
+impl LitsBuilder {
+    /// Bits given out so far.
+    pub(crate) fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// The bit of `lit`: the one an equal literal has, else a new one,
+    /// unless that would make more than `max_bits` (`None`). Linear in
+    /// the literal's bytes (each step a binary search among ≤ 256 labels).
+    pub(crate) fn add(&mut self, lit: &Literal, max_bits: usize) -> Option<u16> {
+        let trie = self.tries.get_mut(lit.side as usize)?;
+        if trie.is_empty() {
+            trie.push(BuildNode::default());
+        }
+        let mut at = 0usize;
+        for &b in &lit.bytes {
+            let node = trie.get_mut(at)?;
+            at = match node.children.binary_search_by_key(&b, |&(l, _)| l) {
+                Ok(i) => node.children.get(i)?.1 as usize,
+                Err(i) => {
+                    if self.bits >= max_bits {
+                        return None;
+                    }
+                    let next = u32::try_from(trie.len()).ok()?;
+                    trie.get_mut(at)?.children.insert(i, (b, next));
+                    trie.push(BuildNode::default());
+                    next as usize
+                }
+            };
+        }
+        let node = trie.get_mut(at)?;
+        let slot = if lit.whole {
+            &mut node.end
+        } else {
+            &mut node.pre
+        };
+        if *slot == 0 {
+            if self.bits >= max_bits.min(usize::from(u16::MAX)) {
+                return None;
+            }
+            self.bits += 1;
+            *slot = u16::try_from(self.bits).ok()?;
+        }
+        Some(*slot - 1)
+    }
+
+    fn freeze(self) -> Lits {
+        let [a, b, c, d] = self.tries.map(Trie::freeze);
+        Lits {
+            tries: [a, b, c, d],
         }
     }
 }
 
-impl ScanMemo {
-    /// Whether pattern `i` of the group in `slot` matched (`Some(None)`:
-    /// its fact is unknown; `None`: not scanned yet).
-    #[inline]
-    pub(crate) fn get(&self, slot: usize, i: usize) -> Option<Option<bool>> {
-        let b = 1u32.checked_shl(slot as u32)?;
-        if self.done & b == 0 {
-            return None;
+/// A frozen trie: node `0` is the root; a node's children are
+/// `labels[first..first + len]` (sorted) and the same range of `targets`.
+#[derive(Debug, Clone, Default)]
+struct Trie {
+    nodes: Box<[Node]>,
+    labels: Box<[u8]>,
+    targets: Box<[u32]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    first: u32,
+    len: u16,
+    pre: u16,
+    end: u16,
+}
+
+impl Trie {
+    fn freeze(nodes: Vec<BuildNode>) -> Trie {
+        let edges: usize = nodes.iter().map(|n| n.children.len()).sum();
+        let mut labels = Vec::with_capacity(edges);
+        let mut targets = Vec::with_capacity(edges);
+        let mut out = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            out.push(Node {
+                first: labels.len() as u32,
+                len: n.children.len() as u16,
+                pre: n.pre,
+                end: n.end,
+            });
+            for (l, t) in n.children {
+                labels.push(l);
+                targets.push(t);
+            }
         }
-        if self.unknown & b != 0 {
-            return Some(None);
+        Trie {
+            nodes: out.into(),
+            labels: labels.into(),
+            targets: targets.into(),
         }
-        self.hits.get(slot).map(|h| Some(bit(h, i)))
     }
 
-    /// Stores the answer for `slot` (`None`: the fact is unknown).
+    fn size(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node>() + self.labels.len() * 5
+    }
+
+    /// Walks the keys from the root, setting the bit of every prefix
+    /// literal passed and, when the keys run out at a node, of the whole
+    /// literal there. A `None` key (a character no literal holds) ends
+    /// the walk.
     #[inline]
-    pub(crate) fn set(&mut self, slot: usize, hits: Option<Hits>) {
-        let Some(b) = 1u32.checked_shl(slot as u32) else {
+    fn walk(&self, keys: impl Iterator<Item = Option<u8>>, hits: &mut [u64]) {
+        let Some(mut node) = self.nodes.first() else {
             return;
         };
-        let Some(h) = self.hits.get_mut(slot) else {
-            return;
-        };
-        *h = hits.unwrap_or_default();
-        self.done |= b;
-        if hits.is_none() {
-            self.unknown |= b;
+        for k in keys {
+            mark(hits, node.pre);
+            let Some(k) = k else { return };
+            let lo = node.first as usize;
+            let labels = self
+                .labels
+                .get(lo..lo + usize::from(node.len))
+                .unwrap_or_default();
+            let found = if labels.len() <= 8 {
+                labels.iter().position(|&l| l == k)
+            } else {
+                labels.binary_search(&k).ok()
+            };
+            match found
+                .and_then(|i| self.targets.get(lo + i))
+                .and_then(|&t| self.nodes.get(t as usize))
+            {
+                Some(n) => node = n,
+                None => return,
+            }
         }
+        mark(hits, node.pre);
+        mark(hits, node.end);
+    }
+}
+
+#[inline]
+fn mark(hits: &mut [u64], b: u16) {
+    if b != 0 {
+        set_bit(hits, usize::from(b - 1));
+    }
+}
+
+/// A literal group's tries (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lits {
+    tries: [Trie; 4],
+}
+
+impl Lits {
+    fn size(&self) -> usize {
+        self.tries.iter().map(Trie::size).sum()
+    }
+
+    /// Sets the bits of the literals `text` passes: each trie walked once,
+    /// as far as the text follows it.
+    fn scan(&self, text: &str, hits: &mut [u64]) {
+        let [gs, ge, rs, re] = &self.tries;
+        if !gs.nodes.is_empty() {
+            gs.walk(text.chars().map(glob_key), hits);
+        }
+        if !ge.nodes.is_empty() {
+            ge.walk(text.chars().rev().map(glob_key), hits);
+        }
+        if !rs.nodes.is_empty() {
+            rs.walk(text.chars().map(regex_key), hits);
+        }
+        if !re.nodes.is_empty() {
+            re.walk(text.chars().rev().map(regex_key), hits);
+        }
+    }
+}
+
+/// An anchored literal regex (`^abc`, `abc$`, `^abc$`, `\Aabc\z`: ASCII,
+/// each letter case-insensitive) as a [`Literal`]; `None` for anything
+/// else, or when a letter's class is not exactly the characters
+/// [`regex_key`] gives its key (then only the regex engine knows it).
+/// `case_insensitive`: the policy's default, as [`crate::re::Re`] reads it.
+pub(crate) fn regex_literal(pattern: &str, case_insensitive: bool) -> Option<Literal> {
+    let cfg = syntax::Config::new()
+        .case_insensitive(case_insensitive)
+        .nest_limit(100);
+    let hir = syntax::parse_with(pattern, &cfg).ok()?;
+    let mut items: Vec<&Hir> = Vec::new();
+    flatten(&hir, &mut items)?;
+    let start = matches!(
+        items.first().map(|h| h.kind()),
+        Some(HirKind::Look(Look::Start))
+    );
+    if start {
+        items.remove(0);
+    }
+    let end = matches!(
+        items.last().map(|h| h.kind()),
+        Some(HirKind::Look(Look::End))
+    );
+    if end {
+        items.pop();
+    }
+    if !start && !end {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    for h in items {
+        match h.kind() {
+            HirKind::Literal(l) => {
+                for &b in l.0.iter() {
+                    // Letters in a literal are case-sensitive.
+                    if !b.is_ascii() || b.is_ascii_alphabetic() {
+                        return None;
+                    }
+                    bytes.push(b);
+                }
+            }
+            HirKind::Class(Class::Unicode(c)) => {
+                let first = c.ranges().first()?.start();
+                let key = regex_key(first)?;
+                if !key.is_ascii_alphabetic() {
+                    return None;
+                }
+                // The class must be exactly the characters with this key.
+                let mut want: Vec<char> =
+                    vec![char::from(key.to_ascii_uppercase()), char::from(key)];
+                match key {
+                    b's' => want.push('\u{17F}'),
+                    b'k' => want.push('\u{212A}'),
+                    _ => {}
+                }
+                let mut got: Vec<char> = Vec::new();
+                for r in c.ranges() {
+                    let n = (u32::from(r.end()) - u32::from(r.start())) as usize + 1;
+                    if got.len() + n > want.len() {
+                        return None;
+                    }
+                    got.extend(r.start()..=r.end());
+                }
+                want.sort_unstable();
+                if got != want {
+                    return None;
+                }
+                bytes.push(key);
+            }
+            _ => return None,
+        }
+    }
+    Some(match (start, end) {
+        (true, whole) => Literal {
+            side: Side::RegexStart,
+            bytes,
+            whole,
+        },
+        (false, _) => {
+            bytes.reverse();
+            Literal {
+                side: Side::RegexEnd,
+                bytes,
+                whole: false,
+            }
+        }
+    })
+}
+
+/// The items of a concatenation (groups opened), each a literal, a class
+/// or a look-around; `None` for anything else.
+fn flatten<'h>(h: &'h Hir, out: &mut Vec<&'h Hir>) -> Option<()> {
+    match h.kind() {
+        HirKind::Concat(parts) => {
+            for p in parts {
+                flatten(p, out)?;
+            }
+            Some(())
+        }
+        HirKind::Capture(c) => flatten(&c.sub, out),
+        HirKind::Empty => Some(()),
+        HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => {
+            out.push(h);
+            Some(())
+        }
+        _ => None,
     }
 }
 
@@ -342,9 +799,9 @@ mod tests {
         for g in globs {
             let glob = Glob::new(g);
             let pat = glob_pattern(g).expect("ASCII");
-            let group = ScanGroup::build(FactId(0), 0, &[&pat], 1 << 20).expect("builds");
+            let group = ScanGroup::build(FactId(0), 0, 0, &[&pat], 1 << 20).expect("builds");
             for t in texts {
-                let mut hits = [0; WORDS];
+                let mut hits = [0u64; 4];
                 assert_eq!(group.scan(t, &mut hits), Some(()));
                 assert_eq!(
                     bit(&hits, 0),
@@ -358,15 +815,183 @@ mod tests {
     #[test]
     fn a_group_answers_each_pattern() {
         let pats = ["sobig", "^w32/", "mm$", r"\d{3}", "(?-i)Foo", ""];
-        let group = ScanGroup::build(FactId(0), 0, &pats, 1 << 20).expect("builds");
+        let group = ScanGroup::build(FactId(0), 0, 0, &pats, 1 << 20).expect("builds");
         for t in ["W32/Sobig.F@MM", "foo 123", "Foo", "", "x"] {
-            let mut hits = [0; WORDS];
+            let mut hits = [0u64; 4];
             group.scan(t, &mut hits).expect("scans");
             for (i, p) in pats.iter().enumerate() {
                 let re = crate::re::Re::new(p, true, 1 << 20).expect("regex");
                 assert_eq!(bit(&hits, i), re.is_match(t), "{p} on {t:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::*;
+    use crate::glob::Glob;
+    use crate::re::Re;
+
+    /// Texts around the folding corners: İ, the Kelvin sign, ſ, ı.
+    const TEXTS: [&str; 24] = [
+        "",
+        "a",
+        "A",
+        "abc",
+        "ABC",
+        "abcd",
+        "xabc",
+        "xABC",
+        "ab",
+        "İ",
+        "i",
+        "I",
+        "ı",
+        "\u{212A}",
+        "k",
+        "K",
+        "ſ",
+        "s",
+        "S",
+        "\u{212A}ſİ",
+        "ksi",
+        "q1.x",
+        "Q1.exe",
+        "w32/fam1.a",
+    ];
+
+    fn glob_literal(g: &str) -> Option<Literal> {
+        let body = g.trim_end_matches('*');
+        if !g.is_ascii() || g.contains('?') {
+            return None;
+        }
+        let lower = |s: &str| {
+            s.bytes()
+                .map(|b| b.to_ascii_lowercase())
+                .collect::<Vec<u8>>()
+        };
+        if !body.contains('*') {
+            return Some(Literal {
+                side: Side::GlobStart,
+                bytes: lower(body),
+                whole: body.len() == g.len(),
+            });
+        }
+        let body = g.trim_start_matches('*');
+        if !body.contains('*') {
+            let mut bytes = lower(body);
+            bytes.reverse();
+            return Some(Literal {
+                side: Side::GlobEnd,
+                bytes,
+                whole: false,
+            });
+        }
+        None
+    }
+
+    #[test]
+    fn literal_groups_answer_as_globs_and_regexes_do() {
+        let globs = [
+            "abc",
+            "ab*",
+            "*bc",
+            "",
+            "*",
+            "i",
+            "k*",
+            "*s",
+            "KSI",
+            "q1.*",
+            "*.exe",
+            "W32/Fam1.*",
+            "a",
+            "ABC*",
+        ];
+        let regexes = [
+            "^abc", "bc$", "^abc$", r"\Aab", "^$", "^", "$", "^k", "s$", "^ksi$", r"^q1\.",
+            r"\.exe$", "^(ab)c", "^i$",
+        ];
+        let mut b = LitsBuilder::default();
+        let mut gbits = Vec::new();
+        for g in globs {
+            let lit = glob_literal(g).expect("literal glob");
+            gbits.push(b.add(&lit, MEMO_BITS).expect("fits"));
+        }
+        let mut rbits = Vec::new();
+        for r in regexes {
+            let lit = regex_literal(r, true).unwrap_or_else(|| panic!("{r} is a literal"));
+            rbits.push(b.add(&lit, MEMO_BITS).expect("fits"));
+        }
+        // Equal literals share a bit.
+        assert_eq!(
+            gbits[0],
+            b.add(&glob_literal("ABC").expect("lit"), 0).expect("same")
+        );
+        let g = ScanGroup::literals(FactId(0), 0, 0, b).expect("fits");
+        for t in TEXTS {
+            let mut hits = [0u64; MEMO_WORDS];
+            let region = &mut hits[..g.words()];
+            g.scan(t, region).expect("scans");
+            for (glob, bit_) in globs.iter().zip(&gbits) {
+                assert_eq!(
+                    bit(region, usize::from(*bit_)),
+                    Glob::new(glob).matches(t),
+                    "glob {glob:?} on {t:?}"
+                );
+            }
+            for (re, bit_) in regexes.iter().zip(&rbits) {
+                let want = Re::new(re, true, 1 << 20).expect("regex").is_match(t);
+                assert_eq!(
+                    bit(region, usize::from(*bit_)),
+                    want,
+                    "regex {re:?} on {t:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_anchored_case_insensitive_literals_are_literal_regexes() {
+        for r in [
+            "abc", "^a.c", "^a|^b", "(?-i)^a", "^é", "^a+", r"^a\b", "(?m)^a", "^ab$c", "a^",
+        ] {
+            assert_eq!(regex_literal(r, true), None, "{r}");
+        }
+        // Case-sensitive policies: letters are not, other characters are.
+        assert_eq!(regex_literal("^a", false), None);
+        assert_eq!(
+            regex_literal(r"^1\.$", false),
+            Some(Literal {
+                side: Side::RegexStart,
+                bytes: b"1.".to_vec(),
+                whole: true,
+            })
+        );
+        assert_eq!(
+            regex_literal(r"(?i)\.EXE$", false),
+            Some(Literal {
+                side: Side::RegexEnd,
+                bytes: b"exe.".to_vec(),
+                whole: false,
+            })
+        );
+    }
+
+    #[test]
+    fn the_memo_limits_the_bits() {
+        let mut b = LitsBuilder::default();
+        let lit = |s: &str| Literal {
+            side: Side::GlobStart,
+            bytes: s.as_bytes().to_vec(),
+            whole: false,
+        };
+        assert_eq!(b.add(&lit("a"), 2), Some(0));
+        assert_eq!(b.add(&lit("b"), 2), Some(1));
+        assert_eq!(b.add(&lit("c"), 2), None);
+        assert_eq!(b.add(&lit("a"), 2), Some(0));
+        assert_eq!(b.bits(), 2);
     }
 }
 
@@ -382,11 +1007,11 @@ mod speed {
             let pats: Vec<String> = (0..n).map(|i| format!("x{i}y")).collect();
             let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
             let t = std::time::Instant::now();
-            let g = ScanGroup::build(FactId(0), 0, &refs, 1 << 20).expect("builds");
+            let g = ScanGroup::build(FactId(0), 0, 0, &refs, 1 << 20).expect("builds");
             let built = t.elapsed();
             let t = std::time::Instant::now();
             for _ in 0..100 {
-                std::hint::black_box(g.scan(&text, &mut [0; WORDS]));
+                std::hint::black_box(g.scan(&text, &mut [0u64; 4]));
             }
             eprintln!(
                 "{n} literals: build {built:?}, {} bytes, {:.2} ns/byte",
@@ -419,7 +1044,7 @@ mod build_cost {
             for n in [32usize, 64] {
                 for limit in [128 << 10, 256 << 10, 1 << 20] {
                     let t = std::time::Instant::now();
-                    let g = ScanGroup::build(FactId(0), 0, &refs[..n], limit);
+                    let g = ScanGroup::build(FactId(0), 0, 0, &refs[..n], limit);
                     eprintln!(
                         "kind {kind} n {n} limit {limit}: {:?} {:?}",
                         g.map(|g| g.size()),

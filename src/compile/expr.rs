@@ -13,7 +13,8 @@ use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use crate::re::Re;
 use crate::scan::{
-    glob_pattern, ScanGroup, BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, MAX_GROUPS,
+    glob_pattern, regex_literal, Literal, LitsBuilder, ScanGroup, Side, BUILD_WORK,
+    GROUP_MAX_BYTES, GROUP_PATTERNS, MAX_GROUPS, MEMO_BITS,
 };
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -76,11 +77,12 @@ pub(crate) enum CExpr {
         inner: Box<CExpr>,
     },
     /// A regex or glob leaf whose answer comes from a shared scan of its
-    /// fact ([`crate::scan`]): pattern `bit` of `group`; `leaf` when the
-    /// source keeps no scan memo.
+    /// fact ([`crate::scan`]): true when any of `bits` of `group` is set
+    /// (a DFA group: one pattern; a literal group: a bit per literal of
+    /// the leaf's globs); `leaf` when the source keeps no scan memo.
     Scan {
         group: Arc<ScanGroup>,
-        bit: u8,
+        bits: Box<[u16]>,
         leaf: Box<CExpr>,
     },
     /// Any other leaf, tested as the reference does.
@@ -294,6 +296,8 @@ pub(crate) struct GlobMatcher {
     globs: Arc<[Glob]>,
     fast: Box<[FastGlob]>,
     merged: Option<Re>,
+    /// Every glob is a literal test ([`GlobMatcher::literals`]).
+    literal: bool,
 }
 
 impl GlobMatcher {
@@ -340,7 +344,7 @@ impl GlobMatcher {
         } else {
             None
         };
-        GlobMatcher {
+        let mut m = GlobMatcher {
             globs: Arc::clone(globs),
             fast: globs
                 .iter()
@@ -348,7 +352,10 @@ impl GlobMatcher {
                 .map(|(i, g)| FastGlob::new(i, g))
                 .collect(),
             merged,
-        }
+            literal: false,
+        };
+        m.literal = m.literals().is_some();
+        m
     }
 
     /// Whether matching reads the whole text (a glob with a middle part or
@@ -378,6 +385,37 @@ impl GlobMatcher {
         }
         p.push(')');
         Some(p)
+    }
+
+    /// The globs as literal tests for a shared scan's tries, when each is
+    /// an exact, prefix or suffix glob without `?` whose folded literal is
+    /// ASCII (the tries fold text characters as [`fold`] does); `None`
+    /// otherwise, and for no globs.
+    fn literals(&self) -> Option<Vec<Literal>> {
+        if self.fast.is_empty() {
+            return None;
+        }
+        self.fast
+            .iter()
+            .map(|f| match f {
+                FastGlob::Exact(l) => Some(Literal {
+                    side: Side::GlobStart,
+                    bytes: l.1.as_ref()?.low.to_vec(),
+                    whole: true,
+                }),
+                FastGlob::Prefix(l) => Some(Literal {
+                    side: Side::GlobStart,
+                    bytes: l.1.as_ref()?.low.to_vec(),
+                    whole: false,
+                }),
+                FastGlob::Suffix(l) => Some(Literal {
+                    side: Side::GlobEnd,
+                    bytes: l.1.as_ref()?.low.iter().rev().copied().collect(),
+                    whole: false,
+                }),
+                FastGlob::General(_) => None,
+            })
+            .collect()
     }
 
     /// Whether any glob matches all of `text`, ignoring case.
@@ -614,10 +652,16 @@ impl CExpr {
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },
-            CExpr::Scan { group, bit, leaf } => match src.scan(group, usize::from(*bit)) {
-                Some(t) => t,
-                None => leaf.eval(src),
-            },
+            CExpr::Scan { group, bits, leaf } => {
+                for &b in bits.iter() {
+                    match src.scan(group, usize::from(b)) {
+                        Some(Truth::False) => {}
+                        Some(t) => return t,
+                        None => return leaf.eval(src),
+                    }
+                }
+                Truth::False
+            }
             CExpr::Leaf(kind) => match leaf_fact(kind).and_then(|id| src.value(id)) {
                 Some(v) => Truth::from_bool(test_leaf(kind, v)),
                 None => Truth::Unknown,
@@ -677,7 +721,7 @@ impl CExpr {
             CExpr::Globs { .. } => std::mem::size_of::<GlobMatcher>(),
             CExpr::Leaf(_) => std::mem::size_of::<ExprKind>(),
             CExpr::All { inner, .. } => node + inner.heap_bytes(),
-            CExpr::Scan { leaf, .. } => node + leaf.heap_bytes(),
+            CExpr::Scan { leaf, bits, .. } => node + bits.len() * 2 + leaf.heap_bytes(),
             CExpr::Not(inner) => node + inner.heap_bytes(),
             CExpr::And(parts) | CExpr::Or(parts) => {
                 parts.iter().map(|p| node + p.heap_bytes()).sum()
@@ -687,14 +731,15 @@ impl CExpr {
     }
 }
 
-/// One regex or glob leaf that may share a scan: its fact, and its pattern.
-struct ScanLeaf {
-    fact: FactId,
-    pattern: String,
-}
+/// A distinct shared-scan key of a fact, with what it tests.
+type Keyed = (ScanKey, Form);
 
-/// A distinct pattern of a fact, with its key.
-type Keyed = (ScanKey, String);
+/// How a key is answered: by literal tests in the fact's literal group, or
+/// by a pattern in a DFA group.
+enum Form {
+    Lits(Vec<Literal>),
+    Pattern(String),
+}
 
 /// A shared scan's key: the glob matcher (by address: one per named list)
 /// or the regex's text.
@@ -704,40 +749,56 @@ enum ScanKey {
     Regex(FactId, String),
 }
 
+impl ScanKey {
+    fn fact(&self) -> FactId {
+        match self {
+            ScanKey::Globs(id, _) | ScanKey::Regex(id, _) => *id,
+        }
+    }
+}
+
 /// Whether fact `id` is in the bit set `sets`.
 fn is_in(sets: u64, id: FactId) -> bool {
     1u64.checked_shl(u32::from(id.0))
         .is_some_and(|b| sets & b != 0)
 }
 
-/// A leaf that may share a scan. `sets`: the facts (bit `id`) that hold
-/// sets of names, whose exact, prefix and suffix globs are shared too, in
-/// lists of fewer than [`GLOB_MERGE_MIN`] (each is cheap on one string, but
-/// a set is tested name by name; a longer list whose merged regex did not
-/// fit the budget would not fit a group either, and trying costs).
-fn scan_leaf(c: &CExpr, sets: u64) -> Option<(ScanKey, ScanLeaf)> {
+/// The key of a leaf that may share a scan. `sets`: the facts (bit `id`)
+/// that hold sets of names. Globs that read the whole value share; on a
+/// set fact, exact, prefix and suffix globs too (each is cheap on one
+/// string, but a set is tested name by name), when they are literal or in
+/// lists of fewer than [`GLOB_MERGE_MIN`] (a longer list whose merged
+/// regex did not fit the budget would not fit a DFA group either, and
+/// trying costs).
+fn scan_key(c: &CExpr, sets: u64) -> Option<ScanKey> {
     match c {
         CExpr::Globs { id, m }
-            if m.scans() || (is_in(sets, *id) && m.globs.len() < GLOB_MERGE_MIN) =>
+            if m.scans() || (is_in(sets, *id) && (m.globs.len() < GLOB_MERGE_MIN || m.literal)) =>
         {
-            Some((
-                ScanKey::Globs(*id, addr(m)),
-                ScanLeaf {
-                    fact: *id,
-                    pattern: m.scan_pattern()?,
-                },
-            ))
+            Some(ScanKey::Globs(*id, addr(m)))
         }
         CExpr::Leaf(kind) => match &**kind {
             ExprKind::Regex(id, re) if !re.unicode_word_boundary() && re.case_insensitive() => {
-                Some((
-                    ScanKey::Regex(*id, re.as_str().to_owned()),
-                    ScanLeaf {
-                        fact: *id,
-                        pattern: re.as_str().to_owned(),
-                    },
-                ))
+                Some(ScanKey::Regex(*id, re.as_str().to_owned()))
             }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What a leaf with a scan key tests (computed once per distinct key).
+fn scan_form(c: &CExpr) -> Option<Form> {
+    match c {
+        CExpr::Globs { m, .. } => match m.literals() {
+            Some(l) => Some(Form::Lits(l)),
+            None => m.scan_pattern().map(Form::Pattern),
+        },
+        CExpr::Leaf(kind) => match &**kind {
+            ExprKind::Regex(_, re) => Some(match regex_literal(re.as_str(), true) {
+                Some(l) => Form::Lits(vec![l]),
+                None => Form::Pattern(re.as_str().to_owned()),
+            }),
             _ => None,
         },
         _ => None,
@@ -746,31 +807,38 @@ fn scan_leaf(c: &CExpr, sets: u64) -> Option<(ScanKey, ScanLeaf)> {
 
 /// The leaves that may share a scan, in evaluation order (`all`'s inner
 /// leaf tests names one by one and is left alone).
-fn collect_scans(c: &CExpr, sets: u64, out: &mut Vec<(ScanKey, ScanLeaf)>) {
+fn collect_scans<'c>(c: &'c CExpr, sets: u64, out: &mut Vec<(ScanKey, &'c CExpr)>) {
     match c {
         CExpr::Not(inner) => collect_scans(inner, sets, out),
         CExpr::And(parts) | CExpr::Or(parts) => {
             parts.iter().for_each(|p| collect_scans(p, sets, out))
         }
-        leaf => out.extend(scan_leaf(leaf, sets)),
+        leaf => {
+            if let Some(k) = scan_key(leaf, sets) {
+                out.push((k, leaf));
+            }
+        }
     }
 }
 
-fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>) {
+/// Where a key's answer is: its group and its bits there.
+type Placed = BTreeMap<ScanKey, (Arc<ScanGroup>, Box<[u16]>)>;
+
+fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed) {
     match c {
         CExpr::Not(inner) => rewrite_scans(inner, sets, groups),
         CExpr::And(parts) | CExpr::Or(parts) => parts
             .iter_mut()
             .for_each(|p| rewrite_scans(p, sets, groups)),
         leaf => {
-            let Some((key, _)) = scan_leaf(leaf, sets) else {
+            let Some(key) = scan_key(leaf, sets) else {
                 return;
             };
-            if let Some((group, bit)) = groups.get(&key) {
+            if let Some((group, bits)) = groups.get(&key) {
                 let old = std::mem::replace(leaf, CExpr::Const(false));
                 *leaf = CExpr::Scan {
                     group: Arc::clone(group),
-                    bit: *bit,
+                    bits: bits.clone(),
                     leaf: Box::new(old),
                 };
             }
@@ -779,10 +847,12 @@ fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &BTreeMap<ScanKey, (Arc<ScanG
 }
 
 /// Groups the regex and glob leaves that read one fact (a fact read by at
-/// least two of them) into shared scans, in rule order, within `budget`
-/// bytes of DFA (what is used or tried is taken off) and [`MAX_GROUPS`];
-/// rewrites those leaves to read their group's answer. Returns whether any
-/// group was made.
+/// least two of them) into shared scans, in rule order: per fact, one
+/// literal group for its literal tests (see [`crate::scan`]), then DFA
+/// groups for the other patterns, within `budget` bytes of DFA (what is
+/// used or tried is taken off), [`MAX_GROUPS`] and the memo's bits;
+/// rewrites those leaves to read their group's answer. Returns whether
+/// any group was made.
 pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) -> bool {
     let mut leaves = Vec::new();
     for c in conds.iter() {
@@ -790,38 +860,80 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
     }
     // Per fact, in order of first use: its distinct keys, and its uses.
     let mut facts: Vec<(FactId, Vec<Keyed>, usize)> = Vec::new();
-    let mut seen: BTreeMap<ScanKey, ()> = BTreeMap::new();
+    // Whether each key seen has a form.
+    let mut seen: BTreeMap<ScanKey, bool> = BTreeMap::new();
     for (key, leaf) in leaves {
-        let i = match facts.iter().position(|(f, ..)| *f == leaf.fact) {
+        let fact = key.fact();
+        let new = !seen.contains_key(&key);
+        let form = if new { scan_form(leaf) } else { None };
+        if new {
+            seen.insert(key.clone(), form.is_some());
+        }
+        if seen.get(&key) != Some(&true) {
+            continue;
+        }
+        let i = match facts.iter().position(|(f, ..)| *f == fact) {
             Some(i) => i,
             None => {
-                facts.push((leaf.fact, Vec::new(), 0));
+                facts.push((fact, Vec::new(), 0));
                 facts.len() - 1
             }
         };
         if let Some((_, keys, uses)) = facts.get_mut(i) {
             *uses += 1;
-            if seen.insert(key.clone(), ()).is_none() {
-                keys.push((key, leaf.pattern));
+            if let Some(form) = form {
+                keys.push((key, form));
             }
         }
     }
-    let mut groups = BTreeMap::new();
+    let mut groups = Placed::new();
     let mut build = Build {
         bytes: budget,
         work: BUILD_WORK,
         slots: 0,
+        words: 0,
         per_pattern: GROUP_MAX_BYTES / FIRST_GROUP,
     };
     for (fact, keys, uses) in &facts {
         if *uses < 2 {
             continue;
         }
-        // The first group is small, to learn the DFA bytes these patterns
-        // take each; the next ones are as big as the work left allows for
-        // all the patterns left (work ≈ bytes per pattern × group size ×
-        // patterns: fewer, bigger groups scan faster but cost more to build).
-        let mut rest: &[Keyed] = keys;
+        // The literal tests first: one group, as wide as the memo allows.
+        if build.slots < MAX_GROUPS {
+            let mut lits = LitsBuilder::default();
+            let mut placed: Vec<(&ScanKey, Box<[u16]>)> = Vec::new();
+            let max_bits = MEMO_BITS.saturating_sub(build.words * 64);
+            for (key, form) in keys {
+                let Form::Lits(ls) = form else { continue };
+                // A key that does not fit whole is matched leaf by leaf
+                // (the bits its first literals took stay unread).
+                let bits: Option<Box<[u16]>> = ls.iter().map(|l| lits.add(l, max_bits)).collect();
+                if let Some(bits) = bits {
+                    placed.push((key, bits));
+                }
+            }
+            if let Some(g) = ScanGroup::literals(*fact, build.slots, build.words, lits) {
+                build.slots += 1;
+                build.words += g.words();
+                let g = Arc::new(g);
+                for (key, bits) in placed {
+                    groups.insert(key.clone(), (Arc::clone(&g), bits));
+                }
+            }
+        }
+        // The first DFA group is small, to learn the DFA bytes these
+        // patterns take each; the next ones are as big as the work left
+        // allows for all the patterns left (work ≈ bytes per pattern ×
+        // group size × patterns: fewer, bigger groups scan faster but cost
+        // more to build).
+        let patterns: Vec<(&ScanKey, &str)> = keys
+            .iter()
+            .filter_map(|(k, f)| match f {
+                Form::Pattern(p) => Some((k, p.as_str())),
+                Form::Lits(_) => None,
+            })
+            .collect();
+        let mut rest: &[(&ScanKey, &str)] = &patterns;
         let mut size = FIRST_GROUP;
         while !rest.is_empty() && build.slots < MAX_GROUPS {
             let (chunk, tail) = rest.split_at(size.min(rest.len()));
@@ -852,28 +964,30 @@ struct Build<'b> {
     work: usize,
     /// Groups made (below [`MAX_GROUPS`]).
     slots: usize,
+    /// Memo words given out (below [`crate::scan::MEMO_WORDS`]).
+    words: usize,
     /// DFA bytes per pattern of the last group made.
     per_pattern: usize,
 }
 
-/// Patterns in a fact's first group.
+/// Patterns in a fact's first DFA group.
 const FIRST_GROUP: usize = 64;
 
-/// Builds `keys` as one group, or, when that does not fit, each half.
-fn build_groups(
-    fact: FactId,
-    keys: &[Keyed],
-    b: &mut Build<'_>,
-    out: &mut BTreeMap<ScanKey, (Arc<ScanGroup>, u8)>,
-) {
+/// Builds `keys` as one DFA group, or, when that does not fit, each half.
+fn build_groups(fact: FactId, keys: &[(&ScanKey, &str)], b: &mut Build<'_>, out: &mut Placed) {
     let n = keys.len();
     // The largest DFA the budgets allow: its bytes, and its work (bytes × n).
     let limit = (*b.bytes).min(GROUP_MAX_BYTES).min(b.work / n.max(1));
-    if keys.is_empty() || b.slots >= MAX_GROUPS || limit < 4096 {
+    let memo_left = MEMO_BITS.saturating_sub(b.words * 64);
+    if keys.is_empty() || b.slots >= MAX_GROUPS || limit < 4096 || memo_left < 64 {
         return;
     }
-    let patterns: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
-    let built = ScanGroup::build(fact, b.slots, &patterns, limit);
+    if n > memo_left {
+        let (x, _) = keys.split_at(memo_left);
+        return build_groups(fact, x, b, out);
+    }
+    let patterns: Vec<&str> = keys.iter().map(|(_, p)| *p).collect();
+    let built = ScanGroup::build(fact, b.slots, b.words, &patterns, limit);
     b.work = b
         .work
         .saturating_sub(built.as_ref().map_or(limit, ScanGroup::size) * n);
@@ -881,10 +995,11 @@ fn build_groups(
         Some(g) => {
             *b.bytes = b.bytes.saturating_sub(g.size());
             b.slots += 1;
+            b.words += g.words();
             b.per_pattern = g.size() / n.max(1);
             let g = Arc::new(g);
             for (bit, (key, _)) in keys.iter().enumerate() {
-                out.insert(key.clone(), (Arc::clone(&g), bit as u8));
+                out.insert((*key).clone(), (Arc::clone(&g), Box::new([bit as u16])));
             }
         }
         None => {

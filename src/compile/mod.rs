@@ -56,7 +56,7 @@ use crate::check::model::{Expr, ExprKind, Model, Val};
 use crate::decision::Decision;
 use crate::eval::{leaf_fact, test_leaf, FactSource};
 use crate::facts::{FactId, FactType};
-use crate::scan::{Hits, ScanGroup, ScanMemo};
+use crate::scan::{ScanGroup, ScanMemo};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
@@ -903,7 +903,7 @@ impl<'s, S: FactSource + ?Sized> ScanSource<'s, S> {
     fn new(inner: &'s mut S) -> Self {
         ScanSource {
             inner,
-            memo: ScanMemo::default(),
+            memo: ScanMemo::new(),
         }
     }
 }
@@ -920,33 +920,6 @@ impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
     }
 
     fn scan(&mut self, group: &ScanGroup, i: usize) -> Option<Truth> {
-        if let Some(answer) = self.memo.get(group.slot, i) {
-            return Some(answer.map_or(Truth::Unknown, Truth::from_bool));
-        }
-        // A leaf on a set holds when any name satisfies it.
-        let mut hits = Hits::default();
-        let known = match self.inner.value(group.fact) {
-            None => false,
-            Some(Val::Str(s)) => {
-                group.scan(s, &mut hits)?;
-                true
-            }
-            Some(Val::Set(names)) => {
-                for n in names {
-                    group.scan(n, &mut hits)?;
-                    if hits == *group.all() {
-                        break;
-                    }
-                }
-                true
-            }
-            Some(_) => true,
-        };
-        self.memo.set(group.slot, known.then_some(hits));
-        Some(if known {
-            Truth::from_bool(crate::scan::bit(&hits, i))
-        } else {
-            Truth::Unknown
-        })
+        self.memo.answer(&mut *self.inner, group, i)
     }
 }
