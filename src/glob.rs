@@ -226,6 +226,27 @@ impl Glob {
             .unwrap_or(0)
     }
 
+    /// Whether matching searches the text for a part (one not held at the
+    /// start or the end): then it reads the whole value, else only as many
+    /// characters as the glob has.
+    pub(crate) fn searches(&self) -> bool {
+        if !self.star_start && !self.star_end && self.parts.len() <= 1 {
+            return false;
+        }
+        self.parts.len() > usize::from(!self.star_start) + usize::from(!self.star_end)
+    }
+
+    /// The two parts of a glob `*a*b*` (open at both ends, exactly two
+    /// parts), as written: it matches when the first occurrence of `a`
+    /// ends at or before the last occurrence of `b` starts.
+    pub(crate) fn open_pair(&self) -> Option<(&str, &str)> {
+        if !self.star_start || !self.star_end || self.parts.len() != 2 {
+            return None;
+        }
+        let mut it = self.source.split('*').filter(|p| !p.is_empty());
+        Some((it.next()?, it.next()?))
+    }
+
     /// Whether the glob matches all of `text`, ignoring case.
     pub(crate) fn matches(&self, text: &str) -> bool {
         let mut parts: &[Part] = &self.parts;
@@ -304,5 +325,28 @@ mod tests {
         assert!(m("é*", "Éclair"));
         assert!(m("a**b", "ab"));
         assert!(!m("abc", "ab"));
+    }
+
+    #[test]
+    fn searching_globs_and_open_pairs() {
+        for (g, searches) in [
+            ("abc", false),
+            ("a?c", false),
+            ("a*", false),
+            ("*a", false),
+            ("a*b", false),
+            ("*", false),
+            ("", false),
+            ("*a*", true),
+            ("a*b*", true),
+            ("*a*b", true),
+            ("a*b*c", true),
+        ] {
+            assert_eq!(Glob::new(g).searches(), searches, "{g}");
+        }
+        assert_eq!(Glob::new("*a**b?*").open_pair(), Some(("a", "b?")));
+        assert_eq!(Glob::new("*a*b").open_pair(), None);
+        assert_eq!(Glob::new("*a*b*c*").open_pair(), None);
+        assert_eq!(Glob::new("*a*").open_pair(), None);
     }
 }

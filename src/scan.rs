@@ -87,6 +87,14 @@ enum Kind {
         all: Box<[u64]>,
     },
     Lits(Box<Lits>),
+    /// Globs `*a*b*`: bit `i` when the first `a` of pair `i` (a pattern
+    /// of `fwd`) ends at or before its last `b` (a pattern of `rev`, a
+    /// reverse DFA run from the end) starts.
+    Pairs {
+        fwd: Box<dense::DFA<Vec<u32>>>,
+        rev: Box<dense::DFA<Vec<u32>>>,
+        pairs: Box<[(u16, u16)]>,
+    },
 }
 
 impl std::fmt::Debug for ScanGroup {
@@ -101,6 +109,7 @@ impl std::fmt::Debug for ScanGroup {
                 &match self.kind {
                     Kind::Dfa { .. } => "dfa",
                     Kind::Lits(_) => "literals",
+                    Kind::Pairs { .. } => "pairs",
                 },
             )
             .finish()
@@ -126,20 +135,7 @@ impl ScanGroup {
         if base + words > MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
-        let dfa = dense::Builder::new()
-            .syntax(syntax::Config::new().case_insensitive(true).nest_limit(100))
-            .thompson(thompson::Config::new().nfa_size_limit(Some(limit)))
-            .configure(
-                dense::DFA::config()
-                    .match_kind(MatchKind::All)
-                    .start_kind(StartKind::Unanchored)
-                    .accelerate(true)
-                    .unicode_word_boundary(false)
-                    .dfa_size_limit(Some(limit))
-                    .determinize_size_limit(Some(limit)),
-            )
-            .build_many(patterns)
-            .ok()?;
+        let dfa = build_dfa(patterns, false, limit)?;
         let mut all = vec![0u64; words].into_boxed_slice();
         for i in 0..patterns.len() {
             set_bit(&mut all, i);
@@ -152,6 +148,59 @@ impl ScanGroup {
             kind: Kind::Dfa {
                 dfa: Box::new(dfa),
                 all,
+            },
+        })
+    }
+
+    /// A group for globs `*a*b*` given as their two parts' patterns
+    /// ([`glob_pattern`] of `*a*`), answering in memo words from `base`
+    /// (bit `i`: glob `i`); its two DFAs together within `limit` bytes and
+    /// [`PAIR_STATES`] states each; `None` when they do not fit.
+    pub(crate) fn pairs(
+        fact: FactId,
+        slot: usize,
+        base: usize,
+        globs: &[(&str, &str)],
+        limit: usize,
+    ) -> Option<ScanGroup> {
+        if globs.is_empty() || globs.len() > GROUP_PATTERNS {
+            return None;
+        }
+        let words = globs.len().div_ceil(64);
+        if base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+            return None;
+        }
+        // Each side's distinct patterns, and each glob's two indexes.
+        let mut firsts: Vec<&str> = Vec::new();
+        let mut seconds: Vec<&str> = Vec::new();
+        fn index<'p>(v: &mut Vec<&'p str>, p: &'p str) -> Option<u16> {
+            let i = match v.iter().position(|q| *q == p) {
+                Some(i) => i,
+                None => {
+                    v.push(p);
+                    v.len() - 1
+                }
+            };
+            u16::try_from(i).ok()
+        }
+        let mut pairs = Vec::with_capacity(globs.len());
+        for (a, b) in globs {
+            pairs.push((index(&mut firsts, a)?, index(&mut seconds, b)?));
+        }
+        let fwd = build_dfa(&firsts, false, limit)?;
+        let rev = build_dfa(&seconds, true, limit.saturating_sub(fwd.memory_usage()))?;
+        if states_bound(&fwd) > PAIR_STATES || states_bound(&rev) > PAIR_STATES {
+            return None;
+        }
+        Some(ScanGroup {
+            fact,
+            slot,
+            base,
+            words,
+            kind: Kind::Pairs {
+                fwd: Box::new(fwd),
+                rev: Box::new(rev),
+                pairs: pairs.into(),
             },
         })
     }
@@ -188,6 +237,7 @@ impl ScanGroup {
         match &self.kind {
             Kind::Dfa { dfa, .. } => dfa.memory_usage(),
             Kind::Lits(l) => l.size(),
+            Kind::Pairs { fwd, rev, .. } => fwd.memory_usage() + rev.memory_usage(),
         }
     }
 
@@ -201,6 +251,7 @@ impl ScanGroup {
                 l.scan(text, hits);
                 Some(())
             }
+            Kind::Pairs { fwd, rev, pairs } => scan_pairs(fwd, rev, pairs, text, hits),
         }
     }
 
@@ -221,9 +272,186 @@ impl ScanGroup {
                     l.scan(n, hits);
                 }
             }
+            Kind::Pairs { fwd, rev, pairs } => {
+                for n in names {
+                    scan_pairs(fwd, rev, pairs, n, hits)?;
+                }
+            }
         }
         Some(())
     }
+}
+
+/// States a pair group's DFA may have: a pass marks the match states it
+/// has seen in a bit set of this many bits on the stack, so that each
+/// match state's patterns are read once per pass.
+pub(crate) const PAIR_STATES: usize = 4096;
+
+/// A bound on a DFA's states: its transition table is states × stride
+/// 32-bit entries, within its memory usage.
+fn states_bound(dfa: &dense::DFA<Vec<u32>>) -> usize {
+    dfa.memory_usage() / (dfa.stride() * 4).max(1)
+}
+
+/// A multi-pattern dense DFA (`MatchKind::All`, unanchored) of at most
+/// `limit` bytes; `reverse`: of the reversed patterns, to run from the
+/// end of the text.
+fn build_dfa(patterns: &[&str], reverse: bool, limit: usize) -> Option<dense::DFA<Vec<u32>>> {
+    dense::Builder::new()
+        .syntax(syntax::Config::new().case_insensitive(true).nest_limit(100))
+        .thompson(
+            thompson::Config::new()
+                .nfa_size_limit(Some(limit))
+                .reverse(reverse),
+        )
+        .configure(
+            dense::DFA::config()
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Unanchored)
+                .accelerate(true)
+                .unicode_word_boundary(false)
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(limit)),
+        )
+        .build_many(patterns)
+        .ok()
+}
+
+/// A pair group's answer on `text` (see [`Kind::Pairs`]): one forward
+/// pass for the first end of every first part, one backward pass for the
+/// last start of every second part, each stopping once all are found.
+fn scan_pairs(
+    fwd: &dense::DFA<Vec<u32>>,
+    rev: &dense::DFA<Vec<u32>>,
+    pairs: &[(u16, u16)],
+    text: &str,
+    hits: &mut [u64],
+) -> Option<()> {
+    // Offsets + 1; 0: not found.
+    let mut first_end = [0u32; GROUP_PATTERNS];
+    let mut last_start = [0u32; GROUP_PATTERNS];
+    positions(fwd, text, false, &mut first_end)?;
+    if first_end.iter().all(|&e| e == 0) {
+        return Some(());
+    }
+    positions(rev, text, true, &mut last_start)?;
+    for (i, &(a, b)) in pairs.iter().enumerate() {
+        let e = first_end.get(usize::from(a)).copied().unwrap_or(0);
+        let s = last_start.get(usize::from(b)).copied().unwrap_or(0);
+        if e != 0 && s != 0 && e <= s {
+            set_bit(hits, i);
+        }
+    }
+    Some(())
+}
+
+/// For each pattern of `dfa`, the offset + 1 where it is first found in
+/// `text`: where its first match ends (forward), or where its last match
+/// starts (`reverse`, the DFA of the reversed patterns run from the end).
+/// Each match state's patterns are read on its first visit only, so a pass
+/// costs the text's length plus the DFA's match lists at most.
+fn positions(
+    dfa: &dense::DFA<Vec<u32>>,
+    text: &str,
+    reverse: bool,
+    out: &mut [u32; GROUP_PATTERNS],
+) -> Option<()> {
+    let bytes = text.as_bytes();
+    let input = Input::new(text);
+    let mut visited = [0u64; PAIR_STATES / 64];
+    let mut left = dfa.pattern_len();
+    let stride2 = dfa.stride2();
+    // Records the patterns of match state `sid` found at `pos`; whether
+    // every pattern has been found.
+    let mut record = |sid: regex_automata::util::primitives::StateID, pos: usize| -> bool {
+        let s = sid.as_usize() >> stride2;
+        if let Some(w) = visited.get_mut(s / 64) {
+            if *w >> (s % 64) & 1 == 1 {
+                return left == 0;
+            }
+            *w |= 1u64 << (s % 64);
+        }
+        for i in 0..dfa.match_len(sid) {
+            let p = dfa.match_pattern(sid, i).as_usize();
+            if let Some(o) = out.get_mut(p) {
+                if *o == 0 {
+                    *o = u32::try_from(pos + 1).unwrap_or(u32::MAX);
+                    left = left.saturating_sub(1);
+                }
+            }
+        }
+        left == 0
+    };
+    if !reverse {
+        let mut sid = dfa.start_state_forward(&input).ok()?;
+        let mut at = 0usize;
+        while let Some(&b) = bytes.get(at) {
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) {
+                if dfa.is_match_state(sid) {
+                    if record(sid, at) {
+                        return Some(());
+                    }
+                } else if dfa.is_dead_state(sid) {
+                    return Some(());
+                } else if dfa.is_quit_state(sid) {
+                    return None;
+                }
+                if dfa.is_accel_state(sid) {
+                    let from = at + 1;
+                    let rest = bytes.get(from..).unwrap_or_default();
+                    at = match *dfa.accelerator(sid) {
+                        [a] => memchr::memchr(a, rest),
+                        [a, b] => memchr::memchr2(a, b, rest),
+                        [a, b, c] => memchr::memchr3(a, b, c, rest),
+                        _ => Some(0),
+                    }
+                    .map_or(bytes.len(), |i| from + i);
+                    continue;
+                }
+            }
+            at += 1;
+        }
+        sid = dfa.next_eoi_state(sid);
+        if dfa.is_match_state(sid) {
+            record(sid, bytes.len());
+        }
+    } else {
+        let mut sid = dfa.start_state_reverse(&input).ok()?;
+        // The next byte to read is `at - 1`.
+        let mut at = bytes.len();
+        while at > 0 {
+            at -= 1;
+            let Some(&b) = bytes.get(at) else { break };
+            sid = dfa.next_state(sid, b);
+            if dfa.is_special_state(sid) {
+                if dfa.is_match_state(sid) {
+                    if record(sid, at + 1) {
+                        return Some(());
+                    }
+                } else if dfa.is_dead_state(sid) {
+                    return Some(());
+                } else if dfa.is_quit_state(sid) {
+                    return None;
+                }
+                if dfa.is_accel_state(sid) {
+                    let rest = bytes.get(..at).unwrap_or_default();
+                    at = match *dfa.accelerator(sid) {
+                        [a] => memchr::memrchr(a, rest),
+                        [a, b] => memchr::memrchr2(a, b, rest),
+                        [a, b, c] => memchr::memrchr3(a, b, c, rest),
+                        _ => rest.len().checked_sub(1),
+                    }
+                    .map_or(0, |i| i + 1);
+                }
+            }
+        }
+        sid = dfa.next_eoi_state(sid);
+        if dfa.is_match_state(sid) {
+            record(sid, 0);
+        }
+    }
+    Some(())
 }
 
 /// One pass of a group's DFA over `text` (see [`ScanGroup::scan`]).
@@ -992,6 +1220,66 @@ mod literal_tests {
         assert_eq!(b.add(&lit("c"), 2), None);
         assert_eq!(b.add(&lit("a"), 2), Some(0));
         assert_eq!(b.bits(), 2);
+    }
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::*;
+    use crate::glob::Glob;
+
+    #[test]
+    fn pair_groups_answer_as_globs_do() {
+        let globs = [
+            "*a*b*", "*ab*ba*", "*x?y*z*", "*b*a*", "*i*k*", "*aa*aa*", "*.*@*", "*a*a*",
+        ];
+        let parts: Vec<(String, String)> = globs
+            .iter()
+            .map(|g| {
+                let glob = Glob::new(g);
+                let (a, b) = glob.open_pair().expect("a pair");
+                (
+                    glob_pattern(&format!("*{a}*")).expect("ascii"),
+                    glob_pattern(&format!("*{b}*")).expect("ascii"),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = parts
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let g = ScanGroup::pairs(FactId(0), 0, 0, &refs, 1 << 20).expect("builds");
+        let texts = [
+            "",
+            "ab",
+            "ba",
+            "aab",
+            "abba",
+            "aba",
+            "abab",
+            "bab",
+            "xqyz",
+            "xyz",
+            "x\u{e9}yZZ",
+            "İ\u{212A}",
+            "İ",
+            "aaaa",
+            "aaa",
+            "a.b@c",
+            "@.",
+            "xxxxxxxxxxxxab",
+            "b a",
+            "AB",
+            "a\nb",
+            "zzz x y z",
+        ];
+        for t in texts {
+            let mut hits = [0u64; 4];
+            g.scan(t, &mut hits).expect("scans");
+            for (i, glob) in globs.iter().enumerate() {
+                assert_eq!(bit(&hits, i), Glob::new(glob).matches(t), "{glob} on {t:?}");
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! Shared scans' literal groups (exact, prefix and suffix globs, anchored
+//! Shared scans' literal and pair groups (exact, prefix and suffix globs, anchored
 //! literal regexes: byte tries, `src/scan.rs`) decide as the reference walk
 //! does, on one-string and set facts, through the folding corners (`İ` and
 //! the Kelvin sign fold to ASCII for globs; `ſ` and the Kelvin sign are in
-//! a regex's case-insensitive `s` and `k`).
+//! a regex's case-insensitive `s` and `k`); pair groups answer `*a*b*`
+//! from the first end of `a` and the last start of `b`.
 
 use mailpolicy::{Facts, Policy};
 use proptest::prelude::*;
@@ -19,7 +20,7 @@ fn piece() -> impl Strategy<Value = String> {
 /// A leaf on `fact`: a literal glob, an anchored regex, or something that
 /// goes to a DFA group (contains glob, unanchored regex).
 fn leaf(fact: &'static str) -> impl Strategy<Value = String> {
-    (0..8u8, piece(), piece()).prop_map(move |(kind, a, b)| {
+    (0..9u8, piece(), piece()).prop_map(move |(kind, a, b)| {
         let re = |s: &str| regex_syntax::escape(s).replace('/', "\\/");
         match kind {
             0 => format!("{fact} matches \"{a}\""),
@@ -30,7 +31,9 @@ fn leaf(fact: &'static str) -> impl Strategy<Value = String> {
             4 => format!("{fact} matches /^{}/", re(&a)),
             5 => format!("{fact} matches /{}$/", re(&a)),
             6 => format!("{fact} matches /^{}$/", re(&a)),
-            _ => format!("{fact} matches \"*{a}*{b}\""),
+            7 => format!("{fact} matches \"*{a}*{b}\""),
+            // A pair group's glob (on a one-string fact).
+            _ => format!("{fact} matches \"*{a}*{b}*\""),
         }
     })
 }

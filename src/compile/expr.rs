@@ -358,10 +358,28 @@ impl GlobMatcher {
         m
     }
 
-    /// Whether matching reads the whole text (a glob with a middle part or
-    /// `?`, or the merged regex) rather than a bounded prefix or suffix.
+    /// Whether matching reads the whole text (a glob that searches for a
+    /// part, or the merged regex) rather than a bounded prefix or suffix.
     fn scans(&self) -> bool {
-        self.merged.is_some() || self.fast.iter().any(|f| matches!(f, FastGlob::General(_)))
+        self.merged.is_some() || self.globs.iter().any(Glob::searches)
+    }
+
+    /// The globs' two parts as patterns for a pair group, when every glob
+    /// is `*a*b*` ([`Glob::open_pair`]) and ASCII.
+    fn pairs(&self) -> Option<Vec<(String, String)>> {
+        if self.globs.is_empty() {
+            return None;
+        }
+        self.globs
+            .iter()
+            .map(|g| {
+                let (a, b) = g.open_pair()?;
+                Some((
+                    glob_pattern(&format!("*{a}*"))?,
+                    glob_pattern(&format!("*{b}*"))?,
+                ))
+            })
+            .collect()
     }
 
     /// The globs as one pattern for a shared scan; `None` for no globs, a
@@ -738,6 +756,8 @@ type Keyed = (ScanKey, Form);
 /// by a pattern in a DFA group.
 enum Form {
     Lits(Vec<Literal>),
+    /// Globs `*a*b*` on a one-string fact: each glob's two parts.
+    Pairs(Vec<(String, String)>),
     Pattern(String),
 }
 
@@ -788,11 +808,15 @@ fn scan_key(c: &CExpr, sets: u64) -> Option<ScanKey> {
 }
 
 /// What a leaf with a scan key tests (computed once per distinct key).
-fn scan_form(c: &CExpr) -> Option<Form> {
+fn scan_form(c: &CExpr, sets: u64) -> Option<Form> {
     match c {
-        CExpr::Globs { m, .. } => match m.literals() {
+        CExpr::Globs { m, id } => match m.literals() {
             Some(l) => Some(Form::Lits(l)),
-            None => m.scan_pattern().map(Form::Pattern),
+            None => match m.pairs() {
+                // On a set, a pair group would run per name: not shared.
+                Some(p) if !is_in(sets, *id) => Some(Form::Pairs(p)),
+                _ => m.scan_pattern().map(Form::Pattern),
+            },
         },
         CExpr::Leaf(kind) => match &**kind {
             ExprKind::Regex(_, re) => Some(match regex_literal(re.as_str(), true) {
@@ -865,7 +889,7 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
     for (key, leaf) in leaves {
         let fact = key.fact();
         let new = !seen.contains_key(&key);
-        let form = if new { scan_form(leaf) } else { None };
+        let form = if new { scan_form(leaf, sets) } else { None };
         if new {
             seen.insert(key.clone(), form.is_some());
         }
@@ -921,16 +945,26 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
                 }
             }
         }
+        // Pair groups (cheap to build: their DFAs are of literal-like
+        // parts), up to 256 globs each.
+        let pairs: Vec<(&ScanKey, &[(String, String)])> = keys
+            .iter()
+            .filter_map(|(k, f)| match f {
+                Form::Pairs(p) => Some((k, p.as_slice())),
+                _ => None,
+            })
+            .collect();
+        build_pair_groups(*fact, &pairs, &mut build, &mut groups);
         // The first DFA group is small, to learn the DFA bytes these
         // patterns take each; the next ones are as big as the work left
         // allows for all the patterns left (work ≈ bytes per pattern ×
         // group size × patterns: fewer, bigger groups scan faster but cost
-        // more to build).
+        // more to build), and small enough for their DFA to fit.
         let patterns: Vec<(&ScanKey, &str)> = keys
             .iter()
             .filter_map(|(k, f)| match f {
                 Form::Pattern(p) => Some((k, p.as_str())),
-                Form::Lits(_) => None,
+                _ => None,
             })
             .collect();
         let mut rest: &[(&ScanKey, &str)] = &patterns;
@@ -944,7 +978,10 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
             let by_slots = rest
                 .len()
                 .div_ceil(MAX_GROUPS.saturating_sub(build.slots).max(1));
-            size = by_work.max(by_slots).clamp(1, GROUP_PATTERNS);
+            // A group whose DFA would outgrow the largest tried fails, and
+            // a failure costs its whole limit: aim at three quarters.
+            let by_bytes = GROUP_MAX_BYTES * 3 / 4 / per_pattern;
+            size = by_work.max(by_slots).min(by_bytes).clamp(1, GROUP_PATTERNS);
         }
     }
     if groups.is_empty() {
@@ -1007,6 +1044,80 @@ fn build_groups(fact: FactId, keys: &[(&ScanKey, &str)], b: &mut Build<'_>, out:
                 let (x, y) = keys.split_at(keys.len() / 2);
                 build_groups(fact, x, b, out);
                 build_groups(fact, y, b, out);
+            }
+        }
+    }
+}
+
+/// Builds pair groups for `keys` (each a glob list of `*a*b*` globs), in
+/// order, up to [`GROUP_PATTERNS`] globs a group; a group that does not
+/// fit is tried as two halves, and a list is left whole to one group.
+fn build_pair_groups(
+    fact: FactId,
+    keys: &[(&ScanKey, &[(String, String)])],
+    b: &mut Build<'_>,
+    out: &mut Placed,
+) {
+    let mut rest = keys;
+    while !rest.is_empty() && b.slots < MAX_GROUPS {
+        let mut n = 0usize;
+        let mut globs = 0usize;
+        for (_, p) in rest {
+            if globs + p.len() > GROUP_PATTERNS {
+                break;
+            }
+            globs += p.len();
+            n += 1;
+        }
+        if n == 0 {
+            // A list longer than a group: not shared.
+            rest = rest.get(1..).unwrap_or_default();
+            continue;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        build_pair_group(fact, chunk, b, out);
+        rest = tail;
+    }
+}
+
+fn build_pair_group(
+    fact: FactId,
+    keys: &[(&ScanKey, &[(String, String)])],
+    b: &mut Build<'_>,
+    out: &mut Placed,
+) {
+    let globs: Vec<(&str, &str)> = keys
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(x, y)| (x.as_str(), y.as_str())))
+        .collect();
+    let n = globs.len();
+    let limit = (*b.bytes).min(GROUP_MAX_BYTES).min(b.work / n.max(1));
+    let memo_left = MEMO_BITS.saturating_sub(b.words * 64);
+    if keys.is_empty() || b.slots >= MAX_GROUPS || limit < 4096 || n > memo_left {
+        return;
+    }
+    let built = ScanGroup::pairs(fact, b.slots, b.words, &globs, limit);
+    b.work = b
+        .work
+        .saturating_sub(built.as_ref().map_or(limit, ScanGroup::size) * n);
+    match built {
+        Some(g) => {
+            *b.bytes = b.bytes.saturating_sub(g.size());
+            b.slots += 1;
+            b.words += g.words();
+            let g = Arc::new(g);
+            let mut bit = 0u16;
+            for (key, p) in keys {
+                let bits: Box<[u16]> = (bit..bit + p.len() as u16).collect();
+                bit += p.len() as u16;
+                out.insert((*key).clone(), (Arc::clone(&g), bits));
+            }
+        }
+        None => {
+            if keys.len() > 1 {
+                let (x, y) = keys.split_at(keys.len() / 2);
+                build_pair_group(fact, x, b, out);
+                build_pair_group(fact, y, b, out);
             }
         }
     }

@@ -150,8 +150,8 @@ pub fn contains_glob_rules(n: usize) -> String {
     src
 }
 
-/// `n` rules of a multi-part glob with an open start (`*xN*y*`): matched
-/// one by one (not shared).
+/// `n` rules of a two-part glob with an open start (`*xN*y*`): answered by
+/// pair groups (first end of `xN`, last start of `y`).
 pub fn multipart_glob_rules(n: usize) -> String {
     let mut src = String::new();
     for i in 0..n {
