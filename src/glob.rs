@@ -247,6 +247,33 @@ impl Glob {
         Some((it.next()?, it.next()?))
     }
 
+    /// The first part of a glob `*a*b` (open start, closed end, exactly
+    /// two parts), as written: it matches when `b` matches at the end
+    /// ([`Glob::end_start`]) and the first occurrence of `a` ends at or
+    /// before that.
+    pub(crate) fn open_end_pair(&self) -> Option<&str> {
+        if !self.star_start || self.star_end || self.parts.len() != 2 {
+            return None;
+        }
+        self.source.split('*').find(|p| !p.is_empty())
+    }
+
+    /// For a glob that does not end with a star: the byte offset where its
+    /// last part starts when that part matches the end of `text`.
+    pub(crate) fn end_start(&self, text: &str) -> Option<usize> {
+        if self.star_end {
+            return None;
+        }
+        let last = self.parts.last()?;
+        let n = last.toks.len();
+        let (at, _) = text.char_indices().rev().take(n).last()?;
+        let tail = text.get(at..)?;
+        if tail.chars().count() < n {
+            return None;
+        }
+        last.matches_at(&mut tail.chars()).then_some(at)
+    }
+
     /// Whether the glob matches all of `text`, ignoring case.
     pub(crate) fn matches(&self, text: &str) -> bool {
         let mut parts: &[Part] = &self.parts;
@@ -348,5 +375,12 @@ mod tests {
         assert_eq!(Glob::new("*a*b").open_pair(), None);
         assert_eq!(Glob::new("*a*b*c*").open_pair(), None);
         assert_eq!(Glob::new("*a*").open_pair(), None);
+        assert_eq!(Glob::new("*a**b?").open_end_pair(), Some("a"));
+        assert_eq!(Glob::new("*a*b*").open_end_pair(), None);
+        assert_eq!(Glob::new("a*b").open_end_pair(), None);
+        assert_eq!(Glob::new("*b?").end_start("xxbY"), Some(2));
+        assert_eq!(Glob::new("*b?").end_start("bY"), Some(0));
+        assert_eq!(Glob::new("*b?").end_start("Y"), None);
+        assert_eq!(Glob::new("*b?").end_start("xxcY"), None);
     }
 }

@@ -64,6 +64,23 @@ pub(crate) const BUILD_WORK: usize = 192 << 20;
 /// Largest DFA tried for one group (the regex budget may allow less).
 pub(crate) const GROUP_MAX_BYTES: usize = 512 << 10;
 
+/// The second part of a pair-group glob, as given to
+/// [`ScanGroup::pairs`]: `*a*b*`'s `b` as a pattern ([`glob_pattern`] of
+/// `*b*`), or the glob `*a*b` itself (its `b` is tested at the end).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PairEnd<'p> {
+    Last(&'p str),
+    End(&'p crate::glob::Glob),
+}
+
+/// A pair's second part: a pattern of the reverse DFA, or a glob whose last
+/// part must match at the end.
+#[derive(Debug, Clone)]
+enum Second {
+    Last(u16),
+    End(Box<crate::glob::Glob>),
+}
+
 /// Patterns of one fact, answered together.
 #[derive(Clone)]
 pub(crate) struct ScanGroup {
@@ -87,13 +104,14 @@ enum Kind {
         all: Box<[u64]>,
     },
     Lits(Box<Lits>),
-    /// Globs `*a*b*`: bit `i` when the first `a` of pair `i` (a pattern
-    /// of `fwd`) ends at or before its last `b` (a pattern of `rev`, a
-    /// reverse DFA run from the end) starts.
+    /// Globs `*a*b*` and `*a*b`: bit `i` when the first `a` of pair `i`
+    /// (a pattern of `fwd`) ends at or before its `b` starts: the last `b`
+    /// (a pattern of `rev`, a reverse DFA run from the end), or the `b`
+    /// at the end.
     Pairs {
         fwd: Box<dense::DFA<Vec<u32>>>,
-        rev: Box<dense::DFA<Vec<u32>>>,
-        pairs: Box<[(u16, u16)]>,
+        rev: Option<Box<dense::DFA<Vec<u32>>>>,
+        pairs: Box<[(u16, Second)]>,
     },
 }
 
@@ -152,15 +170,16 @@ impl ScanGroup {
         })
     }
 
-    /// A group for globs `*a*b*` given as their two parts' patterns
-    /// ([`glob_pattern`] of `*a*`), answering in memo words from `base`
-    /// (bit `i`: glob `i`); its two DFAs together within `limit` bytes and
-    /// [`PAIR_STATES`] states each; `None` when they do not fit.
+    /// A group for globs `*a*b*` and `*a*b` given as their first part's
+    /// pattern ([`glob_pattern`] of `*a*`) and their second part,
+    /// answering in memo words from `base` (bit `i`: glob `i`); its two
+    /// DFAs together within `limit` bytes and [`PAIR_STATES`] states each;
+    /// `None` when they do not fit.
     pub(crate) fn pairs(
         fact: FactId,
         slot: usize,
         base: usize,
-        globs: &[(&str, &str)],
+        globs: &[(&str, PairEnd<'_>)],
         limit: usize,
     ) -> Option<ScanGroup> {
         if globs.is_empty() || globs.len() > GROUP_PATTERNS {
@@ -185,11 +204,23 @@ impl ScanGroup {
         }
         let mut pairs = Vec::with_capacity(globs.len());
         for (a, b) in globs {
-            pairs.push((index(&mut firsts, a)?, index(&mut seconds, b)?));
+            let second = match b {
+                PairEnd::Last(b) => Second::Last(index(&mut seconds, b)?),
+                PairEnd::End(g) => Second::End(Box::new((*g).clone())),
+            };
+            pairs.push((index(&mut firsts, a)?, second));
         }
         let fwd = build_dfa(&firsts, false, limit)?;
-        let rev = build_dfa(&seconds, true, limit.saturating_sub(fwd.memory_usage()))?;
-        if states_bound(&fwd) > PAIR_STATES || states_bound(&rev) > PAIR_STATES {
+        let rev = if seconds.is_empty() {
+            None
+        } else {
+            let rev = build_dfa(&seconds, true, limit.saturating_sub(fwd.memory_usage()))?;
+            if states_bound(&rev) > PAIR_STATES {
+                return None;
+            }
+            Some(Box::new(rev))
+        };
+        if states_bound(&fwd) > PAIR_STATES {
             return None;
         }
         Some(ScanGroup {
@@ -199,7 +230,7 @@ impl ScanGroup {
             words,
             kind: Kind::Pairs {
                 fwd: Box::new(fwd),
-                rev: Box::new(rev),
+                rev,
                 pairs: pairs.into(),
             },
         })
@@ -237,7 +268,9 @@ impl ScanGroup {
         match &self.kind {
             Kind::Dfa { dfa, .. } => dfa.memory_usage(),
             Kind::Lits(l) => l.size(),
-            Kind::Pairs { fwd, rev, .. } => fwd.memory_usage() + rev.memory_usage(),
+            Kind::Pairs { fwd, rev, .. } => {
+                fwd.memory_usage() + rev.as_ref().map_or(0, |r| r.memory_usage())
+            }
         }
     }
 
@@ -251,7 +284,7 @@ impl ScanGroup {
                 l.scan(text, hits);
                 Some(())
             }
-            Kind::Pairs { fwd, rev, pairs } => scan_pairs(fwd, rev, pairs, text, hits),
+            Kind::Pairs { fwd, rev, pairs } => scan_pairs(fwd, rev.as_deref(), pairs, text, hits),
         }
     }
 
@@ -274,7 +307,7 @@ impl ScanGroup {
             }
             Kind::Pairs { fwd, rev, pairs } => {
                 for n in names {
-                    scan_pairs(fwd, rev, pairs, n, hits)?;
+                    scan_pairs(fwd, rev.as_deref(), pairs, n, hits)?;
                 }
             }
         }
@@ -322,8 +355,8 @@ fn build_dfa(patterns: &[&str], reverse: bool, limit: usize) -> Option<dense::DF
 /// last start of every second part, each stopping once all are found.
 fn scan_pairs(
     fwd: &dense::DFA<Vec<u32>>,
-    rev: &dense::DFA<Vec<u32>>,
-    pairs: &[(u16, u16)],
+    rev: Option<&dense::DFA<Vec<u32>>>,
+    pairs: &[(u16, Second)],
     text: &str,
     hits: &mut [u64],
 ) -> Option<()> {
@@ -334,11 +367,22 @@ fn scan_pairs(
     if first_end.iter().all(|&e| e == 0) {
         return Some(());
     }
-    positions(rev, text, true, &mut last_start)?;
-    for (i, &(a, b)) in pairs.iter().enumerate() {
-        let e = first_end.get(usize::from(a)).copied().unwrap_or(0);
-        let s = last_start.get(usize::from(b)).copied().unwrap_or(0);
-        if e != 0 && s != 0 && e <= s {
+    if let Some(rev) = rev {
+        positions(rev, text, true, &mut last_start)?;
+    }
+    for (i, (a, second)) in pairs.iter().enumerate() {
+        let e = first_end.get(usize::from(*a)).copied().unwrap_or(0);
+        if e == 0 {
+            continue;
+        }
+        let s = match second {
+            Second::Last(b) => last_start.get(usize::from(*b)).copied().unwrap_or(0),
+            // Reads only as many characters as the glob's last part has.
+            Second::End(g) => g
+                .end_start(text)
+                .map_or(0, |at| u32::try_from(at + 1).unwrap_or(u32::MAX)),
+        };
+        if s != 0 && e <= s {
             set_bit(hits, i);
         }
     }
@@ -1244,10 +1288,23 @@ mod pair_tests {
                 )
             })
             .collect();
-        let refs: Vec<(&str, &str)> = parts
+        let ends = ["*a*b", "*x?y*z", "*i*\u{212A}", "*aa*aa", "*.*@"];
+        let end_globs: Vec<Glob> = ends.iter().map(|g| Glob::new(g)).collect();
+        let end_parts: Vec<String> = end_globs
             .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .map(|g| {
+                let a = g.open_end_pair().expect("a pair");
+                glob_pattern(&format!("*{a}*")).expect("ascii")
+            })
             .collect();
+        let mut refs: Vec<(&str, PairEnd<'_>)> = parts
+            .iter()
+            .map(|(a, b)| (a.as_str(), PairEnd::Last(b.as_str())))
+            .collect();
+        for (p, g) in end_parts.iter().zip(&end_globs) {
+            refs.push((p.as_str(), PairEnd::End(g)));
+        }
+        let globs: Vec<&str> = globs.iter().chain(ends.iter()).copied().collect();
         let g = ScanGroup::pairs(FactId(0), 0, 0, &refs, 1 << 20).expect("builds");
         let texts = [
             "",

@@ -494,6 +494,19 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         per_evaluation("200 `*xN*y*` globs on 64 KB, some match", &p, &f).as_deref(),
         Some("g7")
     );
+    // `*xN*y`: the first part from the pair group's pass, the end tested
+    // by each glob.
+    let src: String = (0..200)
+        .map(|i| format!("rule \"g{i}\" {{ when sender matches \"*x{i}*y\" then reject }}\n"))
+        .collect();
+    let p = Policy::parse(&src).expect("parses");
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(per_evaluation("200 `*xN*y` globs on 64 KB", &p, &f), None);
+    let f = Facts::new().sender(format!("{value}x7.Y"));
+    assert_eq!(
+        per_evaluation("200 `*xN*y` globs on 64 KB, some match", &p, &f).as_deref(),
+        Some("g7")
+    );
     // Regexes whose own DFAs are large.
     let p = Policy::parse(&attack::big_dfa_regex_rules()).expect("parses");
     let f = Facts::new().virus("ab".repeat(32 * 1024));

@@ -13,7 +13,7 @@ use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use crate::re::Re;
 use crate::scan::{
-    glob_pattern, regex_literal, Literal, LitsBuilder, ScanGroup, Side, BUILD_WORK,
+    glob_pattern, regex_literal, Literal, LitsBuilder, PairEnd, ScanGroup, Side, BUILD_WORK,
     GROUP_MAX_BYTES, GROUP_PATTERNS, MAX_GROUPS, MEMO_BITS,
 };
 use ipnet::IpNet;
@@ -364,20 +364,24 @@ impl GlobMatcher {
         self.merged.is_some() || self.globs.iter().any(Glob::searches)
     }
 
-    /// The globs' two parts as patterns for a pair group, when every glob
-    /// is `*a*b*` ([`Glob::open_pair`]) and ASCII.
-    fn pairs(&self) -> Option<Vec<(String, String)>> {
+    /// The globs' parts for a pair group, when every glob is `*a*b*`
+    /// ([`Glob::open_pair`]: both parts as patterns, ASCII) or `*a*b`
+    /// ([`Glob::open_end_pair`]: `a` as a pattern, ASCII, and the glob).
+    fn pairs(&self) -> Option<Vec<(String, PairSecond)>> {
         if self.globs.is_empty() {
             return None;
         }
         self.globs
             .iter()
-            .map(|g| {
-                let (a, b) = g.open_pair()?;
-                Some((
+            .map(|g| match g.open_pair() {
+                Some((a, b)) => Some((
                     glob_pattern(&format!("*{a}*"))?,
-                    glob_pattern(&format!("*{b}*"))?,
-                ))
+                    PairSecond::Last(glob_pattern(&format!("*{b}*"))?),
+                )),
+                None => Some((
+                    glob_pattern(&format!("*{}*", g.open_end_pair()?))?,
+                    PairSecond::End(g.clone()),
+                )),
             })
             .collect()
     }
@@ -756,9 +760,15 @@ type Keyed = (ScanKey, Form);
 /// by a pattern in a DFA group.
 enum Form {
     Lits(Vec<Literal>),
-    /// Globs `*a*b*` on a one-string fact: each glob's two parts.
-    Pairs(Vec<(String, String)>),
+    /// Globs `*a*b*` and `*a*b` on a one-string fact: each glob's parts.
+    Pairs(Vec<(String, PairSecond)>),
     Pattern(String),
+}
+
+/// A pair-group glob's second part ([`PairEnd`]).
+enum PairSecond {
+    Last(String),
+    End(Glob),
 }
 
 /// A shared scan's key: the glob matcher (by address: one per named list)
@@ -947,7 +957,7 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
         }
         // Pair groups (cheap to build: their DFAs are of literal-like
         // parts), up to 256 globs each.
-        let pairs: Vec<(&ScanKey, &[(String, String)])> = keys
+        let pairs: Vec<(&ScanKey, &[(String, PairSecond)])> = keys
             .iter()
             .filter_map(|(k, f)| match f {
                 Form::Pairs(p) => Some((k, p.as_slice())),
@@ -1054,7 +1064,7 @@ fn build_groups(fact: FactId, keys: &[(&ScanKey, &str)], b: &mut Build<'_>, out:
 /// fit is tried as two halves, and a list is left whole to one group.
 fn build_pair_groups(
     fact: FactId,
-    keys: &[(&ScanKey, &[(String, String)])],
+    keys: &[(&ScanKey, &[(String, PairSecond)])],
     b: &mut Build<'_>,
     out: &mut Placed,
 ) {
@@ -1082,13 +1092,21 @@ fn build_pair_groups(
 
 fn build_pair_group(
     fact: FactId,
-    keys: &[(&ScanKey, &[(String, String)])],
+    keys: &[(&ScanKey, &[(String, PairSecond)])],
     b: &mut Build<'_>,
     out: &mut Placed,
 ) {
-    let globs: Vec<(&str, &str)> = keys
+    let globs: Vec<(&str, PairEnd<'_>)> = keys
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|(x, y)| (x.as_str(), y.as_str())))
+        .flat_map(|(_, p)| {
+            p.iter().map(|(x, y)| {
+                let y = match y {
+                    PairSecond::Last(y) => PairEnd::Last(y.as_str()),
+                    PairSecond::End(g) => PairEnd::End(g),
+                };
+                (x.as_str(), y)
+            })
+        })
         .collect();
     let n = globs.len();
     let limit = (*b.bytes).min(GROUP_MAX_BYTES).min(b.work / n.max(1));
