@@ -19,8 +19,8 @@ pub(crate) struct Parsed {
 /// Parses `src` into an AST. Errors in literals (bad escapes, oversized
 /// strings) leave the AST usable, so that checking can report more errors.
 pub(crate) fn parse(src: &str, limits: &Limits) -> Parsed {
-    let comments = match prescan::prescan(src, limits) {
-        Ok(c) => c,
+    let scanned = match prescan::prescan(src, limits) {
+        Ok(s) => s,
         Err(d) => {
             return Parsed {
                 file: ast::File {
@@ -33,9 +33,12 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Parsed {
         }
     };
     let mut errors = Vec::new();
-    let (items, fatal) = parser::parse_items(src, limits, &mut errors);
+    let (items, fatal) = parser::parse_items(src, &scanned.batches, limits, &mut errors);
     Parsed {
-        file: ast::File { items, comments },
+        file: ast::File {
+            items,
+            comments: scanned.comments,
+        },
         errors,
         fatal,
     }

@@ -12,50 +12,141 @@ struct PestParser;
 
 /// Parses `src` (already pre-scanned) into items; errors are pushed to `errors`.
 /// The flag is true when the grammar rejected the text.
+///
+/// pest keeps every token pair of what it parses in one queue until the AST
+/// is built, so it is never given the whole file: the pre-pass cut the text
+/// between items into `batches` of a bounded number of pairs, each parsed
+/// (`file` on that part of the text) and built before the next. A batch that
+/// does not parse is read again one item at a time from its start, which
+/// words the error as a parse of the whole file would (and reads on, should
+/// the cut have been wrong).
 pub(crate) fn parse_items(
     src: &str,
+    batches: &[(usize, usize)],
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
 ) -> (Vec<Item>, bool) {
-    let pairs = match PestParser::parse(Rule::file, src) {
-        Ok(pairs) => pairs,
-        Err(e) => {
-            let first = syntax_error(src, 0, &e);
-            let mut at = first.span.start;
-            errors.push(first);
-            // Recover: resume at the next line that starts an item, so that one
-            // run reports the syntax errors of every broken item.
-            while errors.len() < MAX_SYNTAX_ERRORS {
-                let Some(next) = next_item_start(src, at) else {
-                    break;
-                };
-                match PestParser::parse(Rule::file, &src[next..]) {
-                    Ok(_) => break,
-                    Err(e) => {
-                        let d = syntax_error(src, next, &e);
-                        at = d.span.start.max(next + 1);
-                        errors.push(d);
-                    }
-                }
-            }
-            return (Vec::new(), true);
-        }
-    };
     let mut b = Builder {
         src,
+        base: 0,
         limits,
         errors,
         context: String::new(),
     };
     let mut items = Vec::new();
-    for file in pairs {
-        for pair in file.into_inner() {
-            if pair.as_rule() != Rule::EOI {
+    // Where the last item read starts.
+    let mut previous = 0;
+    for &(start, end) in batches {
+        let Ok(pairs) = PestParser::parse(Rule::file, &src[start..end]) else {
+            let read = read_items(src, start, previous, |base, pair| {
+                b.base = base;
                 items.push(b.item(pair));
+            });
+            return match read {
+                Ok(()) => (items, false),
+                Err(first) => {
+                    recover(src, *first, b.errors);
+                    (Vec::new(), true)
+                }
+            };
+        };
+        b.base = start;
+        // `file`'s children: each item, then `EOI`.
+        for pair in pairs.flat_map(|file| file.into_inner()) {
+            if pair.as_rule() == Rule::EOI {
+                break;
             }
+            previous = start + pair.as_span().start();
+            items.push(b.item(pair));
         }
     }
     (items, false)
+}
+
+/// After the first syntax error: resume at the next line that starts an
+/// item, so that one run reports the syntax errors of every broken item.
+fn recover(src: &str, first: Diagnostic, errors: &mut Vec<Diagnostic>) {
+    let mut at = first.span.start;
+    errors.push(first);
+    while errors.len() < MAX_SYNTAX_ERRORS {
+        let Some(next) = next_item_start(src, at) else {
+            break;
+        };
+        match read_items(src, next, next, |_, _| {}) {
+            Ok(()) => break,
+            Err(d) => {
+                at = d.span.start.max(next + 1);
+                errors.push(*d);
+            }
+        }
+    }
+}
+
+/// Reads the items of `src[from..]` one at a time, handing each item's pair
+/// (with the offset its positions are relative to) to `each`, up to the end
+/// of the text; or the syntax error of the first item that does not parse.
+/// `previous` is where the item before `from` starts (`from` if none).
+fn read_items<'s>(
+    src: &'s str,
+    from: usize,
+    mut previous: usize,
+    mut each: impl FnMut(usize, Pair<'s, Rule>),
+) -> Result<(), Box<Diagnostic>> {
+    let mut at = from;
+    loop {
+        let rest = &src[at..];
+        match PestParser::parse(Rule::one_item, rest) {
+            Ok(pairs) => {
+                // `one_item` holds the item (its only child), which ends where
+                // the next read starts.
+                let Some(item) = pairs.flatten().nth(1) else {
+                    return Ok(());
+                };
+                let (start, end) = (item.as_span().start(), item.as_span().end());
+                each(at, item);
+                previous = at + start;
+                // Every item is at least its keyword: the loop advances.
+                at += end.max(1);
+            }
+            Err(_) if PestParser::parse(Rule::file_end, rest).is_ok() => return Ok(()),
+            Err(_) => return Err(Box::new(item_error(src, previous))),
+        }
+    }
+}
+
+/// Each item of `src` (which parses): where it starts and ends, and how many
+/// token pairs pest kept for it (`one_item`'s included).
+#[cfg(test)]
+pub(crate) fn item_pairs(src: &str) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Ok(pairs) = PestParser::parse(Rule::one_item, &src[at..]) {
+        let count = pairs.clone().flatten().count();
+        let Some(item) = pairs.flatten().nth(1) else {
+            break;
+        };
+        let (start, end) = (item.as_span().start(), item.as_span().end());
+        out.push((at + start, at + end, count));
+        at += end.max(1);
+    }
+    out
+}
+
+/// The syntax error of an item that does not parse, worded as a parse of the
+/// whole file would word it: `file` from the start of the item before it
+/// (which parses, then the broken one fails), so that pest's list of what it
+/// expected also has what could have continued the item before.
+fn item_error(src: &str, previous: usize) -> Diagnostic {
+    match PestParser::parse(Rule::file, &src[previous..]) {
+        Err(e) => syntax_error(src, previous, &e),
+        // Not reached: the item failed alone, so `file` fails too.
+        Ok(_) => Diagnostic::new(
+            Code::Syntax,
+            src,
+            Span::new(previous, previous),
+            "syntax error",
+        ),
+    }
 }
 
 /// The pair's place, as pest matched it. Rules that end in an optional or
@@ -72,7 +163,7 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
 /// children of rules that end loosely: debug builds check the builder's
 /// spans against it (every test parse), release builds never walk.
 #[cfg(debug_assertions)]
-fn walked_span(pair: &Pair<'_, Rule>) -> Span {
+fn walked_span(base: usize, pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
     let ends_loosely = matches!(
         pair.as_rule(),
@@ -80,8 +171,6 @@ fn walked_span(pair: &Pair<'_, Rule>) -> Span {
             | Rule::quarantine
             | Rule::actions
             | Rule::condition
-            | Rule::or_expr
-            | Rule::and_expr
             | Rule::when_clause
             | Rule::then_clause
             | Rule::given_clause
@@ -94,11 +183,11 @@ fn walked_span(pair: &Pair<'_, Rule>) -> Span {
         pair.clone()
             .into_inner()
             .last()
-            .map_or(s.end(), |last| walked_span(&last).end)
+            .map_or(base + s.end(), |last| walked_span(base, &last).end)
     } else {
-        s.end()
+        base + s.end()
     };
-    Span::new(s.start(), end)
+    Span::new(base + s.start(), end)
 }
 
 /// `start` to the end of the last action (or `fallback` without actions).
@@ -106,8 +195,24 @@ fn actions_span(start: usize, actions: &[Action], fallback: usize) -> Span {
     Span::new(start, actions.last().map_or(fallback, |a| a.span().end))
 }
 
+/// `parts` joined by `join` (two or more), or the single part itself; the
+/// whole runs from the first part to the last.
+fn group(mut parts: Vec<Cond>, join: fn(Vec<Cond>, Span) -> Cond) -> Cond {
+    if parts.len() == 1 {
+        if let Some(only) = parts.pop() {
+            return only;
+        }
+    }
+    let start = parts.first().map_or(0, |p| p.span().start);
+    let end = parts.last().map_or(0, |p| p.span().end);
+    join(parts, Span::new(start, end))
+}
+
 struct Builder<'s, 'e> {
     src: &'s str,
+    /// Where the text pest parsed starts in `src`: pest's positions are
+    /// relative to it.
+    base: usize,
     limits: &'e Limits,
     errors: &'e mut Vec<Diagnostic>,
     /// ` in rule "x"` while building a rule (or test), appended to messages.
@@ -115,6 +220,12 @@ struct Builder<'s, 'e> {
 }
 
 impl Builder<'_, '_> {
+    /// The pair's place in `src`.
+    fn sp(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = span_of(pair);
+        Span::new(self.base + s.start, self.base + s.end)
+    }
+
     fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         let message = format!("{}{}", message.into(), self.context);
         self.errors
@@ -127,14 +238,14 @@ impl Builder<'_, '_> {
     fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
         self.context.clear();
         #[cfg(debug_assertions)]
-        let walked = walked_span(&pair);
-        let span = span_of(&pair);
+        let walked = walked_span(self.base, &pair);
+        let span = self.sp(&pair);
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
         // Every item starts with its keyword; the grammar guarantees the parts
         // below, so a missing one would be a grammar/builder mismatch: we fall
         // back to empty values rather than panic.
-        let keyword = inner.next().map(|p| span_of(&p)).unwrap_or(span);
+        let keyword = inner.next().map(|p| self.sp(&p)).unwrap_or(span);
         match rule {
             Rule::policy_item => Item::Policy(self.string_opt(inner.next(), span), span),
             Rule::mode_item => Item::Mode(self.name_opt(inner.next(), span), span),
@@ -143,12 +254,12 @@ impl Builder<'_, '_> {
                 let name = self.name_opt(inner.next(), span);
                 let ty = match inner.next().and_then(|t| t.into_inner().next()) {
                     Some(t) if t.as_rule() == Rule::set_type => {
-                        let tspan = span_of(&t);
+                        let tspan = self.sp(&t);
                         let elem = t.into_inner().find(|p| p.as_rule() == Rule::ident);
                         TypeExpr::Set(self.name_opt(elem, tspan), tspan)
                     }
                     Some(t) if t.as_rule() == Rule::enum_type => {
-                        let tspan = span_of(&t);
+                        let tspan = self.sp(&t);
                         let values = t
                             .into_inner()
                             .filter(|p| p.as_rule() == Rule::ident)
@@ -221,12 +332,12 @@ impl Builder<'_, '_> {
                     match part.as_rule() {
                         Rule::given_clause => {
                             for g in part.into_inner().filter(|p| p.as_rule() == Rule::given) {
-                                let gspan = span_of(&g);
+                                let gspan = self.sp(&g);
                                 let mut gi = g.into_inner();
                                 let fact = self.name_opt(gi.next(), gspan);
                                 let value = match gi.next() {
                                     Some(v) if v.as_rule() == Rule::list_literal => {
-                                        let lspan = span_of(&v);
+                                        let lspan = self.sp(&v);
                                         Value::List(self.list_values(v), lspan)
                                     }
                                     Some(v) => self.value(v),
@@ -237,14 +348,14 @@ impl Builder<'_, '_> {
                         }
                         Rule::expect_clause => {
                             #[cfg(debug_assertions)]
-                            let walked = walked_span(&part);
-                            let start = part.as_span().start();
+                            let walked = walked_span(self.base, &part);
+                            let start = self.sp(&part).start;
                             let Some(what) = part.into_inner().nth(1) else {
                                 continue;
                             };
                             // `expect rule "x"` and `expect default` end where
                             // pest ends them; `expect ACTIONS` at its last action.
-                            let espan = Span::new(start, what.as_span().end());
+                            let espan = Span::new(start, self.sp(&what).end);
                             let expect = match what.as_rule() {
                                 Rule::expect_rule => {
                                     let s = what.into_inner().nth(1);
@@ -286,7 +397,7 @@ impl Builder<'_, '_> {
     fn name(&mut self, pair: Pair<'_, Rule>) -> Name {
         Name {
             text: pair.as_str().to_owned(),
-            span: span_of(&pair),
+            span: self.sp(&pair),
         }
     }
 
@@ -312,7 +423,7 @@ impl Builder<'_, '_> {
 
     /// Decodes a string literal's escapes; a bad escape is an `invalid-escape` error.
     fn string(&mut self, pair: Pair<'_, Rule>) -> StrLit {
-        let span = span_of(&pair);
+        let span = self.sp(&pair);
         let raw = pair.as_str();
         let body = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
         let body_start = span.start + 1;
@@ -389,7 +500,7 @@ impl Builder<'_, '_> {
     }
 
     fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
-        let span = span_of(&pair);
+        let span = self.sp(&pair);
         let text = pair.as_str();
         match pair.as_rule() {
             Rule::string => Value::Str(self.string(pair)),
@@ -442,12 +553,8 @@ impl Builder<'_, '_> {
     }
 
     fn list_values(&mut self, pair: Pair<'_, Rule>) -> Vec<Value> {
-        let span = span_of(&pair);
-        let values: Vec<Value> = pair
-            .into_inner()
-            .filter(|p| p.as_rule() != Rule::rbracket)
-            .map(|v| self.value(v))
-            .collect();
+        let span = self.sp(&pair);
+        let values: Vec<Value> = pair.into_inner().map(|v| self.value(v)).collect();
         if values.len() > self.limits.max_list_items {
             let max = self.limits.max_list_items;
             self.error(
@@ -463,57 +570,48 @@ impl Builder<'_, '_> {
     }
 
     fn condition(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        // condition -> or_expr
         #[cfg(debug_assertions)]
-        let walked = walked_span(&pair);
-        let span = span_of(&pair);
-        let cond = match pair.into_inner().next() {
-            Some(or) => self.or_expr(or),
-            None => Cond::Bool(false, span),
-        };
+        let walked = walked_span(self.base, &pair);
+        let span = self.sp(&pair);
+        let cond = self.operands(pair.into_inner(), span);
         #[cfg(debug_assertions)]
         debug_assert_eq!(cond.span(), walked, "condition span");
         cond
     }
 
-    fn or_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        self.chain(pair, Rule::and_expr, Self::and_expr, Cond::Or)
-    }
-
-    fn and_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        self.chain(pair, Rule::not_expr, Self::not_expr, Cond::And)
-    }
-
-    /// `a OP b OP c`: the parts, or the single part itself.
-    fn chain(
-        &mut self,
-        pair: Pair<'_, Rule>,
-        part: Rule,
-        build: fn(&mut Self, Pair<'_, Rule>) -> Cond,
-        join: fn(Vec<Cond>, Span) -> Cond,
-    ) -> Cond {
-        let span = span_of(&pair);
-        let mut parts: Vec<Cond> = pair
-            .into_inner()
-            .filter(|p| p.as_rule() == part)
-            .map(|p| build(self, p))
-            .collect();
-        if parts.len() == 1 {
-            parts.pop().unwrap_or(Cond::Bool(false, span))
-        } else {
-            // pest's end includes what it skipped looking for another part.
-            let end = parts.last().map_or(span.end, |p| p.span().end);
-            join(parts, Span::new(span.start, end))
+    /// `OPERAND (and|or OPERAND)*` as the grammar gives it, one flat run:
+    /// grouped here, `and` binding tighter than `or`. A group of one is the
+    /// operand itself; a group's place runs from its first operand to its
+    /// last (pest's end would include what it skipped looking for more).
+    fn operands<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>, span: Span) -> Cond {
+        let mut ors: Vec<Cond> = Vec::new();
+        let mut ands: Vec<Cond> = Vec::new();
+        for p in pairs {
+            match p.as_rule() {
+                Rule::not_expr => {
+                    let c = self.not_expr(p);
+                    ands.push(c);
+                }
+                Rule::kw_or => ors.push(group(std::mem::take(&mut ands), Cond::And)),
+                _ => {}
+            }
+        }
+        ors.push(group(ands, Cond::And));
+        let cond = group(ors, Cond::Or);
+        // Only an empty run (which the grammar does not produce) has no span.
+        match cond {
+            Cond::And(ref v, _) | Cond::Or(ref v, _) if v.is_empty() => Cond::Bool(false, span),
+            c => c,
         }
     }
 
     fn not_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        let span = span_of(&pair);
+        let span = self.sp(&pair);
         let mut nots = Vec::new();
         let mut atom = None;
         for p in pair.into_inner() {
             if p.as_rule() == Rule::kw_not {
-                nots.push(span_of(&p).start);
+                nots.push(self.sp(&p).start);
             } else {
                 atom = Some(self.atom(p));
             }
@@ -528,23 +626,23 @@ impl Builder<'_, '_> {
     }
 
     fn atom(&mut self, pair: Pair<'_, Rule>) -> Cond {
-        let span = span_of(&pair);
+        let span = self.sp(&pair);
         match pair.as_rule() {
-            Rule::paren => match pair.into_inner().next() {
-                Some(c) => Cond::Paren(Box::new(self.condition(c)), span),
-                None => Cond::Bool(false, span),
-            },
+            Rule::paren => {
+                let inner = self.operands(pair.into_inner(), span);
+                Cond::Paren(Box::new(inner), span)
+            }
             Rule::bool_lit => Cond::Bool(pair.as_str() == "true", span),
             Rule::known_test => {
                 let fact = self.name_opt(pair.into_inner().nth(1), span);
                 Cond::Known(fact, span)
             }
-            Rule::bare_fact => Cond::Fact(self.name_opt(pair.into_inner().next(), span)),
+            Rule::ident => Cond::Fact(self.name(pair)),
             Rule::comparison => {
                 let mut inner = pair.into_inner().peekable();
                 let quant = match inner.peek() {
                     Some(q) if q.as_rule() == Rule::quantifier => {
-                        let qspan = span_of(q);
+                        let qspan = self.sp(q);
                         let kind = if q.as_str() == "all" {
                             Quant::All
                         } else {
@@ -599,7 +697,7 @@ impl Builder<'_, '_> {
             Rule::in_tail | Rule::matches_tail => {
                 let operand = match ti.nth(1) {
                     Some(p) if p.as_rule() == Rule::list_literal => {
-                        let lspan = span_of(&p);
+                        let lspan = self.sp(&p);
                         Operand::List(self.list_values(p), lspan)
                     }
                     Some(p) if p.as_rule() == Rule::list_ref => {
@@ -622,8 +720,8 @@ impl Builder<'_, '_> {
         let mut out = Vec::new();
         for a in pair.into_inner() {
             #[cfg(debug_assertions)]
-            let walked = walked_span(&a);
-            let span = span_of(&a);
+            let walked = walked_span(self.base, &a);
+            let span = self.sp(&a);
             let rule = a.as_rule();
             let mut inner = a.into_inner();
             let action = match rule {
@@ -638,13 +736,13 @@ impl Builder<'_, '_> {
                         Some("reject") => DispositionKind::Reject,
                         _ => DispositionKind::Tempfail,
                     };
-                    let kw_end = kw.map_or(span.end, |k| k.as_span().end());
+                    let kw_end = kw.map_or(span.end, |k| self.sp(&k).end);
                     let reply = inner.next().map(|s| self.string(s));
                     let end = reply.as_ref().map_or(kw_end, |r| r.span.end);
                     Action::Disposition(kind, reply, Span::new(span.start, end))
                 }
                 Rule::quarantine => {
-                    let kw_end = inner.next().map_or(span.end, |k| k.as_span().end());
+                    let kw_end = inner.next().map_or(span.end, |k| self.sp(&k).end);
                     let bucket = inner.next().map(|s| self.string(s));
                     let end = bucket.as_ref().map_or(kw_end, |b| b.span.end);
                     Action::Quarantine(bucket, Span::new(span.start, end))
@@ -678,10 +776,7 @@ use crate::syntax::ast::Rule as Rule_;
 /// Most syntax errors reported for one file.
 const MAX_SYNTAX_ERRORS: usize = 20;
 
-/// The keywords that start a top-level item.
-const ITEM_KEYWORDS: [&str; 9] = [
-    "policy", "mode", "admin", "fact", "list", "allow", "rule", "default", "test",
-];
+use crate::syntax::prescan::ITEM_KEYWORDS;
 
 /// The byte offset of the first line after `after` whose first word starts an item.
 fn next_item_start(src: &str, after: usize) -> Option<usize> {
@@ -847,10 +942,10 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::enum_type | Rule::kw_enum => "`enum(...)`",
         Rule::lint_name => "a lint name",
         Rule::given => "`FACT = VALUE`",
-        Rule::condition | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
+        Rule::condition | Rule::not_expr => "a condition",
         Rule::paren => "`(`",
         Rule::known_test | Rule::kw_known => "`known`",
-        Rule::bare_fact | Rule::comparison | Rule::ident => "a name",
+        Rule::comparison | Rule::ident => "a name",
         Rule::cmp_tail | Rule::cmp_op => "a comparison operator",
         Rule::in_tail | Rule::kw_in => "`in`",
         Rule::matches_tail | Rule::kw_matches => "`matches`",
@@ -874,4 +969,79 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::rbracket => "`]`",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough rules for several batches, with a mix of every item kind.
+    fn many_items(n: usize) -> String {
+        let mut src = String::from("policy \"p\"\nfact mode_x: enum(a, b)\nlist l = [\"x\", 1]\n");
+        for i in 0..n {
+            src.push_str(&format!(
+                "# rule {i}\nrule \"r{i}\" {{ when (virus matches \"W{i}*\" or not known virus) and size > {i} then discard, quarantine \"q\" }}\ndefault tag \"t{i}\"\n"
+            ));
+        }
+        src.push_str("test \"t\" { given size = 1 expect pass }\n");
+        src
+    }
+
+    fn batches_of(src: &str) -> Vec<(usize, usize)> {
+        let limits = Limits::default();
+        match crate::syntax::prescan::prescan(src, &limits) {
+            Ok(s) => s.batches,
+            Err(d) => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn batches_build_what_one_item_at_a_time_builds() {
+        let src = many_items(3_000);
+        let batches = batches_of(&src);
+        assert!(batches.len() > 2, "{} batches", batches.len());
+        let limits = Limits::default();
+        let mut errors = Vec::new();
+        let (batched, fatal) = parse_items(&src, &batches, &limits, &mut errors);
+        assert!(!fatal && errors.is_empty(), "{errors:?}");
+        let mut errors = Vec::new();
+        let mut b = Builder {
+            src: &src,
+            base: 0,
+            limits: &limits,
+            errors: &mut errors,
+            context: String::new(),
+        };
+        let mut one_by_one = Vec::new();
+        let read = read_items(&src, 0, 0, |base, pair| {
+            b.base = base;
+            one_by_one.push(b.item(pair));
+        });
+        assert!(read.is_ok());
+        assert_eq!(batched.len(), 6_004);
+        assert_eq!(batched, one_by_one);
+    }
+
+    #[test]
+    fn an_error_in_a_later_batch_is_worded_as_for_the_whole_file() {
+        let good = many_items(3_000);
+        for broken in [
+            "rule \"x\" { when size > then pass }\n",
+            "rule \"x\" { when (a or b then pass }\n",
+            "default pass pass\n",
+            "garbage\n",
+            "rule \"x\" { when a == 1 then pass\n",
+        ] {
+            let src = format!("{good}{broken}{good}");
+            let whole = match PestParser::parse(Rule::file, &src) {
+                Err(e) => syntax_error(&src, 0, &e),
+                Ok(_) => panic!("parses: {broken}"),
+            };
+            let limits = Limits::default();
+            let mut errors = Vec::new();
+            let (_, fatal) = parse_items(&src, &batches_of(&src), &limits, &mut errors);
+            assert!(fatal);
+            assert_eq!(errors[0], whole, "{broken}");
+        }
+    }
 }

@@ -4,14 +4,44 @@
 //!
 //! It knows just enough of the lexical grammar to skip strings, regex
 //! literals and comments; everything else is left to the grammar.
+//!
+//! It also bounds pest's memory before pest runs. The parser reads one
+//! top-level item at a time, and pest keeps every token pair of the item in
+//! one queue until the item is built; the pre-pass cuts the text into
+//! segments that each hold whole items (a segment ends where a bracket
+//! opened at the top level closes, or before an item keyword that starts a
+//! line at the top level), counts an upper bound of the token pairs each
+//! can produce (see [`PairCount`]), and refuses the policy with a `limit`
+//! error at the densest segment when its queue could pass the budget
+//! ([`queue_budget`]).
 
 use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::limits::Limits;
 use crate::syntax::ast::Comment;
 
+/// What the pre-pass found: the comments, and where pest may be run on
+/// whole items at once.
+pub(crate) struct Prescanned {
+    /// The comments, in order.
+    pub(crate) comments: Vec<Comment>,
+    /// Consecutive ranges of the text covering it all, each cut between two
+    /// top-level items (when the text parses) and holding at most
+    /// [`BATCH_PAIRS`] token pairs unless a single segment holds more.
+    pub(crate) batches: Vec<(usize, usize)>,
+}
+
 /// Checks the limits and collects comments. On a limit error the caller
 /// stops: the input is not handed to pest.
-pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Diagnostic>> {
+pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Prescanned, Box<Diagnostic>> {
+    prescan_with_budget(src, limits, queue_budget(src.len()))
+}
+
+/// [`prescan`] with the token-pair budget given.
+fn prescan_with_budget(
+    src: &str,
+    limits: &Limits,
+    budget: usize,
+) -> Result<Prescanned, Box<Diagnostic>> {
     if src.len() > limits.max_source_bytes {
         return Err(Box::new(
             Diagnostic::new(
@@ -28,6 +58,7 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Di
         ));
     }
     let bytes = src.as_bytes();
+    let mut pairs = PairCount::new();
     let mut comments = Vec::new();
     let mut depth = 0usize;
     let mut nots = Vec::<usize>::new(); // `not`s pending at each paren depth
@@ -54,12 +85,20 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Di
             }
             b'"' => {
                 code_on_line = true;
+                let start = i;
+                let mut escapes = 0;
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    if bytes[i] == b'\\' {
+                        escapes += 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
                 }
                 i += 1;
                 last_word = "";
+                pairs.string(start, escapes);
             }
             b'/' if last_word == "matches" => {
                 // A regex literal: ends at the first `/` not preceded by `\`.
@@ -74,9 +113,11 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Di
                 }
                 i += 1;
                 last_word = "";
+                pairs.unit(i, 2, "");
             }
             b'(' | b')' => {
                 code_on_line = true;
+                pairs.bracket(i, b);
                 if b == b'(' {
                     depth += 1;
                     nots.push(0);
@@ -94,12 +135,25 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Di
                 last_word = "";
             }
             _ if b.is_ascii_alphanumeric() || b == b'_' => {
+                let first_on_line = !code_on_line;
                 code_on_line = true;
                 let start = i;
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
                 last_word = &src[start..i];
+                if b.is_ascii_digit() {
+                    // A number or an address (one token): `10.1.2.0/24`, `2.5e3`.
+                    while i < bytes.len()
+                        && (bytes[i].is_ascii_alphanumeric()
+                            || matches!(bytes[i], b'.' | b':' | b'/'))
+                    {
+                        i += 1;
+                    }
+                    pairs.unit(start, 1, "");
+                } else {
+                    pairs.word(start, last_word, first_on_line);
+                }
                 match last_word {
                     "not" => {
                         if let Some(n) = nots.last_mut() {
@@ -122,13 +176,215 @@ pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Vec<Comment>, Box<Di
                 if !b.is_ascii_whitespace() {
                     code_on_line = true;
                     last_word = "";
+                    pairs.punct(i, b);
                 }
                 i += 1;
             }
         }
     }
-    Ok(comments)
+    pairs.end(src.len());
+    if pairs.densest.pairs > budget {
+        let at = pairs.densest.start;
+        return Err(Box::new(
+            Diagnostic::new(
+                Code::Limit,
+                src,
+                Span::new(at, (at + 1).min(src.len())),
+                format!(
+                    "the item here has too many grammar tokens to parse: up to {} token pairs \
+                     before byte {}, more than the {budget} allowed for a policy of {} bytes",
+                    pairs.densest.pairs,
+                    pairs.densest.end,
+                    src.len()
+                ),
+            )
+            .with_help(
+                "split the condition over several rules or use named lists: \
+                 parsing keeps every token of an item until the item is read",
+            ),
+        ));
+    }
+    Ok(Prescanned {
+        comments,
+        batches: pairs.batches,
+    })
 }
+
+/// The token pairs pest is given at once when the items are many and small
+/// (one `parse` call per batch instead of one per item: each call sets up
+/// its own state and queue). 10 MB of queue at most.
+pub(crate) const BATCH_PAIRS: usize = 1 << 16;
+
+/// Bytes of pest's queue per token pair: two 40-byte tokens, and up to twice
+/// that while the queue (a `Vec`) grows by doubling.
+const QUEUE_BYTES_PER_PAIR: usize = 160;
+
+/// The most token pairs one segment may produce: half the SPEC's memory bound
+/// for a policy of `len` bytes (100 bytes per byte, and 256 MB below 1 MB),
+/// the other half being for the AST and what follows.
+pub(crate) fn queue_budget(len: usize) -> usize {
+    let bound = if len < 1_000_000 {
+        256_000_000
+    } else {
+        len.saturating_mul(100)
+    };
+    bound / 2 / QUEUE_BYTES_PER_PAIR
+}
+
+/// A segment of the text and the most token pairs it can produce.
+#[derive(Clone, Copy, Default)]
+struct Segment {
+    start: usize,
+    end: usize,
+    pairs: usize,
+}
+
+/// Counts, per segment, an upper bound of the token pairs pest produces for
+/// it: each lexical unit is charged the most pairs the grammar makes for it
+/// anywhere (`tests/cost.rs` checks the bound against pest's real queue):
+/// - a name: 2 (`not_expr` and `ident` for a bare fact; a comparison's
+///   `comparison` pair is charged to its operator); `and`, `or`, `not`: 1;
+///   an item keyword, `when`, `then`, `any`, `all`, `known`, a disposition,
+///   `quarantine`, `tag`: 3 (e.g. `one_item`, `rule_item`, `kw_rule`; `then`
+///   also opens `actions`); `alert`: 4 (its `alert_target`);
+/// - a string or regex: 2, plus one per escape; a number or address: 1;
+/// - an operator character (`=`, `!`, `<`, `>`): 3 (`comparison`,
+///   `cmp_tail`, `cmp_op`); `:`: 2 (`fact_type` and the type's pair);
+/// - `(`: 2 (`paren` and its operand's `not_expr`); `[`: 1; `}`: 1; `)` and
+///   `]`: 1 when they close a top-level bracket (`enum(...)`, `allow(...)`,
+///   `[string]`), else 0 (matched behind `&` in conditions and lists);
+/// - inside `[...]`, names are values: 1.
+struct PairCount<'s> {
+    /// The open brackets (`(`, `[`, `{`).
+    open: Vec<u8>,
+    current: Segment,
+    densest: Segment,
+    /// The batches closed so far, and the one being filled.
+    batches: Vec<(usize, usize)>,
+    batch: Segment,
+    /// The previous word or punctuation: after `alert`, `fact`, `mode`,
+    /// `list`, `:` or `=`, an item keyword is a name, not a new item.
+    previous: &'s str,
+}
+
+impl<'s> PairCount<'s> {
+    fn new() -> Self {
+        PairCount {
+            open: Vec::new(),
+            current: Segment::default(),
+            densest: Segment::default(),
+            batches: Vec::new(),
+            batch: Segment::default(),
+            previous: "",
+        }
+    }
+
+    fn in_list(&self) -> bool {
+        self.open.last() == Some(&b'[')
+    }
+
+    fn unit(&mut self, _at: usize, pairs: usize, text: &'s str) {
+        self.current.pairs += pairs;
+        self.previous = text;
+    }
+
+    /// Ends the current segment before `at`.
+    fn cut(&mut self, at: usize) {
+        self.current.end = at;
+        if self.current.pairs > self.densest.pairs {
+            self.densest = self.current;
+        }
+        // The segment joins the batch, or starts the next one.
+        if self.batch.pairs > 0 && self.batch.pairs + self.current.pairs > BATCH_PAIRS {
+            self.batches.push((self.batch.start, self.batch.end));
+            self.batch = self.current;
+        } else {
+            self.batch.end = at;
+            self.batch.pairs += self.current.pairs;
+        }
+        self.current = Segment {
+            start: at,
+            end: at,
+            pairs: 0,
+        };
+    }
+
+    fn word(&mut self, at: usize, word: &'s str, first_on_line: bool) {
+        let item_keyword = ITEM_KEYWORDS.contains(&word);
+        if self.open.is_empty()
+            && first_on_line
+            && item_keyword
+            && !matches!(
+                self.previous,
+                "alert" | "fact" | "mode" | "list" | ":" | "="
+            )
+        {
+            self.cut(at);
+        }
+        let pairs = if self.in_list() {
+            1
+        } else if item_keyword {
+            3
+        } else {
+            match word {
+                "and" | "or" | "not" => 1,
+                "alert" => 4,
+                "when" | "then" | "any" | "all" | "known" | "pass" | "discard" | "bounce"
+                | "reject" | "tempfail" | "quarantine" | "tag" => 3,
+                _ => 2,
+            }
+        };
+        self.unit(at, pairs, word);
+    }
+
+    fn string(&mut self, at: usize, escapes: usize) {
+        self.unit(at, 2 + escapes, "");
+    }
+
+    fn bracket(&mut self, at: usize, b: u8) {
+        match b {
+            b'(' | b'[' | b'{' => {
+                self.open.push(b);
+                let pairs = match b {
+                    b'(' => 2,
+                    b'[' => 1,
+                    _ => 0,
+                };
+                self.unit(at, pairs, "");
+            }
+            _ => {
+                let top_level = self.open.len() <= 1;
+                self.open.pop();
+                let pairs = usize::from(b == b'}' || top_level);
+                self.unit(at, pairs, "");
+                // A closer at the top level (or a stray one) ends a segment.
+                if top_level {
+                    self.cut(at + 1);
+                }
+            }
+        }
+    }
+
+    fn punct(&mut self, at: usize, b: u8) {
+        match b {
+            b'[' | b']' | b'{' | b'}' => self.bracket(at, b),
+            b'=' => self.unit(at, 3, "="),
+            b'!' | b'<' | b'>' => self.unit(at, 3, ""),
+            b':' => self.unit(at, 2, ":"),
+            _ => self.unit(at, 0, ""),
+        }
+    }
+
+    fn end(&mut self, len: usize) {
+        self.cut(len);
+        self.batches.push((self.batch.start, len));
+    }
+}
+
+/// The keywords that start a top-level item.
+pub(crate) const ITEM_KEYWORDS: [&str; 9] = [
+    "policy", "mode", "admin", "fact", "list", "allow", "rule", "default", "test",
+];
 
 fn nesting_error(src: &str, at: usize, limits: &Limits) -> Diagnostic {
     Diagnostic::new(
@@ -141,4 +397,95 @@ fn nesting_error(src: &str, at: usize, limits: &Limits) -> Diagnostic {
         ),
     )
     .with_help("flatten the condition: `and`/`or` chains and named lists need no nesting")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::parser::item_pairs;
+
+    /// The pre-pass's count for the densest segment of `src`.
+    fn estimate(src: &str) -> usize {
+        let limits = Limits {
+            max_source_bytes: usize::MAX,
+            max_nesting: usize::MAX,
+            ..Limits::default()
+        };
+        let mut big = String::with_capacity(src.len() + 1);
+        big.push_str(src);
+        // The count itself, without the refusal: a budget of zero refuses
+        // every segment and reports the densest one's count.
+        match prescan_with_budget(&big, &limits, 0) {
+            Err(d) => d
+                .message
+                .split("up to ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            Ok(_) => 0,
+        }
+    }
+
+    /// Every item of every policy the tests ship, and the token-dense
+    /// shapes: the pre-pass's count bounds pest's pairs for the item.
+    #[test]
+    fn the_count_bounds_the_pairs_pest_keeps() {
+        let mut sources = Vec::new();
+        for dir in [
+            "tests/corpus/valid",
+            "tests/fixtures",
+            "tests/fmt",
+            "tests/lint_fixtures",
+        ] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "policy") {
+                    sources.push(std::fs::read_to_string(&path).unwrap_or_default());
+                }
+            }
+        }
+        assert!(sources.len() > 10, "{} policies", sources.len());
+        sources.push(
+            "fact a: bool\nrule \"r\" { when ((a)) or ((a))or((a)) and not (a) then reject }\n"
+                .into(),
+        );
+        sources.push("rule \"r\" { when size < 1 or size>=2 or any virus matches \"x\\\\\" then tag \"\\\"\", alert \"a@b\" }\n".into());
+        sources.push("default alert admin, tag \"x\", quarantine \"q\", pass \"p\"\n".into());
+        sources.push("fact e: enum(a, b, c)\nfact s: [string]\nlist l = [a, 1, 1.5, 10.0.0.0/8, ::1, \"x\", /r/]\n".into());
+        sources.push("test \"t\" { given s = [\"a\"], e = a expect rule \"r\" expect default expect discard }\n".into());
+        sources.push("rule \"r\" { when known a and all s in l and client_ip in 10.0.0.0/8 and not true then pass }\n".into());
+        let mut items = 0;
+        for src in &sources {
+            for (start, end, pairs) in item_pairs(src) {
+                let text = &src[start..end];
+                let est = estimate(text);
+                assert!(est >= pairs, "{pairs} pairs, counted {est}: {text}");
+                items += 1;
+            }
+        }
+        assert!(items > 50, "{items} items");
+    }
+
+    #[test]
+    fn a_dense_item_is_refused_where_it_starts() {
+        let mut src = String::from("fact a: bool\nrule \"r\" { when (a)");
+        while src.len() < 2_000_000 {
+            src.push_str(" or (a)");
+        }
+        src.push_str(" then reject }\n");
+        let Err(d) = prescan(&src, &Limits::default()) else {
+            panic!("not refused");
+        };
+        assert_eq!(d.code, Code::Limit);
+        assert_eq!(d.span.start, 13);
+        // Many small items of the same density pass: each is its own segment.
+        let rules: String = (0..20_000)
+            .map(|i| format!("rule \"r{i}\" {{ when (a) or (a) or (a) then reject }}\n"))
+            .collect();
+        assert!(prescan(&rules, &Limits::default()).is_ok());
+    }
 }
