@@ -111,7 +111,8 @@ impl Policy {
         if parsed.fatal {
             return Err(ParseError::from_diagnostics(source, parsed.errors));
         }
-        let (model, mut diagnostics) = check::check(source, &parsed.file, limits);
+        let lines = LineIndex::new(source);
+        let (model, mut diagnostics) = check::check(source, &parsed.file, limits, &lines);
         if !parsed.errors.is_empty() {
             diagnostics.extend(parsed.errors);
             diagnostics.sort_by_key(|d| (d.span.start, d.code));
@@ -119,7 +120,6 @@ impl Policy {
         }
         match model {
             Some(model) => {
-                let lines = LineIndex::new(source);
                 let mut check_warnings = diagnostics;
                 diagnostics::place_all(source, &mut check_warnings);
                 Ok(Policy {

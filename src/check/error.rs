@@ -7,19 +7,20 @@ use crate::diagnostics::Code;
 
 /// Where a failure is: appended to its message when rendered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) enum Context {
+pub(super) enum Context<'a> {
     /// At file level (declarations, limits).
     #[default]
     File,
-    /// In the rule with this name.
-    Rule(String),
+    /// In the rule with this name (borrowed from the syntax tree: no copy
+    /// per rule).
+    Rule(&'a str),
     /// In the `default` actions.
     Default,
     /// In the test with this name.
-    Test(String),
+    Test(&'a str),
 }
 
-impl std::fmt::Display for Context {
+impl std::fmt::Display for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Context::File => Ok(()),

@@ -29,7 +29,6 @@ use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use ipnet::IpNet;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// A range of rule indices in the compiled policy's shared list pool.
@@ -64,25 +63,20 @@ fn rank(atoms: &[Atom<'_>]) -> u8 {
         .unwrap_or(0)
 }
 
-/// The literal prefix or suffix of a glob (folded), whichever is longer,
-/// and whether it is a suffix; `None` when both are empty.
-fn glob_anchor(g: &Glob) -> Option<(Vec<char>, bool)> {
-    let chars: Vec<char> = g.source.chars().collect();
-    let prefix: Vec<char> = chars
-        .iter()
-        .take_while(|c| !matches!(c, '*' | '?'))
-        .map(|c| fold(*c))
-        .collect();
-    let mut suffix: Vec<char> = chars
-        .iter()
-        .rev()
-        .take_while(|c| !matches!(c, '*' | '?'))
-        .map(|c| fold(*c))
-        .collect();
-    suffix.reverse();
+/// The literal prefix or suffix of a glob (as written; the trie folds it),
+/// whichever has more characters, and whether it is a suffix; `None` when
+/// both are empty. Borrowed: no copy per glob.
+fn glob_anchor(g: &Glob) -> Option<(&str, bool)> {
+    let s = g.source.as_str();
+    let wild = |c: char| matches!(c, '*' | '?');
+    // `*` and `?` are one byte each, so `i + 1` is a character boundary.
+    let prefix = s.get(..s.find(wild).unwrap_or(s.len())).unwrap_or("");
+    let suffix = s.get(s.rfind(wild).map_or(0, |i| i + 1)..).unwrap_or("");
     if prefix.is_empty() && suffix.is_empty() {
         None
-    } else if prefix.len() >= suffix.len() {
+    } else if prefix.chars().count() >= suffix.chars().count() {
+        // (`fold` maps a character to one character: these are the counts
+        // of the folded keys.)
         Some((prefix, false))
     } else {
         Some((suffix, true))
@@ -181,64 +175,103 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable, cap: usize) -> Option<(FactId, 
 }
 
 /// A trie over folded characters; each node lists the rules whose anchor
-/// ends there. While it is built, edges live in one ordered map (an insert
-/// costs O(log n) whatever order the keys come in: a sorted `Vec` per node
-/// would shift on every insert of descending keys); frozen, each node's
-/// children are a sorted slice.
-#[derive(Debug, Clone, Default)]
-struct Trie {
-    /// `(node, char) → child`; node 0 is the root.
-    edges: BTreeMap<(u32, char), u32>,
-    /// Per node, its rules.
-    rules: Vec<Vec<u32>>,
-}
-
-impl Trie {
-    fn insert(&mut self, key: &[char], rule: u32) {
-        if self.rules.is_empty() {
-            self.rules.push(Vec::new());
-        }
-        let mut node = 0u32;
-        for &c in key {
-            let fresh = self.rules.len() as u32;
-            let next = *self.edges.entry((node, c)).or_insert(fresh);
-            if next == fresh {
-                self.rules.push(Vec::new());
-            }
-            node = next;
-        }
-        if let Some(r) = self.rules.get_mut(node as usize) {
-            if r.last() != Some(&rule) {
-                r.push(rule);
-            }
-        }
-    }
-
-    fn freeze(self, pool: &mut Vec<u32>) -> FrozenTrie {
-        let mut kids: Vec<Vec<(char, u32)>> = vec![Vec::new(); self.rules.len()];
-        // The map iterates in (node, char) order: each node's children come sorted.
-        for ((node, c), child) in self.edges {
-            if let Some(k) = kids.get_mut(node as usize) {
-                k.push((c, child));
-            }
-        }
-        FrozenTrie {
-            kids: kids.into_iter().map(Vec::into_boxed_slice).collect(),
-            rules: self.rules.iter().map(|r| store(pool, r)).collect(),
-        }
-    }
-}
-
-/// Per node, its children: `(folded char, node)`, sorted.
-type Kids = Box<[Box<[(char, u32)]>]>;
-
+/// ends there. Built once from all its keys, sorted (so the build costs a
+/// sort, whatever order the keys come in, and allocates no node), and laid
+/// out flat: node `n`'s children are `kids[off[n]..off[n + 1]]`, sorted by
+/// character.
 #[derive(Debug, Clone, Default)]
 struct FrozenTrie {
-    kids: Kids,
+    off: Box<[u32]>,
+    kids: Box<[(char, u32)]>,
+    /// Per node, its rules (a range of the pool; empty for most nodes).
     rules: Box<[Range]>,
 }
 
 impl FrozenTrie {
+    /// The trie of `keys` (anchor, rule), read backwards when `reversed`
+    /// (suffixes: the trie is walked from the text's end). Each node's
+    /// rules go to `pool`, ascending.
+    fn build(keys: &[(&str, u32)], reversed: bool, pool: &mut Vec<u32>) -> FrozenTrie {
+        if keys.is_empty() {
+            return FrozenTrie::default();
+        }
+        // Every key's folded characters, in one buffer.
+        let mut chars: Vec<char> = Vec::new();
+        let mut spans: Vec<(u32, u32, u32)> = Vec::with_capacity(keys.len());
+        for &(k, rule) in keys {
+            let start = chars.len() as u32;
+            if reversed {
+                chars.extend(k.chars().rev().map(fold));
+            } else {
+                chars.extend(k.chars().map(fold));
+            }
+            spans.push((start, chars.len() as u32, rule));
+        }
+        let key = |&(s, e, _): &(u32, u32, u32)| chars.get(s as usize..e as usize).unwrap_or(&[]);
+        spans.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.2.cmp(&b.2)));
+        // Nodes are made in preorder; a node's children in character order.
+        let mut edges: Vec<(u32, char, u32)> = Vec::new();
+        let mut rules: Vec<Range> = vec![(0, 0)];
+        let mut path: Vec<u32> = vec![0];
+        let mut prev: &[char] = &[];
+        let mut i = 0;
+        while let Some(first) = spans.get(i) {
+            let k = key(first);
+            let common = k.iter().zip(prev).take_while(|(a, b)| a == b).count();
+            path.truncate(common + 1);
+            for &c in k.get(common..).unwrap_or(&[]) {
+                let node = rules.len() as u32;
+                rules.push((0, 0));
+                edges.push((path.last().copied().unwrap_or(0), c, node));
+                path.push(node);
+            }
+            // The rules of this key: the run of equal keys, by rule.
+            let start = pool.len() as u32;
+            while let Some(&(s, e, r)) = spans.get(i) {
+                if key(&(s, e, r)) != k {
+                    break;
+                }
+                if pool.len() as u32 == start || pool.last() != Some(&r) {
+                    pool.push(r);
+                }
+                i += 1;
+            }
+            if let Some(slot) = path.last().and_then(|&n| rules.get_mut(n as usize)) {
+                *slot = (start, pool.len() as u32);
+            }
+            prev = k;
+        }
+        // Children grouped by parent (a stable counting sort: each parent's
+        // children were made in character order).
+        let mut off = vec![0u32; rules.len() + 1];
+        for &(p, _, _) in &edges {
+            if let Some(o) = off.get_mut(p as usize + 1) {
+                *o += 1;
+            }
+        }
+        for n in 1..off.len() {
+            let before = off.get(n - 1).copied().unwrap_or(0);
+            if let Some(o) = off.get_mut(n) {
+                *o += before;
+            }
+        }
+        let mut fill = off.clone();
+        let mut kids = vec![('\0', 0u32); edges.len()];
+        for &(p, c, n) in &edges {
+            if let Some(at) = fill.get_mut(p as usize) {
+                if let Some(slot) = kids.get_mut(*at as usize) {
+                    *slot = (c, n);
+                }
+                *at += 1;
+            }
+        }
+        FrozenTrie {
+            off: off.into(),
+            kids: kids.into(),
+            rules: rules.into(),
+        }
+    }
+
     /// Pushes the rule lists of every node on the path spelled by `chars`;
     /// `false` when `push` refused one (out of room).
     #[inline]
@@ -247,13 +280,16 @@ impl FrozenTrie {
         chars: impl Iterator<Item = char>,
         push: &mut impl FnMut(Range) -> bool,
     ) -> bool {
-        if self.kids.is_empty() {
+        if self.rules.is_empty() {
             return true;
         }
         let mut node = 0usize;
         for c in chars {
             let c = fold(c);
-            let Some(kids) = self.kids.get(node) else {
+            let (Some(&from), Some(&to)) = (self.off.get(node), self.off.get(node + 1)) else {
+                return true;
+            };
+            let Some(kids) = self.kids.get(from as usize..to as usize) else {
                 return true;
             };
             match kids.binary_search_by_key(&c, |&(k, _)| k) {
@@ -270,7 +306,7 @@ impl FrozenTrie {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.kids.iter().map(|k| 16 + k.len() * 8).sum::<usize>() + self.rules.len() * 8
+        self.off.len() * 4 + self.kids.len() * 8 + self.rules.len() * 8
     }
 }
 
@@ -502,37 +538,28 @@ pub(crate) fn build(
     let mut gated = vec![false; rules.len()];
     let mut gates = Vec::new();
     for (id, list) in per_fact {
-        // A BTreeMap: ordered, and no hash to flood.
-        let mut exact: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        let mut prefix = Trie::default();
-        let mut suffix = Trie::default();
+        // Sorted tables, not maps: ordered, no hash to flood, and one
+        // allocation each rather than one per key.
+        let mut exact: Vec<(&str, u32)> = Vec::new();
+        let mut prefix: Vec<(&str, u32)> = Vec::new();
+        let mut suffix: Vec<(&str, u32)> = Vec::new();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for (r, atoms) in &list {
             for a in atoms {
                 match a {
-                    Atom::Exact(s) => {
-                        let l = exact.entry(*s).or_default();
-                        if l.last() != Some(r) {
-                            l.push(*r);
-                        }
-                    }
+                    Atom::Exact(s) => exact.push((s, *r)),
                     Atom::Net(IpNet::V4(n)) => {
                         v4.push((u32::from(n.network()), u32::from(n.broadcast()), *r));
                     }
                     Atom::Net(IpNet::V6(n)) => {
                         v6.push((u128::from(n.network()), u128::from(n.broadcast()), *r));
                     }
-                    Atom::Glob(g) => {
-                        if let Some((key, is_suffix)) = glob_anchor(g) {
-                            if is_suffix {
-                                let rev: Vec<char> = key.into_iter().rev().collect();
-                                suffix.insert(&rev, *r);
-                            } else {
-                                prefix.insert(&key, *r);
-                            }
-                        }
-                    }
+                    Atom::Glob(g) => match glob_anchor(g) {
+                        Some((key, true)) => suffix.push((key, *r)),
+                        Some((key, false)) => prefix.push((key, *r)),
+                        None => {}
+                    },
                 }
             }
         }
@@ -552,18 +579,32 @@ pub(crate) fn build(
             }
         }
         let all: Vec<u32> = list.iter().map(|(r, _)| *r).collect();
-        // In the map's (string) order, which is also `key8` order.
-        let exact_key8 = exact.keys().map(|k| key8(k)).collect();
+        let all = store(pool, &all);
+        // By string (byte order, which is also `key8` order), each string's
+        // rules ascending and once.
+        exact.sort_unstable();
+        exact.dedup();
+        let mut table: Vec<(Box<str>, Range)> = Vec::new();
+        let mut at = 0;
+        while let Some(&(s, _)) = exact.get(at) {
+            let start = pool.len() as u32;
+            while let Some(&(t, r)) = exact.get(at) {
+                if t != s {
+                    break;
+                }
+                pool.push(r);
+                at += 1;
+            }
+            table.push((Box::from(s), (start, pool.len() as u32)));
+        }
+        let exact_key8 = table.iter().map(|(k, _)| key8(k)).collect();
         gates.push(Gate {
             id,
-            all: store(pool, &all),
-            exact: exact
-                .into_iter()
-                .map(|(k, v)| (Box::from(k), store(pool, &v)))
-                .collect(),
+            all,
+            exact: table.into(),
             exact_key8,
-            prefix: prefix.freeze(pool),
-            suffix: suffix.freeze(pool),
+            prefix: FrozenTrie::build(&prefix, false, pool),
+            suffix: FrozenTrie::build(&suffix, true, pool),
             v4,
             v6,
         });

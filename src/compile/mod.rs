@@ -656,21 +656,22 @@ struct KeySets {
 }
 
 fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) -> KeySets {
-    let mut can = Vec::new();
-    let mut sure = Vec::new();
-    for code in 0..=k.known {
-        let v = k.value(code);
-        let mut c = vec![0u64; words];
-        let mut s = vec![0u64; words];
-        for (i, r) in model.rules.iter().enumerate() {
-            let mentioned = masks.get(i).is_none_or(|m| m & fact_bit(k.id) != 0);
-            let set = match &r.when {
-                None => T,
-                Some(e) if mentioned => abstract_eval(e, k.id, v),
-                // Not tested: the same for every value of this fact.
-                Some(_) => base.get(i).copied().unwrap_or(ANY),
-            };
-            let (w, b) = (i / 64, 1u64 << (i % 64));
+    let codes = k.known as usize + 1;
+    let mut can = vec![vec![0u64; words]; codes];
+    let mut sure = vec![vec![0u64; words]; codes];
+    for (i, r) in model.rules.iter().enumerate() {
+        let mentioned = masks.get(i).is_none_or(|m| m & fact_bit(k.id) != 0);
+        // The truth values per code, each code a bit (at most 65 codes).
+        let sets = match &r.when {
+            None => PerCode::all(T, codes),
+            // One walk for all the key's values.
+            Some(e) if mentioned => per_code(e, k, codes),
+            // Not tested: the same for every value of this fact.
+            Some(_) => PerCode::all(base.get(i).copied().unwrap_or(ANY), codes),
+        };
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        for (code, (c, s)) in can.iter_mut().zip(sure.iter_mut()).enumerate() {
+            let set = sets.mask(code);
             if set & T != 0 {
                 if let Some(x) = c.get_mut(w) {
                     *x |= b;
@@ -682,10 +683,101 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) ->
                 }
             }
         }
-        can.push(c);
-        sure.push(s);
     }
     KeySets { can, sure }
+}
+
+/// Per value code of one key, the truth values a condition can take: bit
+/// `code` of `f`, `u`, `t` when it can be false, unknown, true there.
+#[derive(Clone, Copy)]
+struct PerCode {
+    f: u128,
+    u: u128,
+    t: u128,
+}
+
+impl PerCode {
+    /// `m` at every one of `codes` codes.
+    fn all(m: u8, codes: usize) -> PerCode {
+        let every = if codes >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << codes) - 1
+        };
+        let on = |x: u8| if m & x != 0 { every } else { 0 };
+        PerCode {
+            f: on(F),
+            u: on(U),
+            t: on(T),
+        }
+    }
+
+    /// The mask at one code.
+    fn mask(&self, code: usize) -> u8 {
+        let at = |s: u128| code < 128 && (s >> code) & 1 == 1;
+        (if at(self.f) { F } else { 0 })
+            | (if at(self.u) { U } else { 0 })
+            | (if at(self.t) { T } else { 0 })
+    }
+}
+
+/// [`abstract_eval`] of `e` for every value code of key `k` at once (code
+/// `k.known` is *unknown*): one walk of the condition instead of one per
+/// value. Kleene `and`/`or` of two masks are taken code by code with bit
+/// operations (the members of [`and_mask`] and [`or_mask`]).
+fn per_code(e: &Expr, k: &Key, codes: usize) -> PerCode {
+    match &e.kind {
+        ExprKind::Const(b) => PerCode::all(bit(Truth::from_bool(*b)), codes),
+        ExprKind::Known(id) if *id == k.id => {
+            // Known for every value, not for *unknown*.
+            let unknown = 1u128 << k.known.min(127);
+            PerCode {
+                f: unknown,
+                u: 0,
+                t: PerCode::all(T, codes).t & !unknown,
+            }
+        }
+        ExprKind::Known(_) => PerCode::all(F | T, codes),
+        ExprKind::Not(inner) => {
+            let x = per_code(inner, k, codes);
+            PerCode {
+                f: x.t,
+                u: x.u,
+                t: x.f,
+            }
+        }
+        ExprKind::And(parts) => parts.iter().fold(PerCode::all(T, codes), |a, p| {
+            let b = per_code(p, k, codes);
+            PerCode {
+                f: a.f | b.f,
+                t: a.t & b.t,
+                u: (a.u & (b.u | b.t)) | (b.u & (a.u | a.t)),
+            }
+        }),
+        ExprKind::Or(parts) => parts.iter().fold(PerCode::all(F, codes), |a, p| {
+            let b = per_code(p, k, codes);
+            PerCode {
+                t: a.t | b.t,
+                f: a.f & b.f,
+                u: (a.u & (b.u | b.f)) | (b.u & (a.u | a.f)),
+            }
+        }),
+        leaf => match leaf_fact(leaf) {
+            Some(id) if id == k.id => {
+                let mut out = PerCode { f: 0, u: 0, t: 0 };
+                for code in 0..codes.min(128) {
+                    let b = 1u128 << code;
+                    match k.value(code as u32) {
+                        Some(v) if test_leaf(leaf, v) => out.t |= b,
+                        Some(_) => out.f |= b,
+                        None => out.u |= b,
+                    }
+                }
+                out
+            }
+            _ => PerCode::all(ANY, codes),
+        },
+    }
 }
 
 /// Whether the candidates (`can`, cut after the first rule in `sure`) are at
@@ -921,5 +1013,87 @@ impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
 
     fn scan(&mut self, group: &ScanGroup, i: usize) -> Option<Truth> {
         self.memo.answer(&mut *self.inner, group, i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pseudo-random condition over enum, bool and other facts, with
+    /// `known`, `not`, `and`, `or` and constants.
+    fn cond(seed: &mut u64, depth: u32) -> String {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = (*seed >> 33) as usize;
+        let leaves = [
+            "scanner == infected",
+            "scanner != clean",
+            "scanner in [error, timeout]",
+            "direction == outbound",
+            "direction != inbound",
+            "forges_sender",
+            "forges_sender == false",
+            "authenticated != true",
+            "known scanner",
+            "known forges_sender",
+            "known sender",
+            "sender == \"a@b\"",
+            "size > 10",
+            "true",
+            "false",
+        ];
+        if depth == 0 || r % 3 == 0 {
+            return leaves[r / 3 % leaves.len()].to_owned();
+        }
+        let (a, b) = (cond(seed, depth - 1), cond(seed, depth - 1));
+        match r / 3 % 3 {
+            0 => format!("not ({a})"),
+            1 => format!("({a}) and ({b})"),
+            _ => format!("({a}) or ({b})"),
+        }
+    }
+
+    #[test]
+    fn per_code_is_abstract_eval_at_every_code() {
+        let mut seed = 7u64;
+        let mut src = String::new();
+        for i in 0..400 {
+            let c = cond(&mut seed, 4);
+            src.push_str(&format!("rule \"r{i}\" {{ when {c} then discard }}\n"));
+        }
+        let policy = crate::Policy::parse(&src).expect("the generated policy parses");
+        let model = &policy.model;
+        let mut keys: Vec<Key> = Vec::new();
+        for (i, info) in model.facts.facts.iter().enumerate() {
+            let (known, bool) = match &info.ty {
+                FactType::Bool => (2, true),
+                FactType::Enum(v) if v.len() <= 64 => (v.len() as u32, false),
+                _ => continue,
+            };
+            keys.push(Key {
+                id: FactId(i as u16),
+                known,
+                bool,
+                stride: 0,
+                base: 0,
+            });
+        }
+        assert!(keys.len() >= 4);
+        let mut checked = 0;
+        for k in &keys {
+            let codes = k.known as usize + 1;
+            for r in &model.rules {
+                let Some(e) = &r.when else { continue };
+                let all = per_code(e, k, codes);
+                for code in 0..codes {
+                    let one = abstract_eval(e, k.id, k.value(code as u32));
+                    assert_eq!(all.mask(code), one, "code {code} of {:?}", k.id);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 4000);
     }
 }
