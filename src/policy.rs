@@ -223,15 +223,36 @@ impl Policy {
 
     /// Which rules were tried and why each did (not) apply.
     pub fn explain(&self, facts: &Facts) -> Explanation<'_> {
+        let mut direct = DirectSource {
+            facts,
+            table: &self.model.facts,
+        };
+        // Each leaf's truth from the compiled form, through the shared
+        // scans: bounded as evaluation is.
+        let mut tracer = self.compiled.tracer(&mut direct);
         eval::explain::explain(
             &self.model,
             &self.source,
             &self.lines,
             self.limits.max_explain_chars,
-            &mut DirectSource {
-                facts,
-                table: &self.model.facts,
-            },
+            &mut |i, e, record| tracer.rule(i, e, record),
+        )
+    }
+
+    /// [`Policy::explain`] with every leaf tested by the reference walk
+    /// (no compiled form, no shared scans): what it is tested against.
+    #[doc(hidden)]
+    pub fn explain_reference(&self, facts: &Facts) -> Explanation<'_> {
+        let mut direct = DirectSource {
+            facts,
+            table: &self.model.facts,
+        };
+        eval::explain::explain(
+            &self.model,
+            &self.source,
+            &self.lines,
+            self.limits.max_explain_chars,
+            &mut |_, e, record| eval::eval_expr_traced(e, &mut direct, record),
         )
     }
 

@@ -34,6 +34,18 @@ fn agree(policy: &Policy, facts: &Facts) {
         "deciding rule differs for {facts:?}"
     );
     assert_eq!(fast, slow, "decision differs for {facts:?}");
+    // `explain` reads the compiled leaves (shared scans): the same trace as
+    // the reference walk's.
+    let explained = policy.explain(facts);
+    assert_eq!(
+        explained.decision, slow,
+        "explain decides otherwise for {facts:?}"
+    );
+    assert_eq!(
+        explained.trace,
+        policy.explain_reference(facts).trace,
+        "explain trace differs for {facts:?}"
+    );
 
     let a = Recording {
         facts,
