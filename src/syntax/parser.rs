@@ -31,7 +31,7 @@ pub(crate) fn parse_items(
         base: 0,
         limits,
         errors,
-        context: String::new(),
+        context: None,
     };
     let mut items = Vec::new();
     // Where the last item read starts.
@@ -215,8 +215,9 @@ struct Builder<'s, 'e> {
     base: usize,
     limits: &'e Limits,
     errors: &'e mut Vec<Diagnostic>,
-    /// ` in rule "x"` while building a rule (or test), appended to messages.
-    context: String,
+    /// `("rule", name)` while building a rule (or test): messages end with
+    /// ` in rule "name"` (written only when there is an error).
+    context: Option<(&'static str, String)>,
 }
 
 impl Builder<'_, '_> {
@@ -227,7 +228,10 @@ impl Builder<'_, '_> {
     }
 
     fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
-        let message = format!("{}{}", message.into(), self.context);
+        let mut message = message.into();
+        if let Some((kind, name)) = &self.context {
+            message = format!("{message} in {kind} {name:?}");
+        }
         self.errors
             .push(Diagnostic::new(code, self.src, span, message));
         // Just pushed, so the vector is not empty and `last` is in bounds.
@@ -236,7 +240,7 @@ impl Builder<'_, '_> {
     }
 
     fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
-        self.context.clear();
+        self.context = None;
         #[cfg(debug_assertions)]
         let walked = walked_span(self.base, &pair);
         let span = self.sp(&pair);
@@ -292,7 +296,7 @@ impl Builder<'_, '_> {
             ),
             Rule::rule_item => {
                 let name = self.string_opt(inner.next(), span);
-                self.context = format!(" in rule {:?}", name.value);
+                self.context = Some(("rule", name.value.clone()));
                 let mut when = None;
                 let mut actions = Vec::new();
                 for part in inner {
@@ -325,7 +329,7 @@ impl Builder<'_, '_> {
             }
             Rule::test_item => {
                 let name = self.string_opt(inner.next(), span);
-                self.context = format!(" in test {:?}", name.value);
+                self.context = Some(("test", name.value.clone()));
                 let mut given = Vec::new();
                 let mut expects = Vec::new();
                 for part in inner {
@@ -439,6 +443,12 @@ impl Builder<'_, '_> {
             );
             return StrLit {
                 value: String::new(),
+                span,
+            };
+        }
+        if !body.contains('\\') {
+            return StrLit {
+                value: body.to_owned(),
                 span,
             };
         }
@@ -1010,7 +1020,7 @@ mod tests {
             base: 0,
             limits: &limits,
             errors: &mut errors,
-            context: String::new(),
+            context: None,
         };
         let mut one_by_one = Vec::new();
         let read = read_items(&src, 0, 0, |base, pair| {
