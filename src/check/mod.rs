@@ -297,14 +297,27 @@ impl<'a> Checker<'a> {
     /// reports every later rule of a name already used. (One sort rather
     /// than a map probed per rule: the same comparisons, half as many.)
     fn rule_names(&mut self, file: &'a ast::File, rule_count: usize) -> RuleNames<'a> {
-        let mut names: Vec<(&'a str, Span)> = Vec::with_capacity(rule_count);
+        // Each name with its first 8 bytes as a big-endian number: names
+        // in byte order have non-decreasing numbers, so the sort compares
+        // integers and only names sharing their first 8 bytes as strings.
+        let mut keyed: Vec<(u64, &'a str, Span)> = Vec::with_capacity(rule_count);
         for item in &file.items {
             if let ast::Item::Rule(r) = item {
-                names.push((&r.name.value, r.name.span));
+                let b = r.name.value.as_bytes();
+                let mut head = [0u8; 8];
+                for (h, x) in head.iter_mut().zip(b) {
+                    *h = *x;
+                }
+                keyed.push((u64::from_be_bytes(head), &r.name.value, r.name.span));
             }
         }
         // By name, then position: the first of each run is the first use.
-        names.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.1.start.cmp(&b.1.start)));
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.cmp(b.1))
+                .then(a.2.start.cmp(&b.2.start))
+        });
+        let mut names: Vec<(&'a str, Span)> = keyed.iter().map(|&(_, n, s)| (n, s)).collect();
         let mut first: Option<(&str, Span)> = None;
         for &(name, span) in &names {
             match first {
