@@ -559,17 +559,24 @@ pub(crate) fn bit(hits: &[u64], i: usize) -> bool {
     hits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
 }
 
-/// The answers of the groups scanned so far in one evaluation. The bits
-/// are zeroed on the first scan, not when the memo is made: an evaluation
-/// that reads no shared scan pays nothing for them.
+/// The answers of the groups scanned so far in one evaluation. The first
+/// [`SMALL_WORDS`] words are zeroed with the memo; the rest only at the
+/// first scan of a group that needs them.
 #[derive(Debug, Clone)]
 pub(crate) struct ScanMemo {
     /// Bit `slot`: that group was scanned.
     done: u32,
     /// Bit `slot`: the fact was unknown.
     unknown: u32,
-    hits: Option<[u64; MEMO_WORDS]>,
+    /// The groups within the first [`SMALL_WORDS`] words (zeroed with the
+    /// memo: a few stores).
+    small: [u64; SMALL_WORDS],
+    /// The others (zeroed at their first scan).
+    big: Option<[u64; MEMO_WORDS]>,
 }
+
+/// Memo words kept inline and zeroed with the memo.
+const SMALL_WORDS: usize = 16;
 
 const _: () = assert!(MAX_GROUPS <= 32);
 
@@ -580,7 +587,21 @@ impl ScanMemo {
         ScanMemo {
             done: 0,
             unknown: 0,
-            hits: None,
+            small: [0; SMALL_WORDS],
+            big: None,
+        }
+    }
+
+    /// The words of `group` (zeroed when first asked for).
+    #[inline]
+    fn region(&mut self, group: &ScanGroup) -> Option<&mut [u64]> {
+        let end = group.base + group.words;
+        if end <= SMALL_WORDS {
+            self.small.get_mut(group.base..end)
+        } else {
+            self.big
+                .get_or_insert([0; MEMO_WORDS])
+                .get_mut(group.base..end)
         }
     }
 
@@ -597,8 +618,7 @@ impl ScanMemo {
     ) -> Option<Truth> {
         let b = 1u32.checked_shl(group.slot as u32)?;
         if self.done & b == 0 {
-            let hits = self.hits.get_or_insert([0; MEMO_WORDS]);
-            let region = hits.get_mut(group.base..group.base + group.words)?;
+            let region = self.region(group)?;
             let scanned = match src.value(group.fact) {
                 None => Some(false),
                 Some(Val::Str(s)) => group.scan(s, region).map(|()| true),
@@ -617,9 +637,7 @@ impl ScanMemo {
         if self.unknown & b != 0 {
             return Some(Truth::Unknown);
         }
-        let hits = self.hits.as_ref()?;
-        let region = hits.get(group.base..group.base + group.words)?;
-        Some(Truth::from_bool(bit(region, i)))
+        Some(Truth::from_bool(bit(self.region(group)?, i)))
     }
 }
 
@@ -745,81 +763,112 @@ impl LitsBuilder {
     }
 }
 
-/// A frozen trie: node `0` is the root; a node's children are
-/// `labels[first..first + len]` (sorted) and the same range of `targets`.
+/// A frozen trie, in breadth-first order: node `0` is the root, and a
+/// node's children are `nodes[first..first + len]`, sorted by label.
 #[derive(Debug, Clone, Default)]
 struct Trie {
     nodes: Box<[Node]>,
-    labels: Box<[u8]>,
-    targets: Box<[u32]>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
     first: u32,
     len: u16,
+    /// The key that leads here from the parent.
+    label: u8,
     pre: u16,
     end: u16,
 }
 
 impl Trie {
-    fn freeze(nodes: Vec<BuildNode>) -> Trie {
-        let edges: usize = nodes.iter().map(|n| n.children.len()).sum();
-        let mut labels = Vec::with_capacity(edges);
-        let mut targets = Vec::with_capacity(edges);
-        let mut out = Vec::with_capacity(nodes.len());
-        for n in nodes {
+    fn freeze(mut nodes: Vec<BuildNode>) -> Trie {
+        let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
+        if nodes.is_empty() {
+            return Trie::default();
+        }
+        // Breadth-first: `order[i]` is the build node of frozen node `i`.
+        let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
+        order.push((0, 0));
+        let mut i = 0;
+        while let Some(&(b, label)) = order.get(i) {
+            let n = nodes
+                .get_mut(b as usize)
+                .map(std::mem::take)
+                .unwrap_or_default();
             out.push(Node {
-                first: labels.len() as u32,
+                first: order.len() as u32,
                 len: n.children.len() as u16,
+                label,
                 pre: n.pre,
                 end: n.end,
             });
-            for (l, t) in n.children {
-                labels.push(l);
-                targets.push(t);
-            }
+            order.extend(n.children.iter().map(|&(l, t)| (t, l)));
+            i += 1;
         }
-        Trie {
-            nodes: out.into(),
-            labels: labels.into(),
-            targets: targets.into(),
-        }
+        Trie { nodes: out.into() }
     }
 
     fn size(&self) -> usize {
-        self.nodes.len() * std::mem::size_of::<Node>() + self.labels.len() * 5
+        self.nodes.len() * std::mem::size_of::<Node>()
     }
 
-    /// Walks the keys from the root, setting the bit of every prefix
-    /// literal passed and, when the keys run out at a node, of the whole
-    /// literal there. A `None` key (a character no literal holds) ends
-    /// the walk.
+    /// The child of `node` labelled `k`.
+    #[inline(always)]
+    fn child(&self, node: &Node, k: u8) -> Option<&Node> {
+        let lo = node.first as usize;
+        let n = usize::from(node.len);
+        let kids = self.nodes.get(lo..lo + n)?;
+        if n <= 8 {
+            kids.iter().find(|c| c.label == k)
+        } else {
+            kids.binary_search_by_key(&k, |c| c.label)
+                .ok()
+                .and_then(|i| kids.get(i))
+        }
+    }
+
+    /// Walks `text`'s characters from the root (from its end when `BACK`),
+    /// each turned into a key by `key`, setting the bit of every prefix
+    /// literal passed and, when the text runs out at a node, of the whole
+    /// literal there. A character without a key, or a node without the
+    /// child, ends the walk. ASCII characters are read as bytes.
     #[inline]
-    fn walk(&self, keys: impl Iterator<Item = Option<u8>>, hits: &mut [u64]) {
+    fn walk<const BACK: bool>(
+        &self,
+        text: &str,
+        key: impl Fn(char) -> Option<u8>,
+        hits: &mut [u64],
+    ) {
         let Some(mut node) = self.nodes.first() else {
             return;
         };
-        for k in keys {
+        let bytes = text.as_bytes();
+        let mut rest = bytes.len();
+        while rest > 0 {
             mark(hits, node.pre);
-            let Some(k) = k else { return };
-            let lo = node.first as usize;
-            let labels = self
-                .labels
-                .get(lo..lo + usize::from(node.len))
-                .unwrap_or_default();
-            let found = if labels.len() <= 8 {
-                labels.iter().position(|&l| l == k)
+            if node.len == 0 {
+                return;
+            }
+            let at = if BACK { rest - 1 } else { bytes.len() - rest };
+            let Some(&b) = bytes.get(at) else { return };
+            let (k, width) = if b < 0x80 {
+                (b.to_ascii_lowercase(), 1)
             } else {
-                labels.binary_search(&k).ok()
+                let c = if BACK {
+                    text.get(..=at).and_then(|t| t.chars().next_back())
+                } else {
+                    text.get(at..).and_then(|t| t.chars().next())
+                };
+                match c.and_then(|c| Some((key(c)?, c.len_utf8()))) {
+                    Some(x) => x,
+                    None => return,
+                }
             };
-            match found
-                .and_then(|i| self.targets.get(lo + i))
-                .and_then(|&t| self.nodes.get(t as usize))
-            {
+            match self.child(node, k) {
                 Some(n) => node = n,
                 None => return,
             }
+            rest -= width;
         }
         mark(hits, node.pre);
         mark(hits, node.end);
@@ -846,19 +895,20 @@ impl Lits {
 
     /// Sets the bits of the literals `text` passes: each trie walked once,
     /// as far as the text follows it.
+    #[inline]
     fn scan(&self, text: &str, hits: &mut [u64]) {
         let [gs, ge, rs, re] = &self.tries;
         if !gs.nodes.is_empty() {
-            gs.walk(text.chars().map(glob_key), hits);
+            gs.walk::<false>(text, glob_key, hits);
         }
         if !ge.nodes.is_empty() {
-            ge.walk(text.chars().rev().map(glob_key), hits);
+            ge.walk::<true>(text, glob_key, hits);
         }
         if !rs.nodes.is_empty() {
-            rs.walk(text.chars().map(regex_key), hits);
+            rs.walk::<false>(text, regex_key, hits);
         }
         if !re.nodes.is_empty() {
-            re.walk(text.chars().rev().map(regex_key), hits);
+            re.walk::<true>(text, regex_key, hits);
         }
     }
 }
