@@ -176,16 +176,18 @@ fn rule_gate<'m>(e: &'m Expr, table: &FactTable, cap: usize) -> Option<(FactId, 
 
 /// A trie over folded characters; each node lists the rules whose anchor
 /// ends there. Built once from all its keys, sorted (so the build costs a
-/// sort, whatever order the keys come in, and allocates no node), and laid
-/// out flat: node `n`'s children are `kids[off[n]..off[n + 1]]`, sorted by
-/// character.
+/// sort, whatever order the keys come in, with no map of edges). Each
+/// node's children are a sorted slice (a flat layout with ranges into one
+/// array cost the evaluation's walk ~2.5 % more instructions).
 #[derive(Debug, Clone, Default)]
 struct FrozenTrie {
-    off: Box<[u32]>,
-    kids: Box<[(char, u32)]>,
+    kids: Kids,
     /// Per node, its rules (a range of the pool; empty for most nodes).
     rules: Box<[Range]>,
 }
+
+/// Per node, its children: `(folded char, node)`, sorted.
+type Kids = Box<[Box<[(char, u32)]>]>;
 
 impl FrozenTrie {
     /// The trie of `keys` (anchor, rule), read backwards when `reversed`
@@ -243,31 +245,21 @@ impl FrozenTrie {
         }
         // Children grouped by parent (a stable counting sort: each parent's
         // children were made in character order).
-        let mut off = vec![0u32; rules.len() + 1];
+        let mut count = vec![0usize; rules.len()];
         for &(p, _, _) in &edges {
-            if let Some(o) = off.get_mut(p as usize + 1) {
-                *o += 1;
+            if let Some(n) = count.get_mut(p as usize) {
+                *n += 1;
             }
         }
-        for n in 1..off.len() {
-            let before = off.get(n - 1).copied().unwrap_or(0);
-            if let Some(o) = off.get_mut(n) {
-                *o += before;
-            }
-        }
-        let mut fill = off.clone();
-        let mut kids = vec![('\0', 0u32); edges.len()];
+        let mut kids: Vec<Vec<(char, u32)>> =
+            count.iter().map(|&n| Vec::with_capacity(n)).collect();
         for &(p, c, n) in &edges {
-            if let Some(at) = fill.get_mut(p as usize) {
-                if let Some(slot) = kids.get_mut(*at as usize) {
-                    *slot = (c, n);
-                }
-                *at += 1;
+            if let Some(k) = kids.get_mut(p as usize) {
+                k.push((c, n));
             }
         }
         FrozenTrie {
-            off: off.into(),
-            kids: kids.into(),
+            kids: kids.into_iter().map(Vec::into_boxed_slice).collect(),
             rules: rules.into(),
         }
     }
@@ -280,16 +272,13 @@ impl FrozenTrie {
         chars: impl Iterator<Item = char>,
         push: &mut impl FnMut(Range) -> bool,
     ) -> bool {
-        if self.rules.is_empty() {
+        if self.kids.is_empty() {
             return true;
         }
         let mut node = 0usize;
         for c in chars {
             let c = fold(c);
-            let (Some(&from), Some(&to)) = (self.off.get(node), self.off.get(node + 1)) else {
-                return true;
-            };
-            let Some(kids) = self.kids.get(from as usize..to as usize) else {
+            let Some(kids) = self.kids.get(node) else {
                 return true;
             };
             match kids.binary_search_by_key(&c, |&(k, _)| k) {
@@ -306,7 +295,7 @@ impl FrozenTrie {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.off.len() * 4 + self.kids.len() * 8 + self.rules.len() * 8
+        self.kids.iter().map(|k| 16 + k.len() * 8).sum::<usize>() + self.rules.len() * 8
     }
 }
 
