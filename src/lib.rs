@@ -74,3 +74,6 @@ pub use fmt::format;
 pub use limits::{Limits, REGEX_BYTES_PER_SOURCE_BYTE, TEST_WORK_PER_SOURCE_BYTE};
 pub use policy::{Mode, ParseError, Policy};
 pub use testing::{TestReport, TestResult};
+
+#[doc(hidden)]
+pub use syntax::differential as __syntax_differential;

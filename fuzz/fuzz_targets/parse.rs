@@ -1,5 +1,6 @@
 //! Arbitrary bytes -> `Policy::parse_bytes`; whatever parses is also linted,
-//! formatted and evaluated. Must never panic, overflow the stack or hang.
+//! formatted and evaluated. Must never panic, overflow the stack or hang, and the
+//! parser's fast path must agree with pest alone.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,5 +24,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = mailpolicy::format(text);
+        // The parser's fast path gives the AST and diagnostics pest alone gives.
+        if let Err(e) = mailpolicy::__syntax_differential(text) {
+            panic!("{e}");
+        }
     }
 });

@@ -26,6 +26,18 @@ pub(crate) fn parse_items(
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
 ) -> (Vec<Item>, bool) {
+    parse_items_with(src, batches, limits, errors, true)
+}
+
+/// [`parse_items`], with the hand-written fast path (`fast`, see
+/// src/syntax/fast.rs) tried first on each item, or pest alone.
+pub(crate) fn parse_items_with(
+    src: &str,
+    batches: &[(usize, usize)],
+    limits: &Limits,
+    errors: &mut Vec<Diagnostic>,
+    fast: bool,
+) -> (Vec<Item>, bool) {
     let mut b = Builder {
         src,
         base: 0,
@@ -37,6 +49,15 @@ pub(crate) fn parse_items(
     // Where the last item read starts.
     let mut previous = 0;
     for &(start, end) in batches {
+        // The items the fast path reads; pest reads on from the first it leaves.
+        let start = if fast {
+            super::fast::items(src, start, end, limits, &mut items, &mut previous)
+        } else {
+            start
+        };
+        if start >= end {
+            continue;
+        }
         let Ok(pairs) = PestParser::parse(Rule::file, &src[start..end]) else {
             let read = read_items(src, start, previous, |base, pair| {
                 b.base = base;
