@@ -8,7 +8,6 @@
 //! must be read mostly by the fast path.
 
 #[path = "common/gen.rs"]
-#[allow(dead_code)]
 mod gen;
 #[path = "common/policy_gen.rs"]
 mod policy_gen;
