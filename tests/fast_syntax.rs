@@ -114,7 +114,7 @@ fn mutated_repository_policies_parse_the_same_with_the_fast_path() {
     let per_file: usize = std::env::var("FAST_SYNTAX_MUTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(if cfg!(debug_assertions) { 20 } else { 60 });
     let mut rng = Lcg(0x5eed);
     let mut broken = 0;
     for (name, src) in repository_policies() {
@@ -129,7 +129,7 @@ fn mutated_repository_policies_parse_the_same_with_the_fast_path() {
         }
     }
     // The mutations reach the error paths too.
-    assert!(broken > 100, "{broken} mutations did not parse");
+    assert!(broken > 50, "{broken} mutations did not parse");
 }
 
 #[test]
