@@ -135,6 +135,12 @@ impl std::fmt::Debug for ScanGroup {
 }
 
 impl ScanGroup {
+    /// Whether this is a fact's literal group (exact, prefix and suffix
+    /// tests: each reads only its own length of a value or name).
+    pub(crate) fn is_literal(&self) -> bool {
+        matches!(self.kind, Kind::Lits(_))
+    }
+
     /// Compiles `patterns` (regex syntax as [`crate::re::Re`] reads it:
     /// case-insensitive unless a pattern says otherwise) into one DFA of
     /// at most `limit` bytes, answering in memo words from `base`; `None`

@@ -858,17 +858,36 @@ fn collect_scans<'c>(c: &'c CExpr, sets: u64, out: &mut Vec<(ScanKey, &'c CExpr)
 /// Where a key's answer is: its group and its bits there.
 type Placed = BTreeMap<ScanKey, (Arc<ScanGroup>, Box<[u16]>)>;
 
-fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed) {
+/// Rewrites the leaves in `groups` to read their group's answer, except
+/// the first leaf of each literal group (in rule order) that tests one
+/// pattern (`direct`: bit `slot`, the groups whose first such leaf was
+/// seen). That leaf reads only its pattern's length of each name, so it
+/// stays cheap on its own, and an evaluation decided by the first rule
+/// that reads the fact — an early match — does not pay for walking the
+/// group's tries; the next leaf scans once, as before. The bound holds:
+/// one such test per fact and evaluation (a set has at most ~32,000
+/// names, a pattern is one glob or one anchored literal regex).
+fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed, direct: &mut u32) {
     match c {
-        CExpr::Not(inner) => rewrite_scans(inner, sets, groups),
+        CExpr::Not(inner) => rewrite_scans(inner, sets, groups, direct),
         CExpr::And(parts) | CExpr::Or(parts) => parts
             .iter_mut()
-            .for_each(|p| rewrite_scans(p, sets, groups)),
+            .for_each(|p| rewrite_scans(p, sets, groups, direct)),
         leaf => {
             let Some(key) = scan_key(leaf, sets) else {
                 return;
             };
             if let Some((group, bits)) = groups.get(&key) {
+                let one_pattern = match &*leaf {
+                    CExpr::Globs { m, .. } => m.globs.len() == 1,
+                    CExpr::Leaf(_) => true,
+                    _ => false,
+                };
+                let slot = 1u32.checked_shl(group.slot as u32).unwrap_or(0);
+                if group.is_literal() && one_pattern && *direct & slot == 0 {
+                    *direct |= slot;
+                    return;
+                }
                 let old = std::mem::replace(leaf, CExpr::Const(false));
                 *leaf = CExpr::Scan {
                     group: Arc::clone(group),
@@ -997,8 +1016,9 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
     if groups.is_empty() {
         return false;
     }
+    let mut direct = 0;
     for c in conds.iter_mut() {
-        rewrite_scans(c, sets, &groups);
+        rewrite_scans(c, sets, &groups, &mut direct);
     }
     true
 }
