@@ -7,77 +7,14 @@
 
 #[path = "common/attack.rs"]
 mod attack;
+#[path = "common/peak.rs"]
+mod peak;
 
 use mailpolicy::{Disposition, Facts, FactsError, FactsInput, Limits, Policy};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use peak::{memory_bound, peak_bytes};
 use std::time::{Duration, Instant};
 
 const HANG_GUARD: Duration = Duration::from_secs(120);
-
-/// Tracks the bytes allocated by this thread and their peak, so that a
-/// stage's memory can be asserted exactly (not timed): the tests run on
-/// several threads, and each measures its own.
-struct Peak;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn grow(by: isize) {
-    // `try_with`: nothing to count while the thread is being torn down.
-    let _ = LIVE.try_with(|l| {
-        let now = l.get() + by;
-        l.set(now);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the
-// bookkeeping (two thread-local counters) neither allocates nor touches
-// the memory.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grow(new_size as isize - layout.size() as isize);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        grow(-(layout.size() as isize));
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Peak = Peak;
-
-/// Runs `f` and returns its result and the most bytes it held allocated
-/// at once on this thread (beyond what was live before).
-fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (out, peak.max(0) as usize)
-}
-
-/// The SPEC's memory bound for an input of `bytes`: 100 bytes per byte,
-/// and never more than 256 MB below 1 MB.
-fn memory_bound(bytes: usize) -> usize {
-    if bytes < 1_000_000 {
-        256_000_000
-    } else {
-        100 * bytes
-    }
-}
 
 /// Times `f` (a hang guard only) and reports its time and peak memory.
 fn timed<T>(what: &str, bytes: usize, f: impl FnOnce() -> T) -> T {

@@ -8,69 +8,11 @@
 
 #[path = "common/attack.rs"]
 mod attack;
+#[path = "common/peak.rs"]
+mod peak;
 
 use mailpolicy::{Code, Policy};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-/// Tracks the bytes allocated by this thread and their peak.
-struct Peak;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn grow(by: isize) {
-    let _ = LIVE.try_with(|l| {
-        let now = l.get() + by;
-        l.set(now);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the
-// bookkeeping (two thread-local counters) neither allocates nor touches
-// the memory.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grow(new_size as isize - layout.size() as isize);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        grow(-(layout.size() as isize));
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Peak = Peak;
-
-/// Runs `f`; its result and the most bytes it held at once on this thread.
-fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (out, peak.max(0) as usize)
-}
-
-/// The SPEC's memory bound for an input of `bytes`.
-fn memory_bound(bytes: usize) -> usize {
-    if bytes < 1_000_000 {
-        256_000_000
-    } else {
-        100 * bytes
-    }
-}
+use peak::{memory_bound, peak_bytes};
 
 /// The token-dense shapes: many operands in one rule (up to the budget and
 /// past it), many rules of many operands, comparisons, a long `default`.
