@@ -298,22 +298,9 @@ impl<'s> Reader<'s, '_> {
             "allow" => {
                 self.punct(b'(')?;
                 self.skip();
-                let mut names = vec![self.lint_name()?];
-                loop {
-                    let save = self.pos;
-                    self.skip();
-                    if self.punct(b',').is_none() {
-                        self.pos = save;
-                        break;
-                    }
-                    let after = self.pos;
-                    self.skip();
-                    if !self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
-                        self.pos = after;
-                        break;
-                    }
-                    names.push(self.lint_name()?);
-                }
+                let names = self.separated(Self::lint_name, |p| {
+                    p.peek().is_some_and(|c| c.is_ascii_alphabetic())
+                })?;
                 self.skip();
                 self.punct(b')')?;
                 Item::Allow(names, Span::new(start, self.pos))
@@ -376,22 +363,7 @@ impl<'s> Reader<'s, '_> {
             if self.peek() == Some(b'(') {
                 self.pos += 1;
                 self.skip();
-                let mut names = vec![self.ident()?];
-                loop {
-                    let save = self.pos;
-                    self.skip();
-                    if self.punct(b',').is_none() {
-                        self.pos = save;
-                        break;
-                    }
-                    let after = self.pos;
-                    self.skip();
-                    if !self.at_ident() {
-                        self.pos = after;
-                        break;
-                    }
-                    names.push(self.ident()?);
-                }
+                let names = self.separated(Self::ident, |p| p.at_ident())?;
                 self.skip();
                 self.punct(b')')?;
                 return Some(TypeExpr::Enum(names, Span::new(start, self.pos)));
@@ -440,30 +412,17 @@ impl<'s> Reader<'s, '_> {
         if self.word() == "given" {
             self.pos += 5;
             self.skip();
-            loop {
-                given.push(self.given()?);
-                let save = self.pos;
-                self.skip();
-                if self.punct(b',').is_none() {
-                    self.pos = save;
-                    break;
-                }
-                let after = self.pos;
-                self.skip();
-                // Another `NAME =`, or the comma was the last.
-                let next = self.pos;
-                let another = self.at_ident() && {
-                    self.pos += self.word().len();
-                    self.skip();
-                    let eq = self.peek() == Some(b'=');
-                    self.pos = next;
-                    eq
+            // Another `NAME =`, or the comma was the last.
+            given = self.separated(Self::given, |p| {
+                let next = p.pos;
+                let another = p.at_ident() && {
+                    p.pos += p.word().len();
+                    p.skip();
+                    p.peek() == Some(b'=')
                 };
-                if !another {
-                    self.pos = after;
-                    break;
-                }
-            }
+                p.pos = next;
+                another
+            })?;
             self.skip();
         }
         let mut expects = Vec::new();
@@ -525,9 +484,20 @@ impl<'s> Reader<'s, '_> {
 
     /// `action ("," action)* ","?`
     fn actions(&mut self) -> Option<Vec<Action>> {
-        let mut out = Vec::new();
+        self.separated(Self::action, |p| starts_action(p.word()))
+    }
+
+    /// `item ("," item)* ","?`, the grammar's shape for names, `given`
+    /// bindings and actions: items are read while `another` sees one start
+    /// after a comma. A trailing comma is consumed; the space after the
+    /// last item or comma is not.
+    fn separated<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Option<T>,
+        another: impl Fn(&mut Self) -> bool,
+    ) -> Option<Vec<T>> {
+        let mut out = vec![item(self)?];
         loop {
-            out.push(self.action()?);
             let save = self.pos;
             self.skip();
             if self.punct(b',').is_none() {
@@ -536,10 +506,11 @@ impl<'s> Reader<'s, '_> {
             }
             let after = self.pos;
             self.skip();
-            if !starts_action(self.word()) {
+            if !another(self) {
                 self.pos = after;
                 break;
             }
+            out.push(item(self)?);
         }
         Some(out)
     }
