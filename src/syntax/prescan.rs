@@ -63,12 +63,14 @@ fn prescan_with_budget(
     let mut depth = 0usize;
     let mut nots = Vec::<usize>::new(); // `not`s pending at each paren depth
     nots.push(0);
-    let mut last_word: &str = "";
+    // The last token was the word `matches`: a `/` starts a regex.
+    let mut after_matches = false;
     let mut code_on_line = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         match b {
+            b' ' | b'\t' | b'\r' => i += 1,
             b'\n' => {
                 code_on_line = false;
                 i += 1;
@@ -88,19 +90,21 @@ fn prescan_with_budget(
                 let start = i;
                 let mut escapes = 0;
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    if bytes[i] == b'\\' {
-                        escapes += 1;
-                        i += 2;
-                    } else {
-                        i += 1;
+                // To the closing quote, over escapes (`\"` included).
+                while let Some(n) = memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default())
+                {
+                    i += n;
+                    if bytes.get(i) == Some(&b'"') {
+                        break;
                     }
+                    escapes += 1;
+                    i += 2;
                 }
-                i += 1;
-                last_word = "";
+                i = i.min(bytes.len()) + 1;
+                after_matches = false;
                 pairs.string(start, escapes);
             }
-            b'/' if last_word == "matches" => {
+            b'/' if after_matches => {
                 // A regex literal: ends at the first `/` not preceded by `\`.
                 code_on_line = true;
                 i += 1;
@@ -112,8 +116,8 @@ fn prescan_with_budget(
                     };
                 }
                 i += 1;
-                last_word = "";
-                pairs.unit(i, 2, "");
+                after_matches = false;
+                pairs.unit(2, false);
             }
             b'(' | b')' => {
                 code_on_line = true;
@@ -132,16 +136,17 @@ fn prescan_with_budget(
                     return Err(Box::new(nesting_error(src, i, limits)));
                 }
                 i += 1;
-                last_word = "";
+                after_matches = false;
             }
-            _ if b.is_ascii_alphanumeric() || b == b'_' => {
+            _ if is_word_byte(b) => {
                 let first_on_line = !code_on_line;
                 code_on_line = true;
                 let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                while bytes.get(i).is_some_and(|&c| is_word_byte(c)) {
                     i += 1;
                 }
-                last_word = &src[start..i];
+                let word = bytes.get(start..i).unwrap_or_default();
+                after_matches = false;
                 if b.is_ascii_digit() {
                     // A number or an address (one token): `10.1.2.0/24`, `2.5e3`.
                     while i < bytes.len()
@@ -150,12 +155,14 @@ fn prescan_with_budget(
                     {
                         i += 1;
                     }
-                    pairs.unit(start, 1, "");
-                } else {
-                    pairs.word(start, last_word, first_on_line);
+                    pairs.unit(1, false);
+                    continue;
                 }
-                match last_word {
-                    "not" => {
+                let kind = classify(word);
+                pairs.word(start, kind, first_on_line);
+                match kind {
+                    Word::Matches => after_matches = true,
+                    Word::Not => {
                         if let Some(n) = nots.last_mut() {
                             *n += 1;
                         }
@@ -164,7 +171,7 @@ fn prescan_with_budget(
                         }
                     }
                     // A new condition starts: earlier `not`s are done.
-                    "and" | "or" | "when" | "then" | "rule" | "test" => {
+                    Word::AndOr | Word::Clause | Word::Item { resets: true, .. } => {
                         if let Some(n) = nots.last_mut() {
                             *n = 0;
                         }
@@ -175,7 +182,7 @@ fn prescan_with_budget(
             _ => {
                 if !b.is_ascii_whitespace() {
                     code_on_line = true;
-                    last_word = "";
+                    after_matches = false;
                     pairs.punct(i, b);
                 }
                 i += 1;
@@ -254,7 +261,7 @@ struct Segment {
 ///   `]`: 1 when they close a top-level bracket (`enum(...)`, `allow(...)`,
 ///   `[string]`), else 0 (matched behind `&` in conditions and lists);
 /// - inside `[...]`, names are values: 1.
-struct PairCount<'s> {
+struct PairCount {
     /// The open brackets (`(`, `[`, `{`).
     open: Vec<u8>,
     current: Segment,
@@ -262,12 +269,12 @@ struct PairCount<'s> {
     /// The batches closed so far, and the one being filled.
     batches: Vec<(usize, usize)>,
     batch: Segment,
-    /// The previous word or punctuation: after `alert`, `fact`, `mode`,
-    /// `list`, `:` or `=`, an item keyword is a name, not a new item.
-    previous: &'s str,
+    /// The previous word or punctuation was `alert`, `fact`, `mode`,
+    /// `list`, `:` or `=`: an item keyword here is a name, not a new item.
+    names_next: bool,
 }
 
-impl<'s> PairCount<'s> {
+impl PairCount {
     fn new() -> Self {
         PairCount {
             open: Vec::new(),
@@ -275,7 +282,7 @@ impl<'s> PairCount<'s> {
             densest: Segment::default(),
             batches: Vec::new(),
             batch: Segment::default(),
-            previous: "",
+            names_next: false,
         }
     }
 
@@ -283,9 +290,10 @@ impl<'s> PairCount<'s> {
         self.open.last() == Some(&b'[')
     }
 
-    fn unit(&mut self, _at: usize, pairs: usize, text: &'s str) {
+    /// A unit of `pairs` token pairs; `names_next`: a name follows it.
+    fn unit(&mut self, pairs: usize, names_next: bool) {
         self.current.pairs += pairs;
-        self.previous = text;
+        self.names_next = names_next;
     }
 
     /// Ends the current segment before `at`.
@@ -309,36 +317,34 @@ impl<'s> PairCount<'s> {
         };
     }
 
-    fn word(&mut self, at: usize, word: &'s str, first_on_line: bool) {
-        let item_keyword = ITEM_KEYWORDS.contains(&word);
-        if self.open.is_empty()
-            && first_on_line
-            && item_keyword
-            && !matches!(
-                self.previous,
-                "alert" | "fact" | "mode" | "list" | ":" | "="
-            )
-        {
+    fn word(&mut self, at: usize, kind: Word, first_on_line: bool) {
+        let item_keyword = matches!(kind, Word::Item { .. });
+        if self.open.is_empty() && first_on_line && item_keyword && !self.names_next {
             self.cut(at);
         }
         let pairs = if self.in_list() {
             1
-        } else if item_keyword {
-            3
         } else {
-            match word {
-                "and" | "or" | "not" => 1,
-                "alert" => 4,
-                "when" | "then" | "any" | "all" | "known" | "pass" | "discard" | "bounce"
-                | "reject" | "tempfail" | "quarantine" | "tag" => 3,
-                _ => 2,
+            match kind {
+                Word::AndOr | Word::Not => 1,
+                Word::Alert => 4,
+                Word::Item { .. } | Word::Clause | Word::Heavy => 3,
+                Word::Matches | Word::Other => 2,
             }
         };
-        self.unit(at, pairs, word);
+        let names_next = matches!(
+            kind,
+            Word::Alert
+                | Word::Item {
+                    names_next: true,
+                    ..
+                }
+        );
+        self.unit(pairs, names_next);
     }
 
-    fn string(&mut self, at: usize, escapes: usize) {
-        self.unit(at, 2 + escapes, "");
+    fn string(&mut self, _at: usize, escapes: usize) {
+        self.unit(2 + escapes, false);
     }
 
     fn bracket(&mut self, at: usize, b: u8) {
@@ -350,13 +356,13 @@ impl<'s> PairCount<'s> {
                     b'[' => 1,
                     _ => 0,
                 };
-                self.unit(at, pairs, "");
+                self.unit(pairs, false);
             }
             _ => {
                 let top_level = self.open.len() <= 1;
                 self.open.pop();
                 let pairs = usize::from(b == b'}' || top_level);
-                self.unit(at, pairs, "");
+                self.unit(pairs, false);
                 // A closer at the top level (or a stray one) ends a segment.
                 if top_level {
                     self.cut(at + 1);
@@ -368,16 +374,84 @@ impl<'s> PairCount<'s> {
     fn punct(&mut self, at: usize, b: u8) {
         match b {
             b'[' | b']' | b'{' | b'}' => self.bracket(at, b),
-            b'=' => self.unit(at, 3, "="),
-            b'!' | b'<' | b'>' => self.unit(at, 3, ""),
-            b':' => self.unit(at, 2, ":"),
-            _ => self.unit(at, 0, ""),
+            b'=' => self.unit(3, true),
+            b'!' | b'<' | b'>' => self.unit(3, false),
+            b':' => self.unit(2, true),
+            _ => self.unit(0, false),
         }
     }
 
     fn end(&mut self, len: usize) {
         self.cut(len);
         self.batches.push((self.batch.start, len));
+    }
+}
+
+/// Bytes of words and numbers: ASCII letters, digits and `_`.
+static WORD_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    t
+};
+
+#[inline]
+fn is_word_byte(b: u8) -> bool {
+    WORD_BYTES[b as usize]
+}
+
+/// What the pre-pass needs to know of a word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    /// A keyword that starts a top-level item; `resets`: `rule` and `test`
+    /// also start a new condition; `names_next`: a name follows (`fact`,
+    /// `mode`, `list`).
+    Item {
+        resets: bool,
+        names_next: bool,
+    },
+    /// `and`, `or`: a new condition starts.
+    AndOr,
+    Not,
+    /// `when`, `then`: a new condition starts.
+    Clause,
+    Alert,
+    /// `any`, `all`, `known`, the dispositions, `quarantine`, `tag`.
+    Heavy,
+    /// `matches`: a `/` after it starts a regex literal.
+    Matches,
+    Other,
+}
+
+/// Sorts a word into its [`Word`] kind: one match on its bytes (the
+/// compiler dispatches on the length first), instead of a string
+/// comparison per keyword list.
+fn classify(word: &[u8]) -> Word {
+    match word {
+        b"rule" | b"test" => Word::Item {
+            resets: true,
+            names_next: false,
+        },
+        b"fact" | b"mode" | b"list" => Word::Item {
+            resets: false,
+            names_next: true,
+        },
+        b"policy" | b"admin" | b"allow" | b"default" => Word::Item {
+            resets: false,
+            names_next: false,
+        },
+        b"and" | b"or" => Word::AndOr,
+        b"not" => Word::Not,
+        b"when" | b"then" => Word::Clause,
+        b"alert" => Word::Alert,
+        b"any" | b"all" | b"known" | b"pass" | b"discard" | b"bounce" | b"reject" | b"tempfail"
+        | b"quarantine" | b"tag" => Word::Heavy,
+        b"matches" => Word::Matches,
+        _ => Word::Other,
     }
 }
 
