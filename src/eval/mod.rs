@@ -11,7 +11,8 @@ pub(crate) mod explain;
 use crate::check::model::{cmp_numbers, Expr, ExprKind, Lit, Model, Val};
 use crate::decision::Decision;
 use crate::facts::{
-    canonical_ip, FactId, FactKey, FactProvider, FactTable, FactType, FactValue, Facts,
+    canonical_ip, FactId, FactKey, FactProvider, FactTable, FactType, FactValue, Facts, CODE_OTHER,
+    CODE_UNKNOWN,
 };
 use crate::limits::MAX_FACT_SLOTS;
 use std::mem::ManuallyDrop;
@@ -101,32 +102,33 @@ impl FactSource for DirectSource<'_, '_> {
 
     #[inline(always)]
     fn code(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
-        // The built-in enums and bools as the builder stores them, read in
-        // place (the same coordinates the default method computes).
-        match (id, self.facts.builtin_slot(id)) {
-            (_, Some(None)) => Some(known),
-            (FactId::DIRECTION, Some(Some(FactValue::Direction(d)))) if !is_bool => {
-                Some(*d as u32).filter(|&c| c < known)
+        // The built-in enums and bools as the builder stores them: their
+        // coordinate is kept beside the value (the same coordinates the
+        // default method computes; a built-in key's `is_bool` is fixed by
+        // its type, so a stored bool code is only ever read as a bool).
+        match self.facts.table_code(id) {
+            CODE_UNKNOWN => Some(known),
+            CODE_OTHER => self.code_slow(id, known, is_bool),
+            c => {
+                let c = u32::from(c - 1);
+                (c < known).then_some(c)
             }
-            (FactId::SCANNER, Some(Some(FactValue::Scanner(s)))) if !is_bool => {
-                Some(*s as u32).filter(|&c| c < known)
-            }
-            (FactId::FORGES_SENDER | FactId::AUTHENTICATED, Some(Some(FactValue::Bool(b))))
-                if is_bool =>
-            {
-                Some(u32::from(*b))
-            }
-            _ => match self.value_slow(id) {
-                None => Some(known),
-                Some(Val::Bool(b)) if is_bool => Some(u32::from(b)),
-                Some(Val::Enum(i)) if !is_bool && u32::from(i) < known => Some(u32::from(i)),
-                Some(_) => None,
-            },
         }
     }
 }
 
 impl DirectSource<'_, '_> {
+    /// [`FactSource::code`] of any value, converted by the fact's type.
+    #[inline(never)]
+    fn code_slow(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
+        match self.value_slow(id) {
+            None => Some(known),
+            Some(Val::Bool(b)) if is_bool => Some(u32::from(b)),
+            Some(Val::Enum(i)) if !is_bool && u32::from(i) < known => Some(u32::from(i)),
+            Some(_) => None,
+        }
+    }
+
     /// Any fact, converted by its entry in the policy's table.
     #[inline(never)]
     fn value_slow(&mut self, id: FactId) -> Option<Val<'_>> {
