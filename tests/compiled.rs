@@ -440,6 +440,53 @@ fn check_globs(policy: &Policy) {
 }
 
 #[test]
+fn long_ascii_globs_compare_word_by_word_like_the_glob_loop() {
+    // Exact, prefix and suffix globs of every length up to 40 bytes (the
+    // compiled leaf compares 4- and 8-byte words, overlapping at the end):
+    // the text itself in other cases, one byte longer, and each byte
+    // changed (another ASCII byte, the other case, a non-ASCII character).
+    let base = "W32/Sobig.F@MM-Heuristics.Phishing.Email";
+    for n in 0..=base.len() {
+        let lit = &base[..n];
+        for glob in [lit.to_owned(), format!("{lit}*"), format!("*{lit}")] {
+            let src = format!(
+                "rule \"v\" {{ when virus matches {glob:?} then reject }}\n\
+                 rule \"s\" {{ when sender matches {glob:?} then reject }}"
+            );
+            let policy = Policy::parse(&src).expect("parses");
+            let mut texts = vec![
+                lit.to_owned(),
+                lit.to_uppercase(),
+                lit.to_lowercase(),
+                format!("x{lit}"),
+                format!("{lit}x"),
+            ];
+            for (i, c) in lit.char_indices() {
+                let swapped = if c.is_ascii_uppercase() {
+                    c.to_ascii_lowercase()
+                } else {
+                    c.to_ascii_uppercase()
+                };
+                for with in ['#', swapped, '\u{e9}', '\u{212a}'] {
+                    let mut t = lit.to_owned();
+                    t.replace_range(i..i + 1, with.encode_utf8(&mut [0; 4]));
+                    texts.push(t);
+                }
+            }
+            for t in &texts {
+                agree(&policy, &Facts::new().virus(t.as_str()));
+                agree(&policy, &Facts::new().sender(t.as_str()));
+            }
+            let upper = Facts::new().virus(lit.to_uppercase());
+            assert_eq!(policy.evaluate(&upper).rule(), Some("v"), "{glob}");
+            let longer = Facts::new().sender(format!("{lit}#"));
+            let expect = (glob.ends_with('*') || glob == "*").then_some("s");
+            assert_eq!(policy.evaluate(&longer).rule(), expect, "{glob}");
+        }
+    }
+}
+
+#[test]
 fn cidr_tables_match_edges() {
     let src = r#"
         rule "nets" {

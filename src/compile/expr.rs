@@ -197,51 +197,49 @@ impl FastGlob {
         }
     }
 
+    /// Whether the glob matches all of `text`: an ASCII literal is
+    /// compared a few words at a time here, anything else (non-ASCII
+    /// text or literal, a general glob) out of line.
     #[inline]
     fn matches(&self, globs: &[Glob], text: &str) -> bool {
         let tb = text.as_bytes();
+        let part = match self {
+            FastGlob::Exact(Lit8(_, Some(l))) => Some((l, Some(tb))),
+            FastGlob::Prefix(Lit8(_, Some(l))) => Some((l, tb.get(..l.len()))),
+            FastGlob::Suffix(Lit8(_, Some(l))) => {
+                Some((l, tb.len().checked_sub(l.len()).and_then(|at| tb.get(at..))))
+            }
+            _ => None,
+        };
+        if let Some((l, part)) = part {
+            // Fewer bytes than the literal's characters: fewer characters too.
+            let Some(part) = part else {
+                return false;
+            };
+            if l.eq(part) {
+                return true;
+            }
+            if part.is_ascii() {
+                return false;
+            }
+        }
+        self.matches_chars(globs, text)
+    }
+
+    /// [`FastGlob::matches`] character by character (each text character
+    /// folded), or by the general matcher.
+    #[inline(never)]
+    fn matches_chars(&self, globs: &[Glob], text: &str) -> bool {
         match self {
             FastGlob::Exact(lit) => {
-                if let Some(l) = &lit.1 {
-                    if l.eq(tb) {
-                        return true;
-                    }
-                    if text.is_ascii() {
-                        return false;
-                    }
-                }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l)) && it.next().is_none()
             }
             FastGlob::Prefix(lit) => {
-                if let Some(l) = &lit.1 {
-                    // Fewer bytes than the literal's characters: fewer characters too.
-                    let Some(head) = tb.get(..l.len()) else {
-                        return false;
-                    };
-                    if l.eq(head) {
-                        return true;
-                    }
-                    if head.is_ascii() {
-                        return false;
-                    }
-                }
                 let mut it = text.chars();
                 lit.iter().all(|l| it.next().map(fold) == Some(*l))
             }
             FastGlob::Suffix(lit) => {
-                if let Some(l) = &lit.1 {
-                    let Some(tail) = tb.len().checked_sub(l.len()).and_then(|at| tb.get(at..))
-                    else {
-                        return false;
-                    };
-                    if l.eq(tail) {
-                        return true;
-                    }
-                    if tail.is_ascii() {
-                        return false;
-                    }
-                }
                 let mut it = text.chars().rev();
                 lit.iter().rev().all(|l| it.next().map(fold) == Some(*l))
             }
@@ -261,30 +259,97 @@ struct AsciiLit {
     low: Box<[u8]>,
     /// `0x20` at each letter, else `0`.
     mask: Box<[u8]>,
+    /// The same as little-endian words `(low, mask)` for [`AsciiLit::eq`]
+    /// on literals of 4 bytes or more: the first and last 4 (shorter than
+    /// 8 bytes) or 8 bytes (the two may overlap) ...
+    first: (u64, u64),
+    last: (u64, u64),
+    /// ... and the 8-byte words at 8, 16, ... before the last 8 bytes.
+    mid: Box<[(u64, u64)]>,
+}
+
+/// The 4 bytes of `t` at `at` as a little-endian number.
+#[inline(always)]
+fn load4(t: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 4] = t.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u64::from(u32::from_le_bytes(b)))
+}
+
+/// The 8 bytes of `t` at `at` as a little-endian number.
+#[inline(always)]
+fn load8(t: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = t.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
 }
 
 impl AsciiLit {
     /// From ASCII text already folded (lowercase).
     fn new(folded: &str) -> AsciiLit {
         let low: Box<[u8]> = folded.bytes().map(|b| b.to_ascii_lowercase()).collect();
-        let mask = low
+        let mask: Box<[u8]> = low
             .iter()
             .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 })
             .collect();
-        AsciiLit { low, mask }
+        let n = low.len();
+        let word = |at: usize, width: usize| {
+            let w = |bytes: &[u8]| {
+                bytes
+                    .get(at..at + width)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .fold(0u64, |w, &x| w << 8 | u64::from(x))
+            };
+            (w(&low), w(&mask))
+        };
+        let (first, last, mid) = match n {
+            0..=3 => ((0, 0), (0, 0), Vec::new()),
+            4..=7 => (word(0, 4), word(n - 4, 4), Vec::new()),
+            _ => (
+                word(0, 8),
+                word(n - 8, 8),
+                (8..n - 8).step_by(8).map(|at| word(at, 8)).collect(),
+            ),
+        };
+        AsciiLit {
+            low,
+            mask,
+            first,
+            last,
+            mid: mid.into(),
+        }
     }
 
     fn len(&self) -> usize {
         self.low.len()
     }
 
-    /// Whether `t` is the literal, ignoring ASCII case.
+    /// Whether `t` is the literal, ignoring ASCII case: a few word
+    /// compares (`t | mask == low` a word at a time is the same test as
+    /// byte by byte, as no bit crosses a byte).
     #[inline]
     fn eq(&self, t: &[u8]) -> bool {
-        t.len() == self.low.len()
-            && t.iter()
+        let n = self.low.len();
+        if t.len() != n {
+            return false;
+        }
+        let hit = |w: Option<u64>, (l, m): (u64, u64)| w.is_some_and(|w| w | m == l);
+        match n {
+            0..=3 => t
+                .iter()
                 .zip(self.low.iter().zip(self.mask.iter()))
-                .all(|(t, (l, m))| t | m == *l)
+                .all(|(t, (l, m))| t | m == *l),
+            4..=7 => hit(load4(t, 0), self.first) && hit(load4(t, n - 4), self.last),
+            _ => {
+                hit(load8(t, 0), self.first)
+                    && hit(load8(t, n - 8), self.last)
+                    && self
+                        .mid
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &lm)| hit(load8(t, 8 + 8 * i), lm))
+            }
+        }
     }
 }
 
@@ -441,7 +506,18 @@ impl GlobMatcher {
     }
 
     /// Whether any glob matches all of `text`, ignoring case.
+    #[inline]
     pub(crate) fn matches(&self, text: &str) -> bool {
+        match (&*self.fast, &self.merged) {
+            // One glob (the common leaf): tested in place.
+            ([one], None) => one.matches(&self.globs, text),
+            _ => self.matches_any(text),
+        }
+    }
+
+    /// [`GlobMatcher::matches`] for several globs.
+    #[inline(never)]
+    fn matches_any(&self, text: &str) -> bool {
         match &self.merged {
             Some(re) if text.is_ascii() => re.is_match(text),
             _ => self.fast.iter().any(|f| f.matches(&self.globs, text)),
@@ -700,8 +776,24 @@ impl CExpr {
     #[inline]
     pub(crate) fn holds<S: FactSource + ?Sized>(&self, src: &mut S) -> bool {
         match self {
-            CExpr::And(parts) => parts.iter().all(|p| p.holds(src)),
-            CExpr::Or(parts) => parts.iter().any(|p| p.holds(src)),
+            CExpr::And(parts) => parts.iter().all(|p| p.holds_part(src)),
+            CExpr::Or(parts) => parts.iter().any(|p| p.holds_part(src)),
+            other => other.holds_part(src),
+        }
+    }
+
+    /// [`CExpr::holds`] with the common leaf of an early match, a glob
+    /// test, in place (as in [`CExpr::eval`], true only when a name, or
+    /// the text, matches).
+    #[inline(always)]
+    fn holds_part<S: FactSource + ?Sized>(&self, src: &mut S) -> bool {
+        match self {
+            CExpr::Globs { id, m } => match src.value(*id) {
+                Some(Val::Set(names)) => names.iter().any(|s| m.matches(s)),
+                Some(Val::Str(s)) => m.matches(s),
+                _ => false,
+            },
+            CExpr::And(_) | CExpr::Or(_) => self.holds(src),
             other => other.eval(src) == Truth::True,
         }
     }
@@ -714,9 +806,9 @@ impl CExpr {
             CExpr::And(parts) => parts
                 .iter()
                 .enumerate()
-                .all(|(i, p)| (i < 64 && (skip >> i) & 1 == 1) || p.holds(src)),
+                .all(|(i, p)| (i < 64 && (skip >> i) & 1 == 1) || p.holds_part(src)),
             _ if skip & 1 == 1 => true,
-            other => other.holds(src),
+            other => other.holds_part(src),
         }
     }
 
