@@ -1129,6 +1129,27 @@ struct Build<'b> {
     per_pattern: usize,
 }
 
+impl Build<'_> {
+    /// Charges an attempt to build a group of `n` patterns whose DFAs were
+    /// limited to `limit` bytes: its DFA bytes × `n` of work (`limit` × `n`
+    /// when it did not fit) and, when built, its bytes, slot and memo
+    /// words. Returns the group, ready to share.
+    fn charge(
+        &mut self,
+        built: Option<ScanGroup>,
+        limit: usize,
+        n: usize,
+    ) -> Option<Arc<ScanGroup>> {
+        let work = built.as_ref().map_or(limit, ScanGroup::size);
+        self.work = self.work.saturating_sub(work.saturating_mul(n));
+        let g = built?;
+        *self.bytes = self.bytes.saturating_sub(g.size());
+        self.slots += 1;
+        self.words += g.words();
+        Some(Arc::new(g))
+    }
+}
+
 /// Patterns in a fact's first DFA group.
 const FIRST_GROUP: usize = 64;
 
@@ -1147,16 +1168,9 @@ fn build_groups(fact: FactId, keys: &[(&ScanKey, &str)], b: &mut Build<'_>, out:
     }
     let patterns: Vec<&str> = keys.iter().map(|(_, p)| *p).collect();
     let built = ScanGroup::build(fact, b.slots, b.words, &patterns, limit);
-    b.work = b
-        .work
-        .saturating_sub(built.as_ref().map_or(limit, ScanGroup::size) * n);
-    match built {
+    match b.charge(built, limit, n) {
         Some(g) => {
-            *b.bytes = b.bytes.saturating_sub(g.size());
-            b.slots += 1;
-            b.words += g.words();
             b.per_pattern = g.size() / n.max(1);
-            let g = Arc::new(g);
             for (bit, (key, _)) in keys.iter().enumerate() {
                 out.insert((*key).clone(), (Arc::clone(&g), Box::new([bit as u16])));
             }
@@ -1227,15 +1241,8 @@ fn build_pair_group(
         return;
     }
     let built = ScanGroup::pairs(fact, b.slots, b.words, &globs, limit);
-    b.work = b
-        .work
-        .saturating_sub(built.as_ref().map_or(limit, ScanGroup::size) * n);
-    match built {
+    match b.charge(built, limit, n) {
         Some(g) => {
-            *b.bytes = b.bytes.saturating_sub(g.size());
-            b.slots += 1;
-            b.words += g.words();
-            let g = Arc::new(g);
             let mut bit = 0u16;
             for (key, p) in keys {
                 let bits: Box<[u16]> = (bit..bit + p.len() as u16).collect();
