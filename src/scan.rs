@@ -369,12 +369,12 @@ fn scan_pairs(
     // Offsets + 1; 0: not found.
     let mut first_end = [0u32; GROUP_PATTERNS];
     let mut last_start = [0u32; GROUP_PATTERNS];
-    positions(fwd, text, false, &mut first_end)?;
+    positions::<false>(fwd, text, &mut first_end)?;
     if first_end.iter().all(|&e| e == 0) {
         return Some(());
     }
     if let Some(rev) = rev {
-        positions(rev, text, true, &mut last_start)?;
+        positions::<true>(rev, text, &mut last_start)?;
     }
     for (i, (a, second)) in pairs.iter().enumerate() {
         let e = first_end.get(usize::from(*a)).copied().unwrap_or(0);
@@ -397,13 +397,12 @@ fn scan_pairs(
 
 /// For each pattern of `dfa`, the offset + 1 where it is first found in
 /// `text`: where its first match ends (forward), or where its last match
-/// starts (`reverse`, the DFA of the reversed patterns run from the end).
+/// starts (`REVERSE`: the DFA of the reversed patterns, run from the end).
 /// Each match state's patterns are read on its first visit only, so a pass
 /// costs the text's length plus the DFA's match lists at most.
-fn positions(
+fn positions<const REVERSE: bool>(
     dfa: &dense::DFA<Vec<u32>>,
     text: &str,
-    reverse: bool,
     out: &mut [u32; GROUP_PATTERNS],
 ) -> Option<()> {
     let bytes = text.as_bytes();
@@ -432,74 +431,60 @@ fn positions(
         }
         left == 0
     };
-    if !reverse {
-        let mut sid = dfa.start_state_forward(&input).ok()?;
-        let mut at = 0usize;
-        while let Some(&b) = bytes.get(at) {
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) {
-                if dfa.is_match_state(sid) {
-                    if record(sid, at) {
-                        return Some(());
-                    }
-                } else if dfa.is_dead_state(sid) {
-                    return Some(());
-                } else if dfa.is_quit_state(sid) {
-                    return None;
-                }
-                if dfa.is_accel_state(sid) {
-                    let from = at + 1;
-                    let rest = bytes.get(from..).unwrap_or_default();
-                    at = match *dfa.accelerator(sid) {
-                        [a] => memchr::memchr(a, rest),
-                        [a, b] => memchr::memchr2(a, b, rest),
-                        [a, b, c] => memchr::memchr3(a, b, c, rest),
-                        _ => Some(0),
-                    }
-                    .map_or(bytes.len(), |i| from + i);
-                    continue;
-                }
-            }
-            at += 1;
-        }
-        sid = dfa.next_eoi_state(sid);
-        if dfa.is_match_state(sid) {
-            record(sid, bytes.len());
-        }
+    let n = bytes.len();
+    let mut sid = if REVERSE {
+        dfa.start_state_reverse(&input)
     } else {
-        let mut sid = dfa.start_state_reverse(&input).ok()?;
-        // The next byte to read is `at - 1`.
-        let mut at = bytes.len();
-        while at > 0 {
-            at -= 1;
-            let Some(&b) = bytes.get(at) else { break };
-            sid = dfa.next_state(sid, b);
-            if dfa.is_special_state(sid) {
-                if dfa.is_match_state(sid) {
-                    if record(sid, at + 1) {
-                        return Some(());
-                    }
-                } else if dfa.is_dead_state(sid) {
+        dfa.start_state_forward(&input)
+    }
+    .ok()?;
+    // Bytes read so far, from the start (forward) or the end (reverse).
+    let mut read = 0usize;
+    while read < n {
+        let at = if REVERSE { n - 1 - read } else { read };
+        let Some(&b) = bytes.get(at) else { break };
+        read += 1;
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) {
+            if dfa.is_match_state(sid) {
+                // A match is seen one byte late: it ends before `at`
+                // (forward), or starts after it (reverse).
+                if record(sid, if REVERSE { at + 1 } else { at }) {
                     return Some(());
-                } else if dfa.is_quit_state(sid) {
-                    return None;
                 }
-                if dfa.is_accel_state(sid) {
+            } else if dfa.is_dead_state(sid) {
+                return Some(());
+            } else if dfa.is_quit_state(sid) {
+                return None;
+            }
+            if dfa.is_accel_state(sid) {
+                // The state loops on every byte but these: skip to the
+                // next one (or the end, for the end-of-input transition).
+                read = if REVERSE {
                     let rest = bytes.get(..at).unwrap_or_default();
-                    at = match *dfa.accelerator(sid) {
+                    match *dfa.accelerator(sid) {
                         [a] => memchr::memrchr(a, rest),
                         [a, b] => memchr::memrchr2(a, b, rest),
                         [a, b, c] => memchr::memrchr3(a, b, c, rest),
                         _ => rest.len().checked_sub(1),
                     }
-                    .map_or(0, |i| i + 1);
-                }
+                    .map_or(n, |i| n - 1 - i)
+                } else {
+                    let rest = bytes.get(read..).unwrap_or_default();
+                    match *dfa.accelerator(sid) {
+                        [a] => memchr::memchr(a, rest),
+                        [a, b] => memchr::memchr2(a, b, rest),
+                        [a, b, c] => memchr::memchr3(a, b, c, rest),
+                        _ => Some(0),
+                    }
+                    .map_or(n, |i| read + i)
+                };
             }
         }
-        sid = dfa.next_eoi_state(sid);
-        if dfa.is_match_state(sid) {
-            record(sid, 0);
-        }
+    }
+    sid = dfa.next_eoi_state(sid);
+    if dfa.is_match_state(sid) {
+        record(sid, if REVERSE { 0 } else { n });
     }
     Some(())
 }
