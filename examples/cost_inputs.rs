@@ -56,6 +56,7 @@ fn write(dir: &Path) -> std::io::Result<()> {
     let sender_a = attack::long_string_facts("sender", 'a', kb64);
     let virus_a = attack::long_string_facts("virus", 'a', 60 * 1024);
     let virus_x = attack::long_string_facts("virus", 'x', 60 * 1024);
+    let sender_parts = format!("{{\"sender\": \"{}\"}}", attack::three_part_value());
     let virus_ab = format!("{{\"virus\": \"{}\"}}", "ab".repeat(kb64 / 2));
     let ok = |extra: Vec<(&'static str, Option<String>)>| {
         let mut v: Vec<(&str, Option<String>)> = POLICY_STAGES.iter().map(|s| (*s, None)).collect();
@@ -120,6 +121,16 @@ fn write(dir: &Path) -> std::io::Result<()> {
             "200-multipart-globs-64k-value",
             attack::multipart_glob_rules(200),
             ok(vec![("eval", f(&sender_x))]),
+        ),
+        (
+            "200-three-part-globs-64k-value",
+            attack::three_part_glob_rules(200),
+            ok(vec![("eval", f(&sender_parts))]),
+        ),
+        (
+            "1k-three-part-globs-64k-value",
+            attack::three_part_glob_rules(1_000),
+            ok(vec![("eval", f(&sender_parts))]),
         ),
         (
             "50-big-dfa-regexes-64k-value",

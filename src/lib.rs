@@ -59,6 +59,7 @@ mod lint;
 mod policy;
 mod re;
 mod scan;
+mod scan_parts;
 mod syntax;
 mod testing;
 

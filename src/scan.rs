@@ -5,7 +5,7 @@
 //! 64 MB per evaluation (310 ms). Here the regexes and globs that read one
 //! fact are answered together, and the answers kept for the rest of the
 //! evaluation ([`ScanMemo`]): an evaluation reads a value at most once per
-//! group, however many leaves test it. A group is one of two kinds:
+//! group, however many leaves test it. A group is one of four kinds:
 //!
 //! - **Literals** ([`Lits`]): exact, prefix and suffix globs without `?`
 //!   (`"W32/Fam*"`, `"*.exe"`) and anchored literal regexes (`/^q1\./`,
@@ -22,15 +22,24 @@
 //!   these have a work budget ([`BUILD_WORK`]) and count against the
 //!   policy's compiled-regex budget
 //!   ([`crate::Limits::max_regex_total_bytes`]).
+//! - **Pairs**: globs `*a*b*` and `*a*b` on a one-string fact, answered by
+//!   where the first `a` ends and the last `b` starts (a forward and a
+//!   reverse DFA of the parts, see [`Kind::Pairs`]).
+//! - **Parts** ([`crate::scan_parts`]): other globs with an open start
+//!   (`*a*b*c*`, `*a*b*c`, `*x*` in a list of those) on a one-string fact,
+//!   parts ASCII without `?`: one Aho–Corasick pass over all their parts,
+//!   each glob waiting for its next part in order.
 //!
-//! Patterns that fit neither (a regex with a Unicode word boundary, a glob
-//! with non-ASCII literals, the leaves past the budgets, the memo or
-//! [`MAX_GROUPS`]) are matched leaf by leaf, as before.
+//! Patterns that fit none (a regex with a Unicode word boundary, a glob
+//! with non-ASCII literals or `?` in an open-start glob of three parts or
+//! more, the leaves past the budgets, the memo or [`MAX_GROUPS`]) are
+//! matched leaf by leaf, each a pass over the value.
 
 use crate::analysis::truth::Truth;
 use crate::check::model::Val;
 use crate::eval::FactSource;
 use crate::facts::FactId;
+use crate::scan_parts::Parts;
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
@@ -113,6 +122,9 @@ enum Kind {
         rev: Option<Box<dense::DFA<Vec<u32>>>>,
         pairs: Box<[(u16, Second)]>,
     },
+    /// Globs with an open start and parts in order (`*a*b*c*`): one
+    /// Aho-Corasick pass ([`crate::scan_parts`]).
+    Parts(Box<Parts>),
 }
 
 impl std::fmt::Debug for ScanGroup {
@@ -128,6 +140,7 @@ impl std::fmt::Debug for ScanGroup {
                     Kind::Dfa { .. } => "dfa",
                     Kind::Lits(_) => "literals",
                     Kind::Pairs { .. } => "pairs",
+                    Kind::Parts(_) => "parts",
                 },
             )
             .finish()
@@ -242,6 +255,29 @@ impl ScanGroup {
         })
     }
 
+    /// A group for globs with an open start whose parts are found in order
+    /// by one pass ([`crate::scan_parts`]), answering in memo words from
+    /// `base` (bit `i`: glob `i`); `None` when they do not make one.
+    pub(crate) fn parts(
+        fact: FactId,
+        slot: usize,
+        base: usize,
+        globs: &[&crate::glob::Glob],
+    ) -> Option<ScanGroup> {
+        let words = globs.len().div_ceil(64);
+        if words == 0 || base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+            return None;
+        }
+        let parts = Parts::build(globs)?;
+        Some(ScanGroup {
+            fact,
+            slot,
+            base,
+            words,
+            kind: Kind::Parts(Box::new(parts)),
+        })
+    }
+
     /// A literal group answering in memo words from `base`; `None` when
     /// it has no literals or does not fit the memo.
     pub(crate) fn literals(
@@ -277,6 +313,7 @@ impl ScanGroup {
             Kind::Pairs { fwd, rev, .. } => {
                 fwd.memory_usage() + rev.as_ref().map_or(0, |r| r.memory_usage())
             }
+            Kind::Parts(p) => p.size(),
         }
     }
 
@@ -291,6 +328,7 @@ impl ScanGroup {
                 Some(())
             }
             Kind::Pairs { fwd, rev, pairs } => scan_pairs(fwd, rev.as_deref(), pairs, text, hits),
+            Kind::Parts(p) => p.scan(text, hits),
         }
     }
 
@@ -314,6 +352,11 @@ impl ScanGroup {
             Kind::Pairs { fwd, rev, pairs } => {
                 for n in names {
                     scan_pairs(fwd, rev.as_deref(), pairs, n, hits)?;
+                }
+            }
+            Kind::Parts(p) => {
+                for n in names {
+                    p.scan(n, hits)?;
                 }
             }
         }

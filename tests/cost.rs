@@ -471,3 +471,34 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         Some("v7")
     );
 }
+
+#[test]
+fn open_globs_of_three_parts_share_one_pass() {
+    // Every part but the last of each glob occurs, in order, all over the
+    // value (the queues move on and on); no `c` anywhere.
+    let value = attack::three_part_value();
+    for n in [200, 1_000] {
+        let p = Policy::parse(&attack::three_part_glob_rules(n)).expect("parses");
+        let f = Facts::new().sender(value.clone());
+        assert_eq!(
+            per_evaluation(&format!("{n} `*aN*bN*cN*` globs on 64 KB"), &p, &f),
+            None
+        );
+        let f = Facts::new().sender(format!("{value}C7"));
+        assert_eq!(
+            per_evaluation(
+                &format!("{n} `*aN*bN*cN*` globs on 64 KB, one matches"),
+                &p,
+                &f
+            )
+            .as_deref(),
+            Some("g7")
+        );
+        // Only a first part, then nothing the globs look for.
+        let f = Facts::new().sender(format!("a7{}", "x".repeat(64 * 1024)));
+        assert_eq!(
+            per_evaluation(&format!("{n} `*aN*bN*cN*` globs on 64 KB of x"), &p, &f),
+            None
+        );
+    }
+}

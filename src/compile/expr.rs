@@ -16,6 +16,7 @@ use crate::scan::{
     glob_pattern, regex_literal, Literal, LitsBuilder, PairEnd, ScanGroup, Side, BUILD_WORK,
     GROUP_MAX_BYTES, GROUP_PATTERNS, MAX_GROUPS, MEMO_BITS,
 };
+use crate::scan_parts::{self, queued_parts};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -854,6 +855,9 @@ enum Form {
     Lits(Vec<Literal>),
     /// Globs `*a*b*` and `*a*b` on a one-string fact: each glob's parts.
     Pairs(Vec<(String, PairSecond)>),
+    /// Globs with an open start and parts found in order (`*a*b*c*`) on a
+    /// one-string fact ([`crate::scan_parts`]).
+    Parts(Vec<Glob>),
     Pattern(String),
 }
 
@@ -915,9 +919,18 @@ fn scan_form(c: &CExpr, sets: u64) -> Option<Form> {
         CExpr::Globs { m, id } => match m.literals() {
             Some(l) => Some(Form::Lits(l)),
             None => match m.pairs() {
-                // On a set, a pair group would run per name: not shared.
+                // On a set, a pair or parts group would run per name: not
+                // shared.
                 Some(p) if !is_in(sets, *id) => Some(Form::Pairs(p)),
-                _ => m.scan_pattern().map(Form::Pattern),
+                _ => match m.scan_pattern() {
+                    Some(p) => Some(Form::Pattern(p)),
+                    None if !is_in(sets, *id)
+                        && m.globs.iter().all(|g| queued_parts(g).is_some()) =>
+                    {
+                        Some(Form::Parts(m.globs.to_vec()))
+                    }
+                    None => None,
+                },
             },
         },
         CExpr::Leaf(kind) => match &**kind {
@@ -1076,6 +1089,15 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
             })
             .collect();
         build_pair_groups(*fact, &pairs, &mut build, &mut groups);
+        // Parts groups (an Aho-Corasick automaton each, linear to build).
+        let parts: Vec<(&ScanKey, &[Glob])> = keys
+            .iter()
+            .filter_map(|(k, f)| match f {
+                Form::Parts(g) => Some((k, g.as_slice())),
+                _ => None,
+            })
+            .collect();
+        build_parts_groups(*fact, &parts, &mut build, &mut groups);
         // The first DFA group is small, to learn the DFA bytes these
         // patterns take each; the next ones are as big as the work left
         // allows for all the patterns left (work ≈ bytes per pattern ×
@@ -1255,6 +1277,78 @@ fn build_pair_group(
                 let (x, y) = keys.split_at(keys.len() / 2);
                 build_pair_group(fact, x, b, out);
                 build_pair_group(fact, y, b, out);
+            }
+        }
+    }
+}
+
+/// Builds parts groups for `keys` (each a glob list accepted by
+/// [`queued_parts`]), in order, up to [`scan_parts::MAX_GLOBS`] globs a
+/// group; a group that is refused (a part with too many suffixes among the
+/// parts, too many parts) is tried as two halves, and a list is left whole
+/// to one group.
+fn build_parts_groups(
+    fact: FactId,
+    keys: &[(&ScanKey, &[Glob])],
+    b: &mut Build<'_>,
+    out: &mut Placed,
+) {
+    let mut rest = keys;
+    while !rest.is_empty() && b.slots < MAX_GROUPS {
+        let mut n = 0usize;
+        let mut globs = 0usize;
+        for (_, g) in rest {
+            if globs + g.len() > scan_parts::MAX_GLOBS {
+                break;
+            }
+            globs += g.len();
+            n += 1;
+        }
+        if n == 0 {
+            // A list longer than a group: not shared.
+            rest = rest.get(1..).unwrap_or_default();
+            continue;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        build_parts_group(fact, chunk, b, out);
+        rest = tail;
+    }
+}
+
+/// Work charged per byte of a parts group's globs when it is refused (its
+/// automaton was built: about this many bytes per byte of the parts).
+const PARTS_WORK_PER_BYTE: usize = 64;
+
+fn build_parts_group(
+    fact: FactId,
+    keys: &[(&ScanKey, &[Glob])],
+    b: &mut Build<'_>,
+    out: &mut Placed,
+) {
+    let globs: Vec<&Glob> = keys.iter().flat_map(|(_, g)| g.iter()).collect();
+    let n = globs.len();
+    let bytes: usize = globs.iter().map(|g| g.source.len()).sum();
+    let limit = bytes.saturating_mul(PARTS_WORK_PER_BYTE);
+    let memo_left = MEMO_BITS.saturating_sub(b.words * 64);
+    if keys.is_empty() || b.slots >= MAX_GROUPS || limit > b.work || n > memo_left {
+        return;
+    }
+    let built = ScanGroup::parts(fact, b.slots, b.words, &globs);
+    // Linear to build: charged its bytes once, not per glob.
+    match b.charge(built, limit, 1) {
+        Some(g) => {
+            let mut bit = 0u16;
+            for (key, p) in keys {
+                let bits: Box<[u16]> = (bit..bit + p.len() as u16).collect();
+                bit += p.len() as u16;
+                out.insert((*key).clone(), (Arc::clone(&g), bits));
+            }
+        }
+        None => {
+            if keys.len() > 1 {
+                let (x, y) = keys.split_at(keys.len() / 2);
+                build_parts_group(fact, x, b, out);
+                build_parts_group(fact, y, b, out);
             }
         }
     }

@@ -261,3 +261,30 @@ pub fn paren_rules(rules: usize) -> String {
     }
     src
 }
+
+/// `n` rules of a three-part glob with an open start (`*aN*bN*cN*`) on
+/// `sender`: a DFA over many of them grows exponentially, so these were one
+/// pass each; now one Aho–Corasick pass answers them all (parts groups).
+pub fn three_part_glob_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when sender matches \"*a{i}*b{i}*c{i}*\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// A 64 KB value in which every `*aN*bN*cN*` part of
+/// [`three_part_glob_rules`] (N < 1,000) but the `c`s occurs over and
+/// over, in order: `a0b0a1b1…`, cut at 64 KB.
+pub fn three_part_value() -> String {
+    let mut v = String::new();
+    let mut i = 0;
+    while v.len() < 64 * 1024 {
+        v.push_str(&format!("a{i}b{i}"));
+        i = (i + 1) % 1_000;
+    }
+    v.truncate(64 * 1024);
+    v
+}
