@@ -909,6 +909,30 @@ impl Trie {
     }
 }
 
+/// The index of `b` among `labels[first..first + len]` (distinct bytes),
+/// compared 8 at a time as one word: `labels` must hold 8 bytes past the
+/// last index ever asked for (a trie pads its labels with 8 bytes).
+#[inline(always)]
+pub(crate) fn find_label(labels: &[u8], first: usize, len: usize, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pat = ONES * u64::from(b);
+    let mut at = 0;
+    while at < len {
+        let chunk: [u8; 8] = labels.get(first + at..first + at + 8)?.try_into().ok()?;
+        let x = u64::from_le_bytes(chunk) ^ pat;
+        // The lowest set bit is at the first zero byte (bits above it may
+        // be set falsely, never below).
+        let z = x.wrapping_sub(ONES) & !x & HIGH;
+        if z != 0 {
+            let i = at + (z.trailing_zeros() / 8) as usize;
+            return (i < len).then_some(i);
+        }
+        at += 8;
+    }
+    None
+}
+
 #[inline]
 fn mark(hits: &mut [u64], b: u16) {
     if b != 0 {
@@ -1186,6 +1210,25 @@ mod tests {
 #[cfg(test)]
 mod literal_tests {
     use super::*;
+
+    #[test]
+    fn find_label_finds_each_label_and_nothing_else() {
+        // Labels with padding, runs of 1 to 20 distinct bytes at every
+        // offset (bytes next to the run must not be found).
+        let all: Vec<u8> = (0u8..=255).rev().chain([0u8; 8]).collect();
+        for first in [0usize, 1, 7, 100, 230] {
+            for len in 1..=20usize.min(256 - first) {
+                for b in 0u8..=255 {
+                    let want = all
+                        .get(first..first + len)
+                        .and_then(|r| r.iter().position(|&x| x == b));
+                    assert_eq!(find_label(&all, first, len, b), want, "{first} {len} {b}");
+                }
+            }
+        }
+        assert_eq!(find_label(&[5, 0, 0, 0, 0, 0, 0, 0, 0], 0, 1, 5), Some(0));
+        assert_eq!(find_label(&[5, 0, 0, 0, 0, 0, 0, 0, 0], 0, 0, 5), None);
+    }
     use crate::glob::Glob;
     use crate::re::Re;
 

@@ -28,26 +28,21 @@
 use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
+use crate::scan::find_label;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// A range of rule indices in the compiled policy's shared list pool.
 pub(crate) type Range = (u32, u32);
 
-/// Appends `rules` to the pool and returns their range.
-fn store(pool: &mut Vec<u32>, rules: &[u32]) -> Range {
-    let start = pool.len() as u32;
-    pool.extend_from_slice(rules);
-    (start, pool.len() as u32)
-}
-
 /// One atom of a gate: a value test that a required conjunct passes only
-/// when one of its atoms does.
+/// when one of its atoms does. The flag: a value found by the atom's index
+/// entry *proves* the conjunct true (see [`Gates::proves`]).
 #[derive(Debug)]
 enum Atom<'m> {
-    Exact(&'m str),
-    Net(&'m IpNet),
-    Glob(&'m Glob),
+    Exact(&'m str, bool),
+    Net(&'m IpNet, bool),
+    Glob(&'m Glob, bool),
 }
 
 /// How selective a gate is (lower is better).
@@ -55,9 +50,9 @@ fn rank(atoms: &[Atom<'_>]) -> u8 {
     atoms
         .iter()
         .map(|a| match a {
-            Atom::Exact(_) => 0,
-            Atom::Net(_) => 1,
-            Atom::Glob(_) => 2,
+            Atom::Exact(..) => 0,
+            Atom::Net(..) => 1,
+            Atom::Glob(..) => 2,
         })
         .max()
         .unwrap_or(0)
@@ -83,12 +78,33 @@ fn glob_anchor(g: &Glob) -> Option<(&str, bool)> {
     }
 }
 
+/// Whether a glob is its anchor ([`glob_anchor`]) and stars only: `"P*"`
+/// or `"*S"` with no `*` or `?` in `P` or `S`. Such a glob matches a text
+/// exactly when the text's folded characters start with `P`'s (end with
+/// `S`'s): exactly when the gate's walk reaches the anchor's node (the
+/// trie and [`Glob`] fold character by character with the same [`fold`]).
+fn glob_is_anchor(g: &Glob) -> bool {
+    let s = g.source.as_str();
+    match glob_anchor(g) {
+        Some((a, false)) => s
+            .get(a.len()..)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b == b'*')),
+        Some((a, true)) => s
+            .get(..s.len() - a.len())
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b == b'*')),
+        None => false,
+    }
+}
+
 /// The atoms of a conjunct that tests one string/ip fact positively.
+/// `proof`: whether an atom found in the index would prove the conjunct
+/// true (false inside `all`: one name passing proves nothing of the others).
 fn atoms<'m>(
     kind: &'m ExprKind,
     table: &FactTable,
     out: &mut Vec<Atom<'m>>,
     cap: usize,
+    proof: bool,
 ) -> Option<FactId> {
     if out.len() > cap {
         return None;
@@ -100,10 +116,11 @@ fn atoms<'m>(
         )
     };
     match kind {
+        // One true part makes the `or` true.
         ExprKind::Or(parts) => {
             let mut id = None;
             for p in parts {
-                let pid = atoms(&p.kind, table, out, cap)?;
+                let pid = atoms(&p.kind, table, out, cap, proof)?;
                 if id.is_some_and(|i| i != pid) {
                     return None;
                 }
@@ -111,8 +128,9 @@ fn atoms<'m>(
             }
             id
         }
+        // The value (or a name of a set) is the string: the test is true.
         ExprKind::Compare(id, Op::Eq, Lit::Str(s)) if fact_ok(*id) => {
-            out.push(Atom::Exact(s));
+            out.push(Atom::Exact(s, proof));
             Some(*id)
         }
         ExprKind::InSet(id, lits) if fact_ok(*id) => {
@@ -121,28 +139,29 @@ fn atoms<'m>(
             }
             for l in lits.iter() {
                 match l {
-                    Lit::Str(s) => out.push(Atom::Exact(s)),
+                    Lit::Str(s) => out.push(Atom::Exact(s, proof)),
                     _ => return None,
                 }
             }
             Some(*id)
         }
+        // A segment lists exactly the rules whose networks cover it.
         ExprKind::InNets(id, nets) if fact_ok(*id) => {
             if out.len() + nets.len() > cap {
                 return None;
             }
-            out.extend(nets.iter().map(Atom::Net));
+            out.extend(nets.iter().map(|n| Atom::Net(n, proof)));
             Some(*id)
         }
         // Every name passes, and there is one: so some name passes.
-        ExprKind::All(inner) => atoms(inner, table, out, cap),
+        ExprKind::All(inner) => atoms(inner, table, out, cap, false),
         ExprKind::Globs(id, globs) if fact_ok(*id) => {
             if out.len() + globs.len() > cap {
                 return None;
             }
             for g in globs.iter() {
                 glob_anchor(g)?;
-                out.push(Atom::Glob(g));
+                out.push(Atom::Glob(g, proof && glob_is_anchor(g)));
             }
             Some(*id)
         }
@@ -150,73 +169,139 @@ fn atoms<'m>(
     }
 }
 
-/// The best gate of a rule's condition: a required conjunct on a string/ip fact.
-fn rule_gate<'m>(e: &'m Expr, table: &FactTable, cap: usize) -> Option<(FactId, Vec<Atom<'m>>)> {
+/// The best gate of a rule's condition: a required conjunct on a string/ip
+/// fact, with its place as a skip mask (bit `i`: part `i` of a top-level
+/// `and`; bit 0: the whole condition; 0 past 64 parts).
+fn rule_gate<'m>(
+    e: &'m Expr,
+    table: &FactTable,
+    cap: usize,
+) -> Option<(FactId, Vec<Atom<'m>>, u64)> {
     let conjuncts: &[Expr] = match &e.kind {
         ExprKind::And(parts) => parts,
         _ => std::slice::from_ref(e),
     };
-    let mut best: Option<(FactId, Vec<Atom<'m>>)> = None;
-    for c in conjuncts {
+    let mut best: Option<(FactId, Vec<Atom<'m>>, u64)> = None;
+    for (i, c) in conjuncts.iter().enumerate() {
         let mut out = Vec::new();
-        if let Some(id) = atoms(&c.kind, table, &mut out, cap) {
+        if let Some(id) = atoms(&c.kind, table, &mut out, cap, true) {
             let better = match &best {
                 None => true,
-                Some((_, b)) => {
+                Some((_, b, _)) => {
                     rank(&out) < rank(b) || (rank(&out) == rank(b) && out.len() < b.len())
                 }
             };
             if better {
-                best = Some((id, out));
+                let place = 1u64.checked_shl(i as u32).unwrap_or(0);
+                best = Some((id, out, place));
             }
         }
     }
     best
 }
 
-/// A trie over folded characters; each node lists the rules whose anchor
-/// ends there. Built once from all its keys, sorted (so the build costs a
-/// sort, whatever order the keys come in, with no map of edges). Each
-/// node's children are a sorted slice (a flat layout with ranges into one
-/// array cost the evaluation's walk ~2.5 % more instructions).
-#[derive(Debug, Clone, Default)]
-struct FrozenTrie {
-    kids: Kids,
-    /// Per node, its rules (a range of the pool; empty for most nodes).
-    rules: Box<[Range]>,
+/// Posting lists being built: rule indices, and per posting whether it
+/// proves its rule's gate conjunct (see [`Gates::proves`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    pub(crate) rules: Vec<u32>,
+    pub(crate) proved: Vec<bool>,
 }
 
-/// Per node, its children: `(folded char, node)`, sorted.
-type Kids = Box<[Box<[(char, u32)]>]>;
+impl Pool {
+    fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    fn push(&mut self, rule: u32, proves: bool) {
+        self.rules.push(rule);
+        self.proved.push(proves);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.rules.truncate(len);
+        self.proved.truncate(len);
+    }
+
+    /// Appends `(rule, proves)` postings sorted by rule, each rule once
+    /// (proving when any of its postings does); returns their range.
+    fn store(&mut self, postings: &mut [(u32, bool)]) -> Range {
+        // Proving postings of a rule first: the one kept.
+        postings.sort_unstable_by_key(|&(r, p)| (r, !p));
+        let start = self.len() as u32;
+        let mut last = None;
+        for &(r, p) in postings.iter() {
+            if last != Some(r) {
+                self.push(r, p);
+                last = Some(r);
+            }
+        }
+        (start, self.len() as u32)
+    }
+}
+
+/// A trie over the UTF-8 bytes of folded characters; each node lists the
+/// rules whose anchor ends there. Built once from all its keys, sorted (so
+/// the build costs a sort, whatever order the keys come in, with no map of
+/// edges), then laid out breadth-first: a node's children are the nodes
+/// `first..first + len`, their labels side by side in `labels`, so a step
+/// compares the byte with 8 labels at once ([`find_label`]) and follows no
+/// pointer. Walking bytes is walking characters: two folded texts agree on
+/// a prefix of whole characters exactly when their UTF-8 bytes do, and
+/// rules only sit at the ends of whole characters.
+#[derive(Debug, Clone, Default)]
+struct FrozenTrie {
+    nodes: Box<[TrieNode]>,
+    /// Per node, the byte that leads to it (the root: 0), then 8 bytes of
+    /// padding for [`find_label`].
+    labels: Box<[u8]>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TrieNode {
+    /// Its first child, and its number of children.
+    first: u32,
+    len: u32,
+    /// Its rules (a range of the pool; empty for most nodes).
+    rules: Range,
+}
 
 impl FrozenTrie {
-    /// The trie of `keys` (anchor, rule), read backwards when `reversed`
-    /// (suffixes: the trie is walked from the text's end). Each node's
-    /// rules go to `pool`, ascending.
-    fn build(keys: &[(&str, u32)], reversed: bool, pool: &mut Vec<u32>) -> FrozenTrie {
+    /// The trie of `keys` (anchor, rule, whether the rule's posting proves
+    /// its conjunct), read backwards when `reversed` (suffixes: the trie is
+    /// walked from the text's end, each character's bytes last to first).
+    /// Each node's rules go to `pool`, ascending.
+    fn build(keys: &[(&str, u32, bool)], reversed: bool, pool: &mut Pool) -> FrozenTrie {
         if keys.is_empty() {
             return FrozenTrie::default();
         }
-        // Every key's folded characters, in one buffer.
-        let mut chars: Vec<char> = Vec::new();
-        let mut spans: Vec<(u32, u32, u32)> = Vec::with_capacity(keys.len());
-        for &(k, rule) in keys {
-            let start = chars.len() as u32;
-            if reversed {
-                chars.extend(k.chars().rev().map(fold));
-            } else {
-                chars.extend(k.chars().map(fold));
+        // Every key's folded bytes, in one buffer.
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut spans: Vec<(u32, u32, u32, bool)> = Vec::with_capacity(keys.len());
+        let mut buf = [0u8; 4];
+        for &(k, rule, proves) in keys {
+            let start = bytes.len();
+            for c in k.chars() {
+                bytes.extend_from_slice(fold(c).encode_utf8(&mut buf).as_bytes());
             }
-            spans.push((start, chars.len() as u32, rule));
+            if reversed {
+                if let Some(b) = bytes.get_mut(start..) {
+                    b.reverse();
+                }
+            }
+            spans.push((start as u32, bytes.len() as u32, rule, proves));
         }
-        let key = |&(s, e, _): &(u32, u32, u32)| chars.get(s as usize..e as usize).unwrap_or(&[]);
-        spans.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.2.cmp(&b.2)));
-        // Nodes are made in preorder; a node's children in character order.
-        let mut edges: Vec<(u32, char, u32)> = Vec::new();
+        let key = |&(s, e, _, _): &(u32, u32, u32, bool)| {
+            bytes.get(s as usize..e as usize).unwrap_or(&[])
+        };
+        spans.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        // Nodes are made in preorder; a node's children in byte order.
+        let mut edges: Vec<(u32, u8, u32)> = Vec::new();
         let mut rules: Vec<Range> = vec![(0, 0)];
         let mut path: Vec<u32> = vec![0];
-        let mut prev: &[char] = &[];
+        let mut prev: &[u8] = &[];
         let mut i = 0;
+        let mut run: Vec<(u32, bool)> = Vec::new();
         while let Some(first) = spans.get(i) {
             let k = key(first);
             let common = k.iter().zip(prev).take_while(|(a, b)| a == b).count();
@@ -227,75 +312,141 @@ impl FrozenTrie {
                 edges.push((path.last().copied().unwrap_or(0), c, node));
                 path.push(node);
             }
-            // The rules of this key: the run of equal keys, by rule.
-            let start = pool.len() as u32;
-            while let Some(&(s, e, r)) = spans.get(i) {
-                if key(&(s, e, r)) != k {
+            // The rules of this key: the run of equal keys.
+            run.clear();
+            while let Some(span) = spans.get(i) {
+                if key(span) != k {
                     break;
                 }
-                if pool.len() as u32 == start || pool.last() != Some(&r) {
-                    pool.push(r);
-                }
+                run.push((span.2, span.3));
                 i += 1;
             }
+            let range = pool.store(&mut run);
             if let Some(slot) = path.last().and_then(|&n| rules.get_mut(n as usize)) {
-                *slot = (start, pool.len() as u32);
+                *slot = range;
             }
             prev = k;
         }
-        // Children grouped by parent (a stable counting sort: each parent's
-        // children were made in character order).
-        let mut count = vec![0usize; rules.len()];
-        for &(p, _, _) in &edges {
-            if let Some(n) = count.get_mut(p as usize) {
-                *n += 1;
-            }
-        }
-        let mut kids: Vec<Vec<(char, u32)>> =
-            count.iter().map(|&n| Vec::with_capacity(n)).collect();
+        // Children grouped by parent, in byte order (each parent's
+        // children were made in byte order).
+        let mut kids: Vec<Vec<(u8, u32)>> = vec![Vec::new(); rules.len()];
         for &(p, c, n) in &edges {
             if let Some(k) = kids.get_mut(p as usize) {
                 k.push((c, n));
             }
         }
+        // Breadth-first renumbering: `order[i]` is the preorder node of
+        // node `i`, with the byte that leads to it.
+        let mut order: Vec<(u32, u8)> = Vec::with_capacity(rules.len());
+        order.push((0, 0));
+        let mut nodes = Vec::with_capacity(rules.len());
+        let mut at = 0;
+        while let Some(&(n, _)) = order.get(at) {
+            let k = kids.get(n as usize).map(Vec::as_slice).unwrap_or(&[]);
+            nodes.push(TrieNode {
+                first: order.len() as u32,
+                len: k.len() as u32,
+                rules: rules.get(n as usize).copied().unwrap_or((0, 0)),
+            });
+            order.extend(k.iter().map(|&(c, m)| (m, c)));
+            at += 1;
+        }
+        let mut labels: Vec<u8> = order.iter().map(|&(_, c)| c).collect();
+        labels.extend_from_slice(&[0; 8]);
         FrozenTrie {
-            kids: kids.into_iter().map(Vec::into_boxed_slice).collect(),
-            rules: rules.into(),
+            nodes: nodes.into(),
+            labels: labels.into(),
         }
     }
 
-    /// Pushes the rule lists of every node on the path spelled by `chars`;
-    /// `false` when `push` refused one (out of room).
+    /// The child of `node` labelled `b`.
+    #[inline(always)]
+    fn child(&self, node: &TrieNode, b: u8) -> Option<TrieNode> {
+        let first = node.first as usize;
+        let i = find_label(&self.labels, first, node.len as usize, b)?;
+        self.nodes.get(first + i).copied()
+    }
+
+    /// Pushes the rule lists of every node on the path spelled by `s`'s
+    /// folded characters (from its end when `BACK`); `false` when `push`
+    /// refused one (out of room).
     #[inline]
-    fn walk(
+    fn walk<const BACK: bool>(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
+        if self.nodes.is_empty() {
+            true
+        } else if s.is_ascii() {
+            // ASCII bytes are characters, folded by lowering.
+            let b = s.as_bytes().iter().map(u8::to_ascii_lowercase);
+            if BACK {
+                self.walk_bytes(b.rev(), push)
+            } else {
+                self.walk_bytes(b, push)
+            }
+        } else {
+            self.walk_chars::<BACK>(s, push)
+        }
+    }
+
+    /// [`FrozenTrie::walk`] of a text's folded bytes.
+    #[inline(always)]
+    fn walk_bytes(
         &self,
-        chars: impl Iterator<Item = char>,
+        bytes: impl Iterator<Item = u8>,
         push: &mut impl FnMut(Range) -> bool,
     ) -> bool {
-        if self.kids.is_empty() {
+        let Some(mut node) = self.nodes.first().copied() else {
             return true;
-        }
-        let mut node = 0usize;
-        for c in chars {
-            let c = fold(c);
-            let Some(kids) = self.kids.get(node) else {
-                return true;
-            };
-            match kids.binary_search_by_key(&c, |&(k, _)| k) {
-                Ok(i) => node = kids.get(i).map_or(0, |&(_, n)| n as usize),
-                Err(_) => return true,
+        };
+        for b in bytes {
+            if node.len == 0 {
+                break;
             }
-            if let Some(&r) = self.rules.get(node) {
-                if r.0 < r.1 && !push(r) {
-                    return false;
-                }
+            match self.child(&node, b) {
+                Some(n) => node = n,
+                None => break,
+            }
+            if node.rules.0 < node.rules.1 && !push(node.rules) {
+                return false;
             }
         }
         true
     }
 
+    /// [`FrozenTrie::walk`] of a text with non-ASCII characters: each
+    /// character folded, then its UTF-8 bytes walked (last to first when
+    /// `BACK`).
+    #[inline(never)]
+    fn walk_chars<const BACK: bool>(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
+        let Some(mut node) = self.nodes.first().copied() else {
+            return true;
+        };
+        let mut chars = s.chars();
+        loop {
+            let c = if BACK {
+                chars.next_back()
+            } else {
+                chars.next()
+            };
+            let Some(c) = c else {
+                return true;
+            };
+            let mut buf = [0u8; 4];
+            let enc = fold(c).encode_utf8(&mut buf).as_bytes();
+            for i in 0..enc.len() {
+                let j = if BACK { enc.len() - 1 - i } else { i };
+                match enc.get(j).and_then(|&b| self.child(&node, b)) {
+                    Some(n) => node = n,
+                    None => return true,
+                }
+            }
+            if node.rules.0 < node.rules.1 && !push(node.rules) {
+                return false;
+            }
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
-        self.kids.iter().map(|k| 16 + k.len() * 8).sum::<usize>() + self.rules.len() * 8
+        self.nodes.len() * std::mem::size_of::<TrieNode>() + self.labels.len()
     }
 }
 
@@ -316,19 +467,20 @@ impl<T> Default for Segments<T> {
 }
 
 impl<T: Ord + Copy> Segments<T> {
-    /// Builds from `(start, end, rule)` with inclusive ends; `None` when the
-    /// postings would exceed `budget`.
+    /// Builds from `(start, end, rule, proves)` with inclusive ends; `None`
+    /// when the postings would exceed `budget`.
     fn build(
-        items: &mut Vec<(T, T, u32)>,
+        items: &mut Vec<(T, T, u32, bool)>,
         next: impl Fn(T) -> Option<T>,
         budget: usize,
-        pool: &mut Vec<u32>,
+        pool: &mut Pool,
     ) -> Option<Self> {
-        // The same network twice in one rule is one posting.
-        items.sort_unstable_by_key(|&(s, e, r)| (r, s, e));
-        items.dedup();
+        // The same network twice in one rule is one posting (a proving one
+        // first: the one kept).
+        items.sort_unstable_by_key(|&(s, e, r, p)| (r, s, e, !p));
+        items.dedup_by_key(|&mut (s, e, r, _)| (r, s, e));
         let mut starts: Vec<T> = Vec::with_capacity(items.len() * 2);
-        for &(s, e, _) in items.iter() {
+        for &(s, e, _, _) in items.iter() {
             starts.push(s);
             if let Some(n) = next(e) {
                 starts.push(n);
@@ -336,19 +488,19 @@ impl<T: Ord + Copy> Segments<T> {
         }
         starts.sort_unstable();
         starts.dedup();
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+        let mut lists: Vec<Vec<(u32, bool)>> = vec![Vec::new(); starts.len()];
         // Every segment visited counts, whether or not it gains a rule (a
         // network repeated 10,000 times would otherwise walk its segments
         // 10,000 times for free).
         let mut steps = 0usize;
-        for &(s, e, r) in items.iter() {
+        for &(s, e, r, p) in items.iter() {
             let mut i = starts.partition_point(|&x| x < s);
             while let (Some(&x), Some(l)) = (starts.get(i), lists.get_mut(i)) {
                 if x > e {
                     break;
                 }
-                if l.last() != Some(&r) {
-                    l.push(r);
+                if l.last() != Some(&(r, p)) {
+                    l.push((r, p));
                 }
                 steps += 1;
                 if steps > budget {
@@ -357,13 +509,9 @@ impl<T: Ord + Copy> Segments<T> {
                 i += 1;
             }
         }
-        for l in &mut lists {
-            l.sort_unstable();
-            l.dedup();
-        }
         Some(Segments {
             starts: starts.into(),
-            lists: lists.iter().map(|l| store(pool, l)).collect(),
+            lists: lists.iter_mut().map(|l| pool.store(l)).collect(),
         })
     }
 
@@ -460,16 +608,7 @@ impl Gate {
                 return false;
             }
         }
-        if s.is_ascii() {
-            // ASCII bytes are characters: no UTF-8 decoding.
-            let b = s.as_bytes();
-            self.prefix.walk(b.iter().map(|&c| char::from(c)), push)
-                && self
-                    .suffix
-                    .walk(b.iter().rev().map(|&c| char::from(c)), push)
-        } else {
-            self.prefix.walk(s.chars(), push) && self.suffix.walk(s.chars().rev(), push)
-        }
+        self.prefix.walk::<false>(s, push) && self.suffix.walk::<true>(s, push)
     }
 
     #[inline]
@@ -493,23 +632,39 @@ impl Gate {
 /// At most this many facts get a gate.
 pub(crate) const MAX_GATES: usize = 6;
 
-/// A rule and its gate's atoms.
-type GatedRule<'m> = (u32, Vec<Atom<'m>>);
+/// A rule, its gate's atoms, and the place of its gate conjunct.
+type GatedRule<'m> = (u32, Vec<Atom<'m>>, u64);
 
-/// Builds the gates; returns them and, per rule, whether it is gated.
-/// Posting lists go to `pool`.
-pub(crate) fn build(
-    rules: &[Option<&Expr>],
-    table: &FactTable,
-    pool: &mut Vec<u32>,
-) -> (Vec<Gate>, Vec<bool>) {
+/// The gates of a policy.
+#[derive(Debug, Default)]
+pub(crate) struct Gates {
+    pub(crate) gates: Vec<Gate>,
+    /// Per rule: whether a gate proposes it (it is then in no cell's lists).
+    pub(crate) gated: Vec<bool>,
+    /// Per rule: its gate conjunct as a skip mask (bit `i`: part `i` of
+    /// its top-level `and`; bit 0: the whole condition), or 0. A rule
+    /// proposed by a *proving* posting (one of `pool.proved`) has a value
+    /// that its atom's index entry found: an exact string equal to the
+    /// value (or a name), a network holding the address, an anchor-only
+    /// glob (`"P*"`, `"*S"`) whose anchor the walk reached. Then the
+    /// conjunct is true, and the evaluator need not test it again. Atoms
+    /// inside `all`, other globs and the [`Gate::all`] fallback prove
+    /// nothing.
+    pub(crate) proves: Vec<u64>,
+    /// The posting lists.
+    pub(crate) pool: Pool,
+}
+
+/// Builds the gates (see [`Gates`]).
+pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> Gates {
+    let mut pool = Pool::default();
     let mut per_fact: Vec<(FactId, Vec<GatedRule<'_>>)> = Vec::new();
     // Postings are rules × atoms: a 10,000-name list used by 3,000 rules
     // would be 30 million. Past this budget rules stay ungated (their
     // compiled condition, shared with the list's other uses, still runs).
     let mut atom_budget = 64 * rules.len() + 65_536;
     for (i, e) in rules.iter().enumerate() {
-        let Some((id, atoms)) = e.and_then(|e| rule_gate(e, table, atom_budget)) else {
+        let Some((id, atoms, place)) = e.and_then(|e| rule_gate(e, table, atom_budget)) else {
             continue;
         };
         if atoms.len() > atom_budget {
@@ -517,36 +672,37 @@ pub(crate) fn build(
         }
         atom_budget -= atoms.len();
         match per_fact.iter_mut().find(|(f, _)| *f == id) {
-            Some((_, v)) => v.push((i as u32, atoms)),
-            None => per_fact.push((id, vec![(i as u32, atoms)])),
+            Some((_, v)) => v.push((i as u32, atoms, place)),
+            None => per_fact.push((id, vec![(i as u32, atoms, place)])),
         }
     }
     // The facts that gate the most rules first.
     per_fact.sort_by_key(|(id, v)| (std::cmp::Reverse(v.len()), *id));
     per_fact.truncate(MAX_GATES);
     let mut gated = vec![false; rules.len()];
+    let mut proves = vec![0u64; rules.len()];
     let mut gates = Vec::new();
     for (id, list) in per_fact {
         // Sorted tables, not maps: ordered, no hash to flood, and one
         // allocation each rather than one per key.
-        let mut exact: Vec<(&str, u32)> = Vec::new();
-        let mut prefix: Vec<(&str, u32)> = Vec::new();
-        let mut suffix: Vec<(&str, u32)> = Vec::new();
+        let mut exact: Vec<(&str, u32, bool)> = Vec::new();
+        let mut prefix: Vec<(&str, u32, bool)> = Vec::new();
+        let mut suffix: Vec<(&str, u32, bool)> = Vec::new();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for (r, atoms) in &list {
+        for (r, atoms, _) in &list {
             for a in atoms {
-                match a {
-                    Atom::Exact(s) => exact.push((s, *r)),
-                    Atom::Net(IpNet::V4(n)) => {
-                        v4.push((u32::from(n.network()), u32::from(n.broadcast()), *r));
+                match *a {
+                    Atom::Exact(s, p) => exact.push((s, *r, p)),
+                    Atom::Net(IpNet::V4(n), p) => {
+                        v4.push((u32::from(n.network()), u32::from(n.broadcast()), *r, p));
                     }
-                    Atom::Net(IpNet::V6(n)) => {
-                        v6.push((u128::from(n.network()), u128::from(n.broadcast()), *r));
+                    Atom::Net(IpNet::V6(n), p) => {
+                        v6.push((u128::from(n.network()), u128::from(n.broadcast()), *r, p));
                     }
-                    Atom::Glob(g) => match glob_anchor(g) {
-                        Some((key, true)) => suffix.push((key, *r)),
-                        Some((key, false)) => prefix.push((key, *r)),
+                    Atom::Glob(g, p) => match glob_anchor(g) {
+                        Some((key, true)) => suffix.push((key, *r, p)),
+                        Some((key, false)) => prefix.push((key, *r, p)),
                         None => {}
                     },
                 }
@@ -555,36 +711,40 @@ pub(crate) fn build(
         let budget = 16 * list.len() + 1024;
         let mark = pool.len();
         let (Some(v4), Some(v6)) = (
-            Segments::build(&mut v4, |x: u32| x.checked_add(1), budget, pool),
-            Segments::build(&mut v6, |x: u128| x.checked_add(1), budget, pool),
+            Segments::build(&mut v4, |x: u32| x.checked_add(1), budget, &mut pool),
+            Segments::build(&mut v6, |x: u128| x.checked_add(1), budget, &mut pool),
         ) else {
             // Networks overlap too much to index: leave these rules ungated.
             pool.truncate(mark);
             continue;
         };
-        for (r, _) in &list {
+        for (r, _, place) in &list {
             if let Some(g) = gated.get_mut(*r as usize) {
                 *g = true;
             }
+            if let Some(p) = proves.get_mut(*r as usize) {
+                *p = *place;
+            }
         }
-        let all: Vec<u32> = list.iter().map(|(r, _)| *r).collect();
-        let all = store(pool, &all);
+        // The fallback proves nothing.
+        let mut all: Vec<(u32, bool)> = list.iter().map(|(r, ..)| (*r, false)).collect();
+        let all = pool.store(&mut all);
         // By string (byte order, which is also `key8` order), each string's
         // rules ascending and once.
-        exact.sort_unstable();
-        exact.dedup();
+        exact.sort_unstable_by_key(|&(s, r, p)| (s, r, !p));
         let mut table: Vec<(Box<str>, Range)> = Vec::new();
         let mut at = 0;
-        while let Some(&(s, _)) = exact.get(at) {
-            let start = pool.len() as u32;
-            while let Some(&(t, r)) = exact.get(at) {
+        let mut run: Vec<(u32, bool)> = Vec::new();
+        while let Some(&(s, _, _)) = exact.get(at) {
+            run.clear();
+            while let Some(&(t, r, p)) = exact.get(at) {
                 if t != s {
                     break;
                 }
-                pool.push(r);
+                run.push((r, p));
                 at += 1;
             }
-            table.push((Box::from(s), (start, pool.len() as u32)));
+            table.push((Box::from(s), pool.store(&mut run)));
         }
         let exact_key8 = table.iter().map(|(k, _)| key8(k)).collect();
         gates.push(Gate {
@@ -592,18 +752,95 @@ pub(crate) fn build(
             all,
             exact: table.into(),
             exact_key8,
-            prefix: FrozenTrie::build(&prefix, false, pool),
-            suffix: FrozenTrie::build(&suffix, true, pool),
+            prefix: FrozenTrie::build(&prefix, false, &mut pool),
+            suffix: FrozenTrie::build(&suffix, true, &mut pool),
             v4,
             v6,
         });
     }
-    (gates, gated)
+    Gates {
+        gates,
+        gated,
+        proves,
+        pool,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{find_exact, key8};
+    use super::{find_exact, fold, key8, FrozenTrie, Pool};
+
+    /// The rules whose anchor the trie's walk of `text` reaches.
+    fn walked(t: &FrozenTrie, pool: &Pool, text: &str, back: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut push = |(a, b): (u32, u32)| {
+            out.extend_from_slice(pool.rules.get(a as usize..b as usize).unwrap_or(&[]));
+            true
+        };
+        if back {
+            t.walk::<true>(text, &mut push);
+        } else {
+            t.walk::<false>(text, &mut push);
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn trie_walks_find_exactly_the_folded_prefixes_and_suffixes() {
+        // Anchors and texts around folding corners (İ folds to i, the
+        // Kelvin sign to k, É to é), wide nodes (more than 8 children).
+        let chars = [
+            "a", "B", "k", "\u{212A}", "İ", "i", "é", "É", ".", "ß", "ẞ", "€",
+        ];
+        let mut anchors: Vec<String> = Vec::new();
+        for (i, a) in chars.iter().enumerate() {
+            anchors.push((*a).to_owned());
+            for b in &chars[i..] {
+                anchors.push(format!("{a}{b}"));
+                anchors.push(format!("{b}{a}x"));
+            }
+        }
+        for d in 0..20 {
+            anchors.push(format!("fam{d}."));
+        }
+        let keys: Vec<(&str, u32, bool)> = anchors
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.as_str(), i as u32, i % 2 == 0))
+            .collect();
+        let folded = |s: &str| s.chars().map(fold).collect::<Vec<char>>();
+        let mut texts: Vec<String> = anchors.clone();
+        texts.extend(["", "A", "fam12.W", "FAM7.", "x", "\u{212A}ſİ"].map(str::to_owned));
+        for a in &anchors {
+            texts.push(format!("{a}zz"));
+            texts.push(format!("zz{a}"));
+        }
+        for back in [false, true] {
+            let mut pool = Pool::default();
+            let trie = FrozenTrie::build(&keys, back, &mut pool);
+            for t in &texts {
+                let ft = folded(t);
+                let want: Vec<u32> = keys
+                    .iter()
+                    .filter(|(a, _, _)| {
+                        let fa = folded(a);
+                        if back {
+                            ft.ends_with(&fa)
+                        } else {
+                            ft.starts_with(&fa)
+                        }
+                    })
+                    .map(|&(_, r, _)| r)
+                    .collect();
+                assert_eq!(walked(&trie, &pool, t, back), want, "{t:?} back {back}");
+            }
+            // Each posting keeps its flag.
+            for (i, &r) in pool.rules.iter().enumerate() {
+                assert_eq!(pool.proved.get(i), Some(&(r % 2 == 0)));
+            }
+        }
+    }
 
     /// A table as `build` makes it: sorted by string, with its keys.
     fn table(words: &[&str]) -> (Vec<u64>, Vec<(Box<str>, usize)>) {

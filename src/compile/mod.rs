@@ -77,6 +77,11 @@ pub(crate) struct Compiled {
     /// key. Every rule a cell proposes is certainly true on those there
     /// (else it would not be a candidate), so the direct path skips them.
     skip: Box<[u64]>,
+    /// Per rule: its gate conjunct as a skip mask (see [`gate::Gates`]),
+    /// skipped too when a proving posting proposed the rule.
+    proves: Box<[u64]>,
+    /// Bit `i`: position `i` of `lists` is a proving posting.
+    proved: Box<[u64]>,
     /// The facts the table is indexed by.
     keys: Box<[Key]>,
     /// Per cell: its candidates (see [`Cell`]).
@@ -186,8 +191,19 @@ impl Compiled {
             .fold(0u64, |m, i| m | 1 << i);
         let scans = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
-        let mut pool = Vec::new();
-        let (gates, gated) = gate::build(&whens, &model.facts, &mut pool);
+        let gate::Gates {
+            gates,
+            gated,
+            proves,
+            pool,
+        } = gate::build(&whens, &model.facts);
+        let mut proved = vec![0u64; pool.proved.len().div_ceil(64)];
+        for (i, _) in pool.proved.iter().enumerate().filter(|(_, &p)| p) {
+            if let Some(w) = proved.get_mut(i / 64) {
+                *w |= 1u64 << (i % 64);
+            }
+        }
+        let pool = pool.rules;
         let words = model.rules.len().div_ceil(64);
         let gate_bits: Vec<Vec<u64>> = gates
             .iter()
@@ -227,6 +243,8 @@ impl Compiled {
                     conds,
                     scans,
                     skip,
+                    proves: proves.into(),
+                    proved: proved.into(),
                     early,
                     keys: keys.into(),
                     cells: t.cells,
@@ -313,11 +331,6 @@ impl Compiled {
         floor: u32,
         src: &mut S,
     ) -> Option<usize> {
-        // The cell's coordinates, for `in_cell`.
-        let mut codes = [0u32; MAX_KEYS];
-        for (k, c) in self.keys.iter().zip(codes.iter_mut()) {
-            *c = (cell / k.stride) % (k.known + 1);
-        }
         let ng = self.gates.len();
         let mins = self
             .gate_min
@@ -329,6 +342,8 @@ impl Compiled {
                 pending |= 1 << i;
             }
         }
+        // The cell's coordinates, for `in_cell`, once a gate's rule needs them.
+        let mut codes: Option<[u32; MAX_KEYS]> = None;
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
         // Index 0 exists: `MAX_LISTS` is at least 1.
         heads[0] = info.rest;
@@ -384,17 +399,48 @@ impl Compiled {
             }
             // No list has a rule left and no gate is pending: no rule applies.
             let head = heads.get_mut(from)?;
+            let at = head.0 as usize;
             head.0 += 1;
-            // The head's rules were tried already; a gate's rule must also
-            // be a candidate of this cell.
-            if best == last || best < floor || (from != 0 && !self.in_cell(best, &codes)) {
+            // The head's rules were tried already.
+            if best == last || best < floor {
                 continue;
             }
+            let r = best as usize;
+            let mut skip = self.skip.get(r).copied().unwrap_or(0);
+            if from != 0 {
+                // A gate's rule must also be a candidate of this cell.
+                let codes = codes.get_or_insert_with(|| self.codes(cell));
+                if !self.in_cell(best, codes) {
+                    continue;
+                }
+                // Proposed by a proving posting: its gate conjunct is true.
+                if self
+                    .proved
+                    .get(at / 64)
+                    .is_some_and(|w| w >> (at % 64) & 1 == 1)
+                {
+                    skip |= self.proves.get(r).copied().unwrap_or(0);
+                }
+            }
             last = best;
-            if self.holds_in_cell(best, src) {
-                return Some(best as usize);
+            if self
+                .conds
+                .get(r)
+                .is_some_and(|c| c.holds_skipping(skip, src))
+            {
+                return Some(r);
             }
         }
+    }
+
+    /// The coordinates of a cell, per key.
+    #[inline]
+    fn codes(&self, cell: u32) -> [u32; MAX_KEYS] {
+        let mut codes = [0u32; MAX_KEYS];
+        for (k, c) in self.keys.iter().zip(codes.iter_mut()) {
+            *c = (cell / k.stride) % (k.known + 1);
+        }
+        codes
     }
 
     /// Whether rule `r` can be true in the cell with these coordinates.
@@ -443,6 +489,8 @@ impl Compiled {
             + self.keys.len() * std::mem::size_of::<Key>()
             + self.cells.len() * std::mem::size_of::<Cell>()
             + self.skip.len() * 8
+            + self.proves.len() * 8
+            + self.proved.len() * 8
             + self.lists.len() * 4
             + self.member.len() * 8
             + self.early.len() * 4
