@@ -797,75 +797,198 @@ impl LitsBuilder {
     }
 }
 
-/// A frozen trie, in breadth-first order: node `0` is the root, and a
-/// node's children are `nodes[first..first + len]`, sorted by label.
-#[derive(Debug, Clone, Default)]
-struct Trie {
-    nodes: Box<[Node]>,
+/// The children of a breadth-first byte trie's nodes (node `0` is the
+/// root; a node's children are consecutive nodes), in one of two forms:
+/// - *dense*: each byte present in the trie has a class, and each node a
+///   row of child ids by class (0: none; the root is no one's child), so a
+///   step is two loads. Used while the rows take at most
+///   [`DENSE_PER_NODE`] entries per node (plus [`DENSE_SLACK`]) and
+///   [`DENSE_MAX`] in all: tries over short alphabets (virus names,
+///   addresses, digits).
+/// - *sparse*: per node its first child and their number, the labels side
+///   by side, searched 8 at a time ([`find_label`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Kids {
+    /// Per byte, its class (0: no node has it as a label). Labels are never
+    /// ASCII capitals (the tries hold folded text), so a capital takes its
+    /// small letter's class: a dense step needs no lowering.
+    class: Box<[u8; 256]>,
+    stride: usize,
+    next: Box<[u32]>,
+    span: Box<[(u32, u32)]>,
+    labels: Box<[u8]>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    first: u32,
-    len: u16,
-    /// The key that leads here from the parent.
-    label: u8,
-    pre: u16,
-    end: u16,
+impl Default for Kids {
+    fn default() -> Kids {
+        Kids {
+            class: Box::new([0; 256]),
+            stride: 0,
+            next: Box::default(),
+            span: Box::default(),
+            labels: Box::default(),
+        }
+    }
+}
+
+/// Dense rows may take this many entries per node on average...
+const DENSE_PER_NODE: usize = 32;
+/// ...plus this many (small tries over any alphabet)...
+const DENSE_SLACK: usize = 8192;
+/// ...and never more than this many in all (4 MB).
+const DENSE_MAX: usize = 1 << 20;
+
+impl Kids {
+    /// From each node's `(first child, children)` and each node's label
+    /// (the byte leading to it; the root's is unused), children sorted by
+    /// label.
+    pub(crate) fn new(span: Vec<(u32, u32)>, label: &[u8]) -> Kids {
+        Kids::build(span, label, None)
+    }
+
+    /// [`Kids::new`], dense or sparse as `form` says (dense needs fewer
+    /// than 256 labels), or as the budget allows.
+    fn build(span: Vec<(u32, u32)>, label: &[u8], form: Option<bool>) -> Kids {
+        let mut class = Box::new([0u8; 256]);
+        let mut classes = 0usize;
+        for &b in label.iter().skip(1) {
+            if let Some(c) = class.get_mut(usize::from(b)) {
+                if *c == 0 {
+                    classes += 1;
+                    // At most 256 labels: the 256th takes class 255 + 1 below.
+                    *c = u8::try_from(classes).unwrap_or(u8::MAX);
+                }
+            }
+        }
+        for b in b'A'..=b'Z' {
+            let small = class.get(usize::from(b.to_ascii_lowercase())).copied();
+            if let (Some(c), Some(small)) = (class.get_mut(usize::from(b)), small) {
+                if *c == 0 {
+                    *c = small;
+                }
+            }
+        }
+        let stride = classes + 1;
+        let entries = span.len().saturating_mul(stride);
+        let dense = classes < 256
+            && form.unwrap_or(
+                entries <= DENSE_MAX && entries <= DENSE_PER_NODE * span.len() + DENSE_SLACK,
+            );
+        if dense {
+            let mut next = vec![0u32; entries];
+            for (node, &(first, len)) in span.iter().enumerate() {
+                for child in first..first + len {
+                    let c = label.get(child as usize).map_or(0, |&b| {
+                        class.get(usize::from(b)).map_or(0, |&c| usize::from(c))
+                    });
+                    if let Some(slot) = next.get_mut(node * stride + c) {
+                        *slot = child;
+                    }
+                }
+            }
+            Kids {
+                class,
+                stride,
+                next: next.into(),
+                ..Kids::default()
+            }
+        } else {
+            let mut labels = label.to_vec();
+            labels.extend_from_slice(&[0; 8]);
+            Kids {
+                span: span.into(),
+                labels: labels.into(),
+                ..Kids::default()
+            }
+        }
+    }
+
+    /// Whether the rows are dense ([`Kids::dense_child`] answers) or not
+    /// ([`Kids::sparse_child`] does).
+    #[inline(always)]
+    pub(crate) fn is_dense(&self) -> bool {
+        self.stride != 0
+    }
+
+    /// The child of `node` labelled `b` (an ASCII capital: its small
+    /// letter), in either form.
+    #[inline(always)]
+    pub(crate) fn child(&self, node: usize, b: u8) -> Option<usize> {
+        if self.is_dense() {
+            self.dense_child(node, b)
+        } else {
+            self.sparse_child(node, b)
+        }
+    }
+
+    /// [`Kids::child`] when dense.
+    #[inline(always)]
+    pub(crate) fn dense_child(&self, node: usize, b: u8) -> Option<usize> {
+        let c = usize::from(self.class.get(usize::from(b)).copied().unwrap_or(0));
+        let n = *self.next.get(node * self.stride + c)?;
+        (n != 0).then_some(n as usize)
+    }
+
+    /// [`Kids::child`] when sparse.
+    #[inline(always)]
+    pub(crate) fn sparse_child(&self, node: usize, b: u8) -> Option<usize> {
+        let &(first, len) = self.span.get(node)?;
+        let first = first as usize;
+        Some(first + find_label(&self.labels, first, len as usize, b.to_ascii_lowercase())?)
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        256 + self.next.len() * 4 + self.span.len() * 8 + self.labels.len()
+    }
+}
+
+/// A frozen literal trie (see [`Kids`]), with each node's bits.
+#[derive(Debug, Clone, Default)]
+struct Trie {
+    /// Per node: the bit + 1 of the literal ending there as a prefix test,
+    /// and as a whole-value test (0: none).
+    marks: Box<[(u16, u16)]>,
+    kids: Kids,
 }
 
 impl Trie {
     fn freeze(mut nodes: Vec<BuildNode>) -> Trie {
-        let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
         if nodes.is_empty() {
             return Trie::default();
         }
         // Breadth-first: `order[i]` is the build node of frozen node `i`.
         let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
         order.push((0, 0));
+        let mut marks = Vec::with_capacity(nodes.len());
+        let mut span = Vec::with_capacity(nodes.len());
         let mut i = 0;
-        while let Some(&(b, label)) = order.get(i) {
+        while let Some(&(b, _)) = order.get(i) {
             let n = nodes
                 .get_mut(b as usize)
                 .map(std::mem::take)
                 .unwrap_or_default();
-            out.push(Node {
-                first: order.len() as u32,
-                len: n.children.len() as u16,
-                label,
-                pre: n.pre,
-                end: n.end,
-            });
+            span.push((order.len() as u32, n.children.len() as u32));
+            marks.push((n.pre, n.end));
             order.extend(n.children.iter().map(|&(l, t)| (t, l)));
             i += 1;
         }
-        Trie { nodes: out.into() }
+        let label: Vec<u8> = order.iter().map(|&(_, l)| l).collect();
+        Trie {
+            marks: marks.into(),
+            kids: Kids::new(span, &label),
+        }
     }
 
     fn size(&self) -> usize {
-        self.nodes.len() * std::mem::size_of::<Node>()
-    }
-
-    /// The child of `node` labelled `k`.
-    #[inline(always)]
-    fn child(&self, node: &Node, k: u8) -> Option<&Node> {
-        let lo = node.first as usize;
-        let n = usize::from(node.len);
-        let kids = self.nodes.get(lo..lo + n)?;
-        if n <= 8 {
-            kids.iter().find(|c| c.label == k)
-        } else {
-            kids.binary_search_by_key(&k, |c| c.label)
-                .ok()
-                .and_then(|i| kids.get(i))
-        }
+        self.marks.len() * 4 + self.kids.size()
     }
 
     /// Walks `text`'s characters from the root (from its end when `BACK`),
     /// each turned into a key by `key`, setting the bit of every prefix
     /// literal passed and, when the text runs out at a node, of the whole
     /// literal there. A character without a key, or a node without the
-    /// child, ends the walk. ASCII characters are read as bytes.
+    /// child, ends the walk. ASCII characters are read as bytes (the child
+    /// lookup lowers capitals).
     #[inline]
     fn walk<const BACK: bool>(
         &self,
@@ -873,39 +996,75 @@ impl Trie {
         key: impl Fn(char) -> Option<u8>,
         hits: &mut [u64],
     ) {
-        let Some(mut node) = self.nodes.first() else {
+        if self.marks.is_empty() {
             return;
-        };
+        }
+        if self.kids.is_dense() {
+            self.walk_with::<BACK>(text, key, hits, |n, b| self.kids.dense_child(n, b));
+        } else {
+            self.walk_with::<BACK>(text, key, hits, |n, b| self.kids.sparse_child(n, b));
+        }
+    }
+
+    /// [`Trie::walk`] with one form's child lookup.
+    #[inline(always)]
+    fn walk_with<const BACK: bool>(
+        &self,
+        text: &str,
+        key: impl Fn(char) -> Option<u8>,
+        hits: &mut [u64],
+        child: impl Fn(usize, u8) -> Option<usize>,
+    ) {
         let bytes = text.as_bytes();
-        let mut rest = bytes.len();
-        while rest > 0 {
-            mark(hits, node.pre);
-            if node.len == 0 {
+        let mut it = bytes.iter();
+        let mut node = 0usize;
+        loop {
+            let Some(&(pre, end)) = self.marks.get(node) else {
                 return;
-            }
-            let at = if BACK { rest - 1 } else { bytes.len() - rest };
-            let Some(&b) = bytes.get(at) else { return };
-            let (k, width) = if b < 0x80 {
-                (b.to_ascii_lowercase(), 1)
+            };
+            mark(hits, pre);
+            let b = if BACK { it.next_back() } else { it.next() };
+            let Some(&b) = b else {
+                mark(hits, end);
+                return;
+            };
+            let k = if b < 0x80 {
+                b
             } else {
-                let c = if BACK {
-                    text.get(..=at).and_then(|t| t.chars().next_back())
-                } else {
-                    text.get(at..).and_then(|t| t.chars().next())
+                // The bytes left, this character's included.
+                let rest = it.as_slice().len() + 1;
+                let Some(c) = char_at::<BACK>(text, rest) else {
+                    return;
                 };
-                match c.and_then(|c| Some((key(c)?, c.len_utf8()))) {
-                    Some(x) => x,
+                let rest = rest.saturating_sub(c.len_utf8());
+                let left = if BACK {
+                    bytes.get(..rest)
+                } else {
+                    bytes.get(bytes.len().saturating_sub(rest)..)
+                };
+                it = left.unwrap_or_default().iter();
+                match key(c) {
+                    Some(k) => k,
                     None => return,
                 }
             };
-            match self.child(node, k) {
+            match child(node, k) {
                 Some(n) => node = n,
                 None => return,
             }
-            rest -= width;
         }
-        mark(hits, node.pre);
-        mark(hits, node.end);
+    }
+}
+
+/// The character that starts `text`'s last `rest` bytes (forwards), or
+/// ends its first `rest` bytes (`BACK`).
+#[cold]
+#[inline(never)]
+pub(crate) fn char_at<const BACK: bool>(text: &str, rest: usize) -> Option<char> {
+    if BACK {
+        text.get(..rest)?.chars().next_back()
+    } else {
+        text.get(text.len().checked_sub(rest)?..)?.chars().next()
     }
 }
 
@@ -956,18 +1115,10 @@ impl Lits {
     #[inline]
     fn scan(&self, text: &str, hits: &mut [u64]) {
         let [gs, ge, rs, re] = &self.tries;
-        if !gs.nodes.is_empty() {
-            gs.walk::<false>(text, glob_key, hits);
-        }
-        if !ge.nodes.is_empty() {
-            ge.walk::<true>(text, glob_key, hits);
-        }
-        if !rs.nodes.is_empty() {
-            rs.walk::<false>(text, regex_key, hits);
-        }
-        if !re.nodes.is_empty() {
-            re.walk::<true>(text, regex_key, hits);
-        }
+        gs.walk::<false>(text, glob_key, hits);
+        ge.walk::<true>(text, glob_key, hits);
+        rs.walk::<false>(text, regex_key, hits);
+        re.walk::<true>(text, regex_key, hits);
     }
 }
 
@@ -1210,6 +1361,42 @@ mod tests {
 #[cfg(test)]
 mod literal_tests {
     use super::*;
+
+    #[test]
+    fn dense_and_sparse_children_agree() {
+        // A breadth-first trie (labels are never ASCII capitals: a capital
+        // finds its small letter): node 0 has 200 children, node 1 has all
+        // 228 other bytes but 7 and 9, node 2 one (so 229 bytes have a class).
+        let small = |b: &u8| !b.is_ascii_uppercase();
+        let mut label = vec![0u8];
+        label.extend(
+            (0..=255u8)
+                .filter(small)
+                .filter(|&b| b % 5 != 1 && b != 9)
+                .take(200),
+        );
+        let n0 = label.len() as u32 - 1;
+        label.extend((0..=255u8).filter(small).filter(|&b| b != 7 && b != 9));
+        let n1 = label.len() as u32 - 1 - n0;
+        label.push(7);
+        let mut span = vec![(1u32, n0), (1 + n0, n1), (1 + n0 + n1, 1)];
+        span.resize(label.len(), (0, 0));
+        let dense = Kids::build(span.clone(), &label, Some(true));
+        let sparse = Kids::build(span.clone(), &label, Some(false));
+        assert_eq!(Kids::new(span.clone(), &label).stride, 0, "over budget");
+        assert!(dense.stride != 0 && sparse.stride == 0);
+        for node in 0..label.len() + 2 {
+            for b in 0..=255u8 {
+                let want = span.get(node).and_then(|&(f, n)| {
+                    (f..f + n)
+                        .find(|&c| label.get(c as usize) == Some(&b.to_ascii_lowercase()))
+                        .map(|c| c as usize)
+                });
+                assert_eq!(dense.child(node, b), want, "dense {node} {b}");
+                assert_eq!(sparse.child(node, b), want, "sparse {node} {b}");
+            }
+        }
+    }
 
     #[test]
     fn find_label_finds_each_label_and_nothing_else() {

@@ -28,7 +28,7 @@
 use crate::check::model::{Expr, ExprKind, Lit, Op, Val};
 use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
-use crate::scan::find_label;
+use crate::scan::{char_at, Kids};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -243,27 +243,16 @@ impl Pool {
 /// A trie over the UTF-8 bytes of folded characters; each node lists the
 /// rules whose anchor ends there. Built once from all its keys, sorted (so
 /// the build costs a sort, whatever order the keys come in, with no map of
-/// edges), then laid out breadth-first: a node's children are the nodes
-/// `first..first + len`, their labels side by side in `labels`, so a step
-/// compares the byte with 8 labels at once ([`find_label`]) and follows no
+/// edges), then laid out breadth-first with its children in [`Kids`] (a
+/// dense row per node, or labels compared 8 at a time): a step follows no
 /// pointer. Walking bytes is walking characters: two folded texts agree on
 /// a prefix of whole characters exactly when their UTF-8 bytes do, and
 /// rules only sit at the ends of whole characters.
 #[derive(Debug, Clone, Default)]
 struct FrozenTrie {
-    nodes: Box<[TrieNode]>,
-    /// Per node, the byte that leads to it (the root: 0), then 8 bytes of
-    /// padding for [`find_label`].
-    labels: Box<[u8]>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct TrieNode {
-    /// Its first child, and its number of children.
-    first: u32,
-    len: u32,
-    /// Its rules (a range of the pool; empty for most nodes).
-    rules: Range,
+    /// Per node, its rules (a range of the pool; empty for most nodes).
+    rules: Box<[Range]>,
+    kids: Kids,
 }
 
 impl FrozenTrie {
@@ -339,114 +328,101 @@ impl FrozenTrie {
         // node `i`, with the byte that leads to it.
         let mut order: Vec<(u32, u8)> = Vec::with_capacity(rules.len());
         order.push((0, 0));
-        let mut nodes = Vec::with_capacity(rules.len());
+        let mut span = Vec::with_capacity(rules.len());
         let mut at = 0;
         while let Some(&(n, _)) = order.get(at) {
             let k = kids.get(n as usize).map(Vec::as_slice).unwrap_or(&[]);
-            nodes.push(TrieNode {
-                first: order.len() as u32,
-                len: k.len() as u32,
-                rules: rules.get(n as usize).copied().unwrap_or((0, 0)),
-            });
+            span.push((order.len() as u32, k.len() as u32));
             order.extend(k.iter().map(|&(c, m)| (m, c)));
             at += 1;
         }
-        let mut labels: Vec<u8> = order.iter().map(|&(_, c)| c).collect();
-        labels.extend_from_slice(&[0; 8]);
+        let label: Vec<u8> = order.iter().map(|&(_, c)| c).collect();
         FrozenTrie {
-            nodes: nodes.into(),
-            labels: labels.into(),
+            rules: order
+                .iter()
+                .map(|&(n, _)| rules.get(n as usize).copied().unwrap_or((0, 0)))
+                .collect(),
+            kids: Kids::new(span, &label),
         }
-    }
-
-    /// The child of `node` labelled `b`.
-    #[inline(always)]
-    fn child(&self, node: &TrieNode, b: u8) -> Option<TrieNode> {
-        let first = node.first as usize;
-        let i = find_label(&self.labels, first, node.len as usize, b)?;
-        self.nodes.get(first + i).copied()
     }
 
     /// Pushes the rule lists of every node on the path spelled by `s`'s
     /// folded characters (from its end when `BACK`); `false` when `push`
-    /// refused one (out of room).
+    /// refused one (out of room). ASCII characters are read as bytes (the
+    /// child lookup lowers capitals).
     #[inline]
     fn walk<const BACK: bool>(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
-        if self.nodes.is_empty() {
+        if self.rules.is_empty() {
             true
-        } else if s.is_ascii() {
-            // ASCII bytes are characters, folded by lowering.
-            let b = s.as_bytes().iter().map(u8::to_ascii_lowercase);
-            if BACK {
-                self.walk_bytes(b.rev(), push)
-            } else {
-                self.walk_bytes(b, push)
-            }
+        } else if self.kids.is_dense() {
+            self.walk_with::<BACK>(s, push, |n, b| self.kids.dense_child(n, b))
         } else {
-            self.walk_chars::<BACK>(s, push)
+            self.walk_with::<BACK>(s, push, |n, b| self.kids.sparse_child(n, b))
         }
     }
 
-    /// [`FrozenTrie::walk`] of a text's folded bytes.
+    /// [`FrozenTrie::walk`] with one form's child lookup.
     #[inline(always)]
-    fn walk_bytes(
+    fn walk_with<const BACK: bool>(
         &self,
-        bytes: impl Iterator<Item = u8>,
+        s: &str,
         push: &mut impl FnMut(Range) -> bool,
+        child: impl Fn(usize, u8) -> Option<usize>,
     ) -> bool {
-        let Some(mut node) = self.nodes.first().copied() else {
-            return true;
-        };
-        for b in bytes {
-            if node.len == 0 {
-                break;
-            }
-            match self.child(&node, b) {
-                Some(n) => node = n,
-                None => break,
-            }
-            if node.rules.0 < node.rules.1 && !push(node.rules) {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// [`FrozenTrie::walk`] of a text with non-ASCII characters: each
-    /// character folded, then its UTF-8 bytes walked (last to first when
-    /// `BACK`).
-    #[inline(never)]
-    fn walk_chars<const BACK: bool>(&self, s: &str, push: &mut impl FnMut(Range) -> bool) -> bool {
-        let Some(mut node) = self.nodes.first().copied() else {
-            return true;
-        };
-        let mut chars = s.chars();
+        let bytes = s.as_bytes();
+        let mut it = bytes.iter();
+        let mut node = 0usize;
         loop {
-            let c = if BACK {
-                chars.next_back()
-            } else {
-                chars.next()
-            };
-            let Some(c) = c else {
+            let b = if BACK { it.next_back() } else { it.next() };
+            let Some(&b) = b else {
                 return true;
             };
-            let mut buf = [0u8; 4];
-            let enc = fold(c).encode_utf8(&mut buf).as_bytes();
-            for i in 0..enc.len() {
-                let j = if BACK { enc.len() - 1 - i } else { i };
-                match enc.get(j).and_then(|&b| self.child(&node, b)) {
-                    Some(n) => node = n,
-                    None => return true,
-                }
+            let next = if b < 0x80 {
+                child(node, b)
+            } else {
+                // The bytes left, this character's included.
+                let mut rest = it.as_slice().len() + 1;
+                let n = self.char_step::<BACK>(s, &mut rest, node);
+                let left = if BACK {
+                    bytes.get(..rest)
+                } else {
+                    bytes.get(bytes.len().saturating_sub(rest)..)
+                };
+                it = left.unwrap_or_default().iter();
+                n
+            };
+            match next {
+                Some(n) => node = n,
+                None => return true,
             }
-            if node.rules.0 < node.rules.1 && !push(node.rules) {
-                return false;
+            match self.rules.get(node) {
+                Some(&r) if r.0 < r.1 && !push(r) => return false,
+                _ => {}
             }
         }
+    }
+
+    /// The node reached from `node` by the non-ASCII character that starts
+    /// `s`'s last `rest` bytes (ends its first `rest` bytes when `BACK`):
+    /// its folded character's UTF-8 bytes (last to first when `BACK`);
+    /// takes the character off `rest`.
+    #[cold]
+    #[inline(never)]
+    fn char_step<const BACK: bool>(&self, s: &str, rest: &mut usize, node: usize) -> Option<usize> {
+        let c = char_at::<BACK>(s, *rest)?;
+        *rest = rest.saturating_sub(c.len_utf8());
+        let mut buf = [0u8; 4];
+        let enc = fold(c).encode_utf8(&mut buf).as_bytes();
+        let mut node = node;
+        for i in 0..enc.len() {
+            let j = if BACK { enc.len() - 1 - i } else { i };
+            node = self.kids.child(node, *enc.get(j)?)?;
+        }
+        Some(node)
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.len() * std::mem::size_of::<TrieNode>() + self.labels.len()
+        self.rules.len() * 8 + self.kids.size()
     }
 }
 
