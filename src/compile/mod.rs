@@ -95,9 +95,12 @@ pub(crate) struct Compiled {
     /// once the merge reaches that rule.
     gate_min: Box<[u32]>,
     /// Per key and coordinate, the rules that can be true there: a bitset
-    /// of `words` words at `(key.base + code) * words`.
+    /// of `words` (the rules / 64, rounded up) words at
+    /// `(key.base + code) * words`.
     member: Box<[u64]>,
-    words: usize,
+    /// Per cell and key: the first word of its coordinate's bitset in
+    /// `member` (`(key.base + code) * words`), for [`Compiled::in_cell`].
+    rows: Box<[u32]>,
     /// Per value code of the first key (see [`early_answers`]): the rule
     /// every cell with that code decides unevaluated, or `u32::MAX`; empty
     /// when no code has one (then the first key decides nothing alone).
@@ -239,6 +242,7 @@ impl Compiled {
                     .map(|r| r.when.as_ref().map_or(0, |e| key_conjuncts(e, &keys)))
                     .collect();
                 let early = early_answers(&keys, &t.cells, &lists);
+                let rows = cell_rows(&keys, t.cells.len(), t.words);
                 return Compiled {
                     conds,
                     scans,
@@ -251,8 +255,8 @@ impl Compiled {
                     gate_min: t.gate_min,
                     lists: lists.into(),
                     gates: gates.into(),
+                    rows,
                     member: t.member,
-                    words: t.words,
                 };
             }
             keys.pop();
@@ -342,8 +346,12 @@ impl Compiled {
                 pending |= 1 << i;
             }
         }
-        // The cell's coordinates, for `in_cell`, once a gate's rule needs them.
-        let mut codes: Option<[u32; MAX_KEYS]> = None;
+        let rows = self.cell_rows(cell);
+        if info.rest.0 >= info.rest.1 && pending != 0 && pending & (pending - 1) == 0 {
+            // Only one gate's rules are left: no merge with the cell's.
+            let g = self.gates.get(pending.trailing_zeros() as usize)?;
+            return self.one_gate(g, rows, floor, src);
+        }
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
         // Index 0 exists: `MAX_LISTS` is at least 1.
         heads[0] = info.rest;
@@ -399,57 +407,143 @@ impl Compiled {
             }
             // No list has a rule left and no gate is pending: no rule applies.
             let head = heads.get_mut(from)?;
-            let at = head.0 as usize;
+            let at = head.0;
             head.0 += 1;
             // The head's rules were tried already.
             if best == last || best < floor {
                 continue;
             }
-            let r = best as usize;
-            let mut skip = self.skip.get(r).copied().unwrap_or(0);
-            if from != 0 {
-                // A gate's rule must also be a candidate of this cell.
-                let codes = codes.get_or_insert_with(|| self.codes(cell));
-                if !self.in_cell(best, codes) {
-                    continue;
+            last = best;
+            let holds = if from == 0 {
+                self.holds_in_cell(best, src)
+            } else {
+                self.gated_holds(at, best, rows, src)
+            };
+            if holds {
+                return Some(best as usize);
+            }
+        }
+    }
+
+    /// [`Compiled::merge`] when the cell's only candidates after the head
+    /// are one gate's: its lists merged alone.
+    #[inline(always)]
+    fn one_gate<S: FactSource + ?Sized>(
+        &self,
+        g: &Gate,
+        rows: &[u32],
+        floor: u32,
+        src: &mut S,
+    ) -> Option<usize> {
+        // Unknown: the gate's test is unknown, so its rules are not true.
+        let v = src.value(g.id)?;
+        let mut heads = [(0u32, 0u32); PER_GATE];
+        let mut n = 0usize;
+        let fits = g.lookup(v, &mut |range| match heads.get_mut(n) {
+            Some(slot) => {
+                *slot = range;
+                n += 1;
+                true
+            }
+            None => false,
+        });
+        if !fits {
+            heads[0] = g.all;
+            n = 1;
+        }
+        if n == 1 {
+            // One list (the usual case): in order, no merge.
+            let (start, end) = heads[0];
+            for at in start..end {
+                let r = *self.lists.get(at as usize)?;
+                if r >= floor && self.gated_holds(at, r, rows, src) {
+                    return Some(r as usize);
                 }
-                // Proposed by a proving posting: its gate conjunct is true.
-                if self
-                    .proved
-                    .get(at / 64)
-                    .is_some_and(|w| w >> (at % 64) & 1 == 1)
-                {
-                    skip |= self.proves.get(r).copied().unwrap_or(0);
+            }
+            return None;
+        }
+        let heads = heads.get_mut(..n)?;
+        let mut last = u32::MAX;
+        loop {
+            let mut best = u32::MAX;
+            let mut from = usize::MAX;
+            for (i, &(next, end)) in heads.iter().enumerate() {
+                if next < end {
+                    if let Some(&r) = self.lists.get(next as usize) {
+                        if r < best {
+                            best = r;
+                            from = i;
+                        }
+                    }
                 }
+            }
+            let head = heads.get_mut(from)?;
+            let at = head.0;
+            head.0 += 1;
+            if best == last || best < floor {
+                continue;
             }
             last = best;
-            if self
-                .conds
-                .get(r)
-                .is_some_and(|c| c.holds_skipping(skip, src))
-            {
-                return Some(r);
+            if self.gated_holds(at, best, rows, src) {
+                return Some(best as usize);
             }
         }
     }
 
-    /// The coordinates of a cell, per key.
-    #[inline]
-    fn codes(&self, cell: u32) -> [u32; MAX_KEYS] {
-        let mut codes = [0u32; MAX_KEYS];
-        for (k, c) in self.keys.iter().zip(codes.iter_mut()) {
-            *c = (cell / k.stride) % (k.known + 1);
+    /// Whether rule `r`, proposed by a gate at position `at` of the lists,
+    /// is a candidate of the cell (its member rows `rows`) and true: its
+    /// condition without the conjuncts the cell decided and, when the
+    /// posting proves it, its gate conjunct.
+    #[inline(always)]
+    fn gated_holds<S: FactSource + ?Sized>(
+        &self,
+        at: u32,
+        r: u32,
+        rows: &[u32],
+        src: &mut S,
+    ) -> bool {
+        if !self.in_cell(r, rows) {
+            return false;
         }
-        codes
+        let at = at as usize;
+        let mut skip = self.skip.get(r as usize).copied().unwrap_or(0);
+        if self
+            .proved
+            .get(at / 64)
+            .is_some_and(|w| w >> (at % 64) & 1 == 1)
+        {
+            skip |= self.proves.get(r as usize).copied().unwrap_or(0);
+        }
+        let Some(c) = self.conds.get(r as usize) else {
+            return false;
+        };
+        // Every conjunct decided: true without a call.
+        let every = match c {
+            // (Parts past 64 are never skipped.)
+            CExpr::And(parts) if parts.len() <= 64 => u64::MAX.checked_shr(64 - parts.len() as u32),
+            CExpr::And(_) => None,
+            _ => Some(1),
+        };
+        every.is_some_and(|m| skip & m == m) || c.holds_skipping(skip, src)
     }
 
-    /// Whether rule `r` can be true in the cell with these coordinates.
-    #[inline]
-    fn in_cell(&self, r: u32, codes: &[u32; MAX_KEYS]) -> bool {
+    /// The member rows of a cell (see [`Compiled::rows`]).
+    #[inline(always)]
+    fn cell_rows(&self, cell: u32) -> &[u32] {
+        let k = self.keys.len();
+        self.rows
+            .get(cell as usize * k..(cell as usize + 1) * k)
+            .unwrap_or_default()
+    }
+
+    /// Whether rule `r` can be true in the cell with these member rows.
+    #[inline(always)]
+    fn in_cell(&self, r: u32, rows: &[u32]) -> bool {
         let (w, b) = (r as usize / 64, r % 64);
-        self.keys.iter().zip(codes.iter()).all(|(k, &c)| {
-            let at = (k.base + c) as usize * self.words + w;
-            self.member.get(at).is_some_and(|x| x & (1u64 << b) != 0)
+        rows.iter().all(|&row| {
+            self.member
+                .get(row as usize + w)
+                .is_some_and(|x| x & (1u64 << b) != 0)
         })
     }
 
@@ -493,6 +587,7 @@ impl Compiled {
             + self.proved.len() * 8
             + self.lists.len() * 4
             + self.member.len() * 8
+            + self.rows.len() * 4
             + self.early.len() * 4
             + self.gates.iter().map(|g| g.heap_bytes()).sum::<usize>()
     }
@@ -601,6 +696,19 @@ fn early_answers(keys: &[Key], cells: &[Cell], lists: &[u32]) -> Box<[u32]> {
     } else {
         Box::default()
     }
+}
+
+/// Per cell and key, the first word of the key's coordinate's bitset in
+/// the member table (see [`Compiled::rows`]).
+fn cell_rows(keys: &[Key], cells: usize, words: usize) -> Box<[u32]> {
+    let mut rows = Vec::with_capacity(cells * keys.len());
+    for cell in 0..cells as u32 {
+        for k in keys {
+            let code = (cell / k.stride) % (k.known + 1);
+            rows.push((k.base + code) * words as u32);
+        }
+    }
+    rows.into()
 }
 
 fn set_strides(keys: &mut [Key]) {
