@@ -201,7 +201,7 @@ impl FastGlob {
     /// Whether the glob matches all of `text`: an ASCII literal is
     /// compared a few words at a time here, anything else (non-ASCII
     /// text or literal, a general glob) out of line.
-    #[inline]
+    #[inline(always)]
     fn matches(&self, globs: &[Glob], text: &str) -> bool {
         let tb = text.as_bytes();
         let part = match self {
@@ -519,10 +519,17 @@ impl GlobMatcher {
     /// [`GlobMatcher::matches`] for several globs.
     #[inline(never)]
     fn matches_any(&self, text: &str) -> bool {
-        match &self.merged {
-            Some(re) if text.is_ascii() => re.is_match(text),
-            _ => self.fast.iter().any(|f| f.matches(&self.globs, text)),
+        if let Some(re) = &self.merged {
+            if text.is_ascii() {
+                return re.is_match(text);
+            }
         }
+        for f in self.fast.iter() {
+            if f.matches(&self.globs, text) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -777,15 +784,15 @@ impl CExpr {
     #[inline]
     pub(crate) fn holds<S: FactSource + ?Sized>(&self, src: &mut S) -> bool {
         match self {
-            CExpr::And(parts) => parts.iter().all(|p| p.holds_part(src)),
-            CExpr::Or(parts) => parts.iter().any(|p| p.holds_part(src)),
-            other => other.holds_part(src),
+            CExpr::And(parts) => parts.iter().all(|p| p.holds(src)),
+            CExpr::Or(parts) => parts.iter().any(|p| p.holds(src)),
+            other => other.eval(src) == Truth::True,
         }
     }
 
-    /// [`CExpr::holds`] with the common leaf of an early match, a glob
-    /// test, in place (as in [`CExpr::eval`], true only when a name, or
-    /// the text, matches).
+    /// [`CExpr::holds`] of a top-level conjunct, with the common leaf of an
+    /// early match, a glob test, in place (as in [`CExpr::eval`], true only
+    /// when a name, or the text, matches).
     #[inline(always)]
     fn holds_part<S: FactSource + ?Sized>(&self, src: &mut S) -> bool {
         match self {
@@ -794,8 +801,7 @@ impl CExpr {
                 Some(Val::Str(s)) => m.matches(s),
                 _ => false,
             },
-            CExpr::And(_) | CExpr::Or(_) => self.holds(src),
-            other => other.eval(src) == Truth::True,
+            other => other.holds(src),
         }
     }
 

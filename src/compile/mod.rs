@@ -314,7 +314,7 @@ impl Compiled {
 
     /// Whether rule `r`, a candidate of the current cell, is true: its
     /// condition without the conjuncts the cell already decided.
-    #[inline(always)]
+    #[inline]
     fn holds_in_cell<S: FactSource + ?Sized>(&self, r: u32, src: &mut S) -> bool {
         let skip = self.skip.get(r as usize).copied().unwrap_or(0);
         self.conds

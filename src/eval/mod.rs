@@ -119,7 +119,7 @@ impl FactSource for DirectSource<'_, '_> {
 
 impl DirectSource<'_, '_> {
     /// [`FactSource::code`] of any value, converted by the fact's type.
-    #[inline(never)]
+    #[inline(always)]
     fn code_slow(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
         match self.value_slow(id) {
             None => Some(known),
