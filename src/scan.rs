@@ -914,27 +914,32 @@ impl Kids {
     /// letter), in either form.
     #[inline(always)]
     pub(crate) fn child(&self, node: usize, b: u8) -> Option<usize> {
-        if self.is_dense() {
+        let n = if self.is_dense() {
             self.dense_child(node, b)
         } else {
             self.sparse_child(node, b)
-        }
+        };
+        (n != 0).then_some(n)
     }
 
-    /// [`Kids::child`] when dense.
+    /// [`Kids::child`] when dense, 0 for none (the root is no one's child).
     #[inline(always)]
-    pub(crate) fn dense_child(&self, node: usize, b: u8) -> Option<usize> {
+    pub(crate) fn dense_child(&self, node: usize, b: u8) -> usize {
         let c = usize::from(self.class.get(usize::from(b)).copied().unwrap_or(0));
-        let n = *self.next.get(node * self.stride + c)?;
-        (n != 0).then_some(n as usize)
+        self.next
+            .get(node * self.stride + c)
+            .map_or(0, |&n| n as usize)
     }
 
-    /// [`Kids::child`] when sparse.
+    /// [`Kids::child`] when sparse, 0 for none.
     #[inline(always)]
-    pub(crate) fn sparse_child(&self, node: usize, b: u8) -> Option<usize> {
-        let &(first, len) = self.span.get(node)?;
+    pub(crate) fn sparse_child(&self, node: usize, b: u8) -> usize {
+        let Some(&(first, len)) = self.span.get(node) else {
+            return 0;
+        };
         let first = first as usize;
-        Some(first + find_label(&self.labels, first, len as usize, b.to_ascii_lowercase())?)
+        find_label(&self.labels, first, len as usize, b.to_ascii_lowercase())
+            .map_or(0, |i| first + i)
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -1013,7 +1018,7 @@ impl Trie {
         text: &str,
         key: impl Fn(char) -> Option<u8>,
         hits: &mut [u64],
-        child: impl Fn(usize, u8) -> Option<usize>,
+        child: impl Fn(usize, u8) -> usize,
     ) {
         let bytes = text.as_bytes();
         let mut it = bytes.iter();
@@ -1048,9 +1053,9 @@ impl Trie {
                     None => return,
                 }
             };
-            match child(node, k) {
-                Some(n) => node = n,
-                None => return,
+            node = child(node, k);
+            if node == 0 {
+                return;
             }
         }
     }

@@ -367,7 +367,7 @@ impl FrozenTrie {
         &self,
         s: &str,
         push: &mut impl FnMut(Range) -> bool,
-        child: impl Fn(usize, u8) -> Option<usize>,
+        child: impl Fn(usize, u8) -> usize,
     ) -> bool {
         let bytes = s.as_bytes();
         let mut it = bytes.iter();
@@ -377,7 +377,7 @@ impl FrozenTrie {
             let Some(&b) = b else {
                 return true;
             };
-            let next = if b < 0x80 {
+            node = if b < 0x80 {
                 child(node, b)
             } else {
                 // The bytes left, this character's included.
@@ -389,11 +389,11 @@ impl FrozenTrie {
                     bytes.get(bytes.len().saturating_sub(rest)..)
                 };
                 it = left.unwrap_or_default().iter();
-                n
+                n.unwrap_or(0)
             };
-            match next {
-                Some(n) => node = n,
-                None => return true,
+            // 0: no child (the root is no one's child).
+            if node == 0 {
+                return true;
             }
             match self.rules.get(node) {
                 Some(&r) if r.0 < r.1 && !push(r) => return false,
