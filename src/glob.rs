@@ -41,6 +41,24 @@ struct Part {
     masks: Vec<(char, [u64; WORDS])>,
     any: [u64; WORDS],
     wild: bool,
+    /// Every literal character of the part is ASCII: then a text character
+    /// is folded by [`fold_for_ascii`] (no Unicode table lookup).
+    ascii: bool,
+}
+
+/// [`fold`] as far as a part of ASCII characters can tell: an ASCII
+/// character lowercased, `İ` and the Kelvin sign as the ASCII letters they
+/// fold to (the only non-ASCII characters that fold to ASCII: a test in
+/// `src/scan.rs` checks every character), any other character as one no
+/// such part holds.
+#[inline]
+fn fold_for_ascii(c: char) -> char {
+    match c {
+        c if c.is_ascii() => c.to_ascii_lowercase(),
+        '\u{130}' => 'i',
+        '\u{212A}' => 'k',
+        _ => '\u{80}',
+    }
 }
 
 /// Folds a character for case-insensitive comparison (simple lowercase).
@@ -56,6 +74,7 @@ pub(crate) fn fold(c: char) -> char {
 impl Part {
     fn new(toks: Vec<Option<char>>) -> Part {
         let wild = toks.iter().any(Option::is_none);
+        let ascii = toks.iter().flatten().all(char::is_ascii);
         let mut fail = Vec::new();
         let mut masks: Vec<(char, [u64; WORDS])> = Vec::new();
         let mut any = [0u64; WORDS];
@@ -112,6 +131,7 @@ impl Part {
             masks,
             any,
             wild,
+            ascii,
         }
     }
 
@@ -129,9 +149,12 @@ impl Part {
     fn find(&self, text: &str, from: usize) -> Option<usize> {
         let rest = text.get(from..)?;
         let m = self.toks.len();
+        let fold = if self.ascii { fold_for_ascii } else { fold };
         if self.wild {
             let mut d = [0u64; WORDS];
             let (lw, lb) = ((m - 1) / 64, 1u64 << ((m - 1) % 64));
+            // The state words the part uses.
+            let words = m.div_ceil(64);
             for (i, c) in rest.char_indices() {
                 let c = fold(c);
                 let mask = match self.masks.binary_search_by_key(&c, |&(k, _)| k) {
@@ -139,7 +162,7 @@ impl Part {
                     Err(_) => self.any,
                 };
                 let mut carry = 1u64;
-                for (x, mk) in d.iter_mut().zip(mask) {
+                for (x, mk) in d.iter_mut().zip(mask).take(words) {
                     let next = *x >> 63;
                     *x = ((*x << 1) | carry) & mk;
                     carry = next;
