@@ -133,6 +133,21 @@ fn write(dir: &Path) -> std::io::Result<()> {
             ok(vec![("eval", f(&sender_parts))]),
         ),
         (
+            "50-unicode-boundary-regexes",
+            attack::unicode_boundary_rules(50),
+            refused(),
+        ),
+        (
+            "200-wild-three-part-globs",
+            attack::wild_three_part_glob_rules(200),
+            refused(),
+        ),
+        (
+            "40-facts-x-10-globs-past-groups",
+            attack::globs_past_the_groups(40, 10),
+            refused(),
+        ),
+        (
             "50-big-dfa-regexes-64k-value",
             attack::big_dfa_regex_rules(),
             ok(vec![("eval", f(&virus_ab))]),

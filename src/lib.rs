@@ -72,7 +72,9 @@ pub use facts::{
 };
 pub use facts_json::{FactsError, FactsInput};
 pub use fmt::format;
-pub use limits::{Limits, REGEX_BYTES_PER_SOURCE_BYTE, TEST_WORK_PER_SOURCE_BYTE};
+pub use limits::{
+    Limits, REGEX_BYTES_PER_SOURCE_BYTE, TEST_WORK_PER_SOURCE_BYTE, UNICODE_BOUNDARY_PASSES,
+};
 pub use policy::{Mode, ParseError, Policy};
 pub use testing::{TestReport, TestResult};
 

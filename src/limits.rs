@@ -59,6 +59,23 @@ pub struct Limits {
     /// times its own size instead when that is more. Tests past the budget
     /// are not run and fail with a positioned `limit` message.
     pub max_test_work: usize,
+    /// Most passes over one fact's value that an evaluation may make
+    /// outside the shared scans (`docs/LIMITS.md`, "Shared scans"): the
+    /// regex and glob leaves that no group answers are matched one by one,
+    /// and each that searches its value reads it once per evaluation. A
+    /// pass is what a DFA or a plain glob part costs (0.10–0.15 ms on
+    /// 64 KB, release build): a regex that searches (all but
+    /// start-anchored regexes of bounded length) costs 1, a glob that
+    /// searches (`*a*`, `a*b*`) 1, or 2 with a `?` in a part, or 4 with a
+    /// non-ASCII character in a part (on a set fact: a pass over all its
+    /// names), and a regex with a Unicode `\b`
+    /// [`UNICODE_BOUNDARY_PASSES`] (an NFA on non-ASCII text). A
+    /// policy whose unshared leaves on one fact cost more is refused with
+    /// a positioned `limit` error at the first leaf past the budget. The
+    /// default keeps them under about 1 ms per evaluation on a 64 KB value
+    /// (`docs/LIMITS.md`); since each fact has its own budget, an
+    /// evaluation reads at most this many times the facts' bytes.
+    pub max_unshared_passes: usize,
     /// The linter's work budget per megabyte of policy source (a policy under
     /// 1 MB gets one megabyte's worth). A unit is one step of its search or
     /// of its string automata, counted as it is done (about 25 million a
@@ -78,9 +95,20 @@ pub const REGEX_BYTES_PER_SOURCE_BYTE: usize = 16;
 /// linear in the policy (about 0.7 s per MB).
 pub const TEST_WORK_PER_SOURCE_BYTE: usize = 10;
 
+/// The passes ([`Limits::max_unshared_passes`]) a regex with a Unicode
+/// word boundary (`\b` without `(?-u)`) costs when no shared scan answers
+/// it: on non-ASCII text it runs as an NFA, measured at 0.8–5 ms on a
+/// 64 KB value for patterns like `\bx+0\b`, `\b\w+0\b`, `\b.{3}z0`
+/// (a DFA or glob pass: 0.10–0.14 ms). Write `(?-u:\b)` for an ASCII
+/// word boundary: that is one pass.
+pub const UNICODE_BOUNDARY_PASSES: usize = 32;
+
 /// The hard ceiling on custom facts: evaluation memoises facts in a fixed,
 /// stack-allocated table of this many built-in plus custom slots.
 pub const MAX_FACT_SLOTS: usize = 64;
+
+/// [`Limits::max_unshared_passes`]'s default.
+const DEFAULT_UNSHARED_PASSES: usize = 6;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -100,6 +128,7 @@ impl Default for Limits {
             max_facts_objects: 10_000,
             max_explain_chars: 200,
             max_test_work: 10_000_000,
+            max_unshared_passes: DEFAULT_UNSHARED_PASSES,
             lint_work_per_mb: 32_000_000,
         }
     }

@@ -120,10 +120,22 @@ impl Policy {
         }
         match model {
             Some(model) => {
+                let compiled = Compiled::new(&model);
+                if let Some(past) = compiled.unshared_past(&model, limits.max_unshared_passes) {
+                    let d = check::unshared_passes_error(
+                        source,
+                        past.span,
+                        model.rules.get(past.rule).map_or("", |r| r.name.as_str()),
+                        &model.facts.get(past.fact).name,
+                        past.passes,
+                        limits.max_unshared_passes,
+                    );
+                    return Err(ParseError::from_diagnostics(source, vec![d]));
+                }
                 let mut check_warnings = diagnostics;
                 diagnostics::place_all(source, &mut check_warnings);
                 Ok(Policy {
-                    compiled: Compiled::new(&model),
+                    compiled,
                     model,
                     source: source.to_owned(),
                     lines,

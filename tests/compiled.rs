@@ -310,6 +310,14 @@ fn facts() -> impl Strategy<Value = Facts> {
         })
 }
 
+/// The default limits without the budget of unshared passes.
+fn unbounded() -> mailpolicy::Limits {
+    mailpolicy::Limits {
+        max_unshared_passes: usize::MAX,
+        ..mailpolicy::Limits::default()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
@@ -318,7 +326,9 @@ proptest! {
         src in policy_src(),
         all in prop::collection::vec((facts(), any::<(bool, usize, u8)>()), 1..24),
     ) {
-        let policy = match Policy::parse(&src) {
+        // The property is the equivalence: random policies may pass the
+        // budget of unshared passes (tests/cost.rs tests that limit).
+        let policy = match Policy::parse_with_limits(&src, &unbounded()) {
             Ok(p) => p,
             Err(e) => panic!("generated policy does not parse: {e}\n{src}"),
         };
@@ -372,7 +382,8 @@ fn instantiate(glob: &str, mode: u8) -> String {
 fn generated_policies_agree() {
     for n in [0, 1, 10, 100, 1000] {
         let src = gen::virus_policy(n, 7);
-        let policy = Policy::parse(&src).expect("generated policy parses");
+        let policy =
+            Policy::parse_with_limits(&src, &unbounded()).expect("generated policy parses");
         assert_eq!(policy.rule_names().count(), n + 1);
         assert_eq!(policy.evaluate(&gen::no_match_clean()).rule(), None);
         assert_eq!(policy.evaluate(&gen::no_match_infected()).rule(), None);

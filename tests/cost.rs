@@ -502,3 +502,96 @@ fn open_globs_of_three_parts_share_one_pass() {
         );
     }
 }
+
+/// The `limit` error of a policy whose unshared leaves on one fact pass
+/// `Limits::max_unshared_passes`: at the leaf on `line` that crosses it.
+fn unshared_limit_error(src: &str, limits: &Limits, line: usize, fact: &str) {
+    let t = Instant::now();
+    let err = Policy::parse_with_limits(src, limits).expect_err("refused");
+    let d = &err.diagnostics()[0];
+    eprintln!(
+        "refused in {:.3} s: {}",
+        t.elapsed().as_secs_f64(),
+        d.message
+    );
+    assert_eq!(err.diagnostics().len(), 1);
+    assert_eq!(d.code.as_str(), "limit");
+    assert_eq!(d.line, line, "{}", d.message);
+    assert_eq!(&src[d.span.start..d.span.start + fact.len()], fact);
+    assert!(
+        d.message.contains(&format!(
+            "more than the limit of {}",
+            limits.max_unshared_passes
+        )),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn unshared_leaves_are_counted_per_fact() {
+    let limits = Limits::default();
+    let lots = Limits {
+        max_unshared_passes: 100_000,
+        ..Limits::default()
+    };
+    // A regex with a Unicode `\b` is an NFA on non-ASCII text (3-5 ms on
+    // 64 KB each): the first one is past the default budget.
+    let src = attack::unicode_boundary_rules(50);
+    unshared_limit_error(&src, &limits, 1, "sender");
+    let p = Policy::parse_with_limits(&src, &lots).expect("parses");
+    let value = "é x1y ".repeat(64 * 1024 / 8);
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(
+        per_evaluation("50 `\\b\\w+N\\b` regexes on 64 KB, non-ASCII", &p, &f),
+        None
+    );
+    let f = Facts::new().sender(format!("{value} é47 "));
+    assert_eq!(
+        per_evaluation("50 `\\b\\w+N\\b` regexes on 64 KB, one matches", &p, &f).as_deref(),
+        Some("r7")
+    );
+    // Anchored and bounded, or with an ASCII word boundary: no NFA.
+    let src: String = (0..50)
+        .map(|i| {
+            format!(
+                "rule \"r{i}\" {{ when sender matches /^x{i}\\b/ or sender matches /(?-u:\\b)y{i}(?-u:\\b)/ then reject }}\n"
+            )
+        })
+        .collect();
+    Policy::parse_with_limits(&src, &limits).expect("parses");
+    // Open-start globs of three parts with a `?` share no group: each is a
+    // pass with Shift-And (2 passes), so the fourth crosses 6.
+    let src = attack::wild_three_part_glob_rules(200);
+    unshared_limit_error(&src, &limits, 4, "sender");
+    let p = Policy::parse_with_limits(&src, &lots).expect("parses");
+    let value = attack::three_part_value();
+    let f = Facts::new().sender(value.clone());
+    assert_eq!(
+        per_evaluation("200 `*aN?*bN*cN*` globs on 64 KB", &p, &f),
+        None
+    );
+    let f = Facts::new().sender(format!("{value}C7"));
+    assert_eq!(
+        per_evaluation("200 `*aN?*bN*cN*` globs on 64 KB, one matches", &p, &f).as_deref(),
+        Some("g7")
+    );
+    // Past the 32nd group: 40 facts of 10 three-part globs each; the 33rd
+    // fact's leaves are matched one by one, and its 7th glob crosses 6.
+    let src = attack::globs_past_the_groups(40, 10);
+    unshared_limit_error(&src, &limits, 40 + 32 * 10 + 7, "f32");
+    let p = Policy::parse_with_limits(&src, &lots).expect("parses");
+    let mut f = Facts::new();
+    for k in 0..40 {
+        f = f.custom(&format!("f{k}"), value.as_str());
+    }
+    assert_eq!(
+        per_evaluation("40 facts x 10 `*aN*bN*cN*` globs on 64 KB each", &p, &f),
+        None
+    );
+    let f = f.custom("f35", format!("a3 b3 c3 {value}").as_str());
+    assert_eq!(
+        per_evaluation("40 facts x 10 globs, one matches past the groups", &p, &f).as_deref(),
+        Some("f35g3")
+    );
+}

@@ -45,7 +45,8 @@ fn effect(d: &Decision<'_>) -> String {
 }
 
 fn parse(src: &str) -> Policy {
-    Policy::parse(src).unwrap_or_else(|e| panic!("a generated policy does not parse:\n{e}\n{src}"))
+    Policy::parse_with_limits(src, &policy_gen::limits())
+        .unwrap_or_else(|e| panic!("a generated policy does not parse:\n{e}\n{src}"))
 }
 
 fn check_pair(old_src: &str, new_src: &str, samples: &[Facts]) -> Result<(), TestCaseError> {

@@ -36,7 +36,7 @@ fn cases(default: u32) -> ProptestConfig {
 }
 
 fn parse_generated(case: &Case) -> Result<Policy, TestCaseError> {
-    Policy::parse(&case.source).map_err(|e| {
+    Policy::parse_with_limits(&case.source, &policy_gen::limits()).map_err(|e| {
         TestCaseError::fail(format!(
             "a generated policy does not parse:\n{e}\n--- source ---\n{}",
             case.source
@@ -103,7 +103,7 @@ proptest! {
         let policy = parse_generated(&case)?;
         let once = mailpolicy::format(&case.source)
             .map_err(|e| TestCaseError::fail(format!("format failed: {e}\n{}", case.source)))?;
-        let again = Policy::parse(&once).map_err(|e| TestCaseError::fail(format!(
+        let again = Policy::parse_with_limits(&once, &policy_gen::limits()).map_err(|e| TestCaseError::fail(format!(
             "the formatted policy does not parse:\n{e}\n--- original ---\n{}\n--- formatted ---\n{once}",
             case.source
         )))?;
@@ -319,7 +319,11 @@ fn write_fuzz_seeds() {
             })
             .collect();
         let case = policy_gen::generate(&bytes, 0);
-        assert!(Policy::parse(&case.source).is_ok(), "{}", case.source);
+        assert!(
+            Policy::parse_with_limits(&case.source, &policy_gen::limits()).is_ok(),
+            "{}",
+            case.source
+        );
         std::fs::write(dir.join(format!("gen-{i:02}.policy")), case.source).expect("write seed");
     }
 }

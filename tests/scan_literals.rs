@@ -55,6 +55,14 @@ fn policy(fact: &'static str) -> impl Strategy<Value = String> {
     })
 }
 
+/// The default limits without the budget of unshared passes.
+fn unbounded() -> mailpolicy::Limits {
+    mailpolicy::Limits {
+        max_unshared_passes: usize::MAX,
+        ..mailpolicy::Limits::default()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -63,7 +71,9 @@ proptest! {
         src in policy("virus"),
         names in prop::collection::vec(piece(), 0..4),
     ) {
-        let p = Policy::parse(&src).expect("parses");
+        // Random policies may pass the budget of unshared passes (tests/cost.rs
+        // tests that limit); the property is the equivalence.
+        let p = Policy::parse_with_limits(&src, &unbounded()).expect("parses");
         let f = Facts::new().viruses(names);
         prop_assert_eq!(p.evaluate(&f).rule(), p.evaluate_reference(&f).rule());
     }
@@ -73,7 +83,9 @@ proptest! {
         src in policy("sender"),
         value in piece(),
     ) {
-        let p = Policy::parse(&src).expect("parses");
+        // Random policies may pass the budget of unshared passes (tests/cost.rs
+        // tests that limit); the property is the equivalence.
+        let p = Policy::parse_with_limits(&src, &unbounded()).expect("parses");
         let f = Facts::new().sender(value);
         prop_assert_eq!(p.evaluate(&f).rule(), p.evaluate_reference(&f).rule());
         let unknown = Facts::new();
@@ -90,7 +102,9 @@ fn thousands_of_prefix_globs_on_a_set_share_one_literal_group() {
             "rule \"r{i}\" {{ when virus matches \"Fam{i}.*\" or virus matches /^q{i}\\./ then reject }}\n"
         ));
     }
-    let p = Policy::parse(&src).expect("parses");
+    // Random policies may pass the budget of unshared passes (tests/cost.rs
+    // tests that limit); the property is the equivalence.
+    let p = Policy::parse_with_limits(&src, &unbounded()).expect("parses");
     for (names, want) in [
         (vec!["x", "FAM4999.A"], Some("r4999")),
         (vec!["Q17.x", "fam4999.a"], Some("r17")),

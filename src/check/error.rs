@@ -171,6 +171,13 @@ pub(super) enum CheckErrorKind {
     EmptyRegex,
     /// The policy's regexes together above the compiled-regex budget.
     RegexBudget { limit: usize },
+    /// The leaves no shared scan answers read one fact's value more than
+    /// `max_unshared_passes` times per evaluation.
+    UnsharedPasses {
+        fact: String,
+        passes: usize,
+        limit: usize,
+    },
     /// One regex compiling to more than `max_regex_bytes`.
     RegexTooBig { limit: usize },
     /// A regex the regex crate refuses (`detail` is its message).
@@ -225,7 +232,7 @@ impl CheckErrorKind {
             UnknownRule { .. } => Code::UnknownRule,
             GivenTwice { .. } => Code::DuplicateItem,
             EmptyRegex | RegexTooBig { .. } | RegexSyntax { .. } => Code::InvalidRegex,
-            RegexBudget { .. } => Code::Limit,
+            RegexBudget { .. } | UnsharedPasses { .. } => Code::Limit,
             CidrHostBits { .. } | InvalidCidr { .. } => Code::InvalidCidr,
         }
     }
@@ -321,6 +328,13 @@ impl CheckErrorKind {
             RegexBudget { limit } => format!(
                 "the policy's regexes compile to more than the limit of {limit} bytes together"
             ),
+            UnsharedPasses {
+                fact,
+                passes,
+                limit,
+            } => format!(
+                "the globs and regexes on fact `{fact}` that are matched one by one read its value {passes} times per evaluation, more than the limit of {limit}"
+            ),
             RegexTooBig { .. } => "invalid regex: the compiled regex is too big".into(),
             RegexSyntax { detail, .. } => format!("invalid regex: {detail}"),
             CidrHostBits { text, .. } => format!("CIDR `{text}` has host bits set"),
@@ -414,6 +428,10 @@ impl CheckErrorKind {
                     .into(),
             ),
             RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
+            UnsharedPasses { .. } => Some(format!(
+                "these leaves are not answered by the fact's shared scans (docs/LIMITS.md); a regex with a Unicode `\\b` counts as {} passes: write `(?-u:\\b)` for an ASCII word boundary, or use fewer such globs and regexes",
+                crate::limits::UNICODE_BOUNDARY_PASSES
+            )),
             RegexTooBig { limit } => Some(format!(
                 "the compiled regex exceeds {limit} bytes; simplify it or use a list of globs"
             )),

@@ -1295,6 +1295,32 @@ fn op_str(op: Op) -> &'static str {
     }
 }
 
+/// The `limit` error of a policy whose unshared leaves read fact `fact`
+/// `passes` times per evaluation ([`Limits::max_unshared_passes`]), at
+/// the first leaf past the limit (`span`, in rule `rule`).
+pub(crate) fn unshared_passes_error(
+    src: &str,
+    span: Span,
+    rule: &str,
+    fact: &str,
+    passes: usize,
+    limit: usize,
+) -> Diagnostic {
+    let kind = CheckErrorKind::UnsharedPasses {
+        fact: fact.to_owned(),
+        passes,
+        limit,
+    };
+    let mut d = Diagnostic::new(
+        kind.code(),
+        src,
+        span,
+        format!("{}{}", kind.message(), Context::Rule(rule)),
+    );
+    d.help = kind.help();
+    d
+}
+
 /// The compiled-regex budget of a policy of this source.
 pub(crate) fn regex_total(limits: &Limits, src: &str) -> usize {
     limits.max_regex_total_bytes.max(

@@ -1044,7 +1044,9 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
             }
         };
         if let Some((_, keys, uses)) = facts.get_mut(i) {
-            *uses += 1;
+            // A key that alone costs several passes (a glob list) counts
+            // as that many uses: its fact is worth a group.
+            *uses += if new { leaf_passes(leaf).max(1) } else { 1 };
             if let Some(form) = form {
                 keys.push((key, form));
             }
@@ -1358,4 +1360,155 @@ fn build_parts_group(
             }
         }
     }
+}
+
+/// The passes over its fact's value that a leaf costs per evaluation when
+/// no shared scan answers it ([`crate::Limits::max_unshared_passes`]): a
+/// glob that searches (`*a*`, `a*b*`: [`Glob::passes`]) or a regex that is
+/// not anchored at the start with a bounded length reads the whole value
+/// (on a set fact: every name); a regex with a Unicode `\b` runs as an NFA
+/// on non-ASCII text
+/// ([`crate::limits::UNICODE_BOUNDARY_PASSES`]). A glob list is matched
+/// glob by glob on non-ASCII text (its merged regex reads ASCII only), so
+/// it costs the passes of each glob.
+fn leaf_passes(c: &CExpr) -> usize {
+    match c {
+        CExpr::Globs { m, .. } => glob_passes(&m.globs),
+        CExpr::All { inner, .. } => leaf_passes(inner),
+        CExpr::Leaf(kind) => match &**kind {
+            ExprKind::Regex(_, re) => regex_passes(re),
+            ExprKind::All(inner) => match &**inner {
+                ExprKind::Regex(_, re) => regex_passes(re),
+                ExprKind::Globs(_, globs) => glob_passes(globs),
+                _ => 0,
+            },
+            ExprKind::Globs(_, globs) => glob_passes(globs),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// [`leaf_passes`] of a glob list ([`Glob::passes`] each).
+fn glob_passes(globs: &[Glob]) -> usize {
+    globs
+        .iter()
+        .map(Glob::passes)
+        .fold(0, usize::saturating_add)
+}
+
+/// [`leaf_passes`] of a regex.
+fn regex_passes(re: &Re) -> usize {
+    // Anchored at the start and of bounded length: reads at most that
+    // many bytes of a value (or of each name of a set).
+    let bounded = re.hir().is_some_and(|h| {
+        h.properties()
+            .look_set_prefix()
+            .contains(regex_syntax::hir::Look::Start)
+            && h.properties().maximum_len().is_some()
+    });
+    if bounded {
+        0
+    } else if re.unicode_word_boundary() {
+        crate::limits::UNICODE_BOUNDARY_PASSES
+    } else {
+        1
+    }
+}
+
+/// The first leaf past the budget of unshared passes of its fact.
+#[derive(Debug, Clone)]
+pub(crate) struct Past {
+    /// Its rule (index).
+    pub(crate) rule: usize,
+    /// The leaf's span (or its rule condition's, should the compiled form
+    /// not follow the checked one there).
+    pub(crate) span: crate::diagnostics::Span,
+    pub(crate) fact: FactId,
+    /// The fact's passes with this leaf.
+    pub(crate) passes: usize,
+}
+
+/// Adds up, in rule order, the passes ([`leaf_passes`]) of the leaves that
+/// no shared scan answers, per fact; the first leaf that takes its fact
+/// past `limit`. `whens`: the checked conditions the compiled `conds` were
+/// lowered from (their spans).
+pub(crate) fn unshared_past(
+    conds: &[CExpr],
+    whens: &[Option<&Expr>],
+    limit: usize,
+) -> Option<Past> {
+    let mut per_fact = [0usize; 64];
+    for (rule, (c, e)) in conds.iter().zip(whens).enumerate() {
+        if let Some(e) = e {
+            if let Some(p) = past_in(c, e, limit, rule, &mut per_fact) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn past_in(
+    c: &CExpr,
+    e: &Expr,
+    limit: usize,
+    rule: usize,
+    per_fact: &mut [usize; 64],
+) -> Option<Past> {
+    match (c, &e.kind) {
+        (CExpr::Not(ci), ExprKind::Not(ei)) => past_in(ci, ei, limit, rule, per_fact),
+        (CExpr::And(cs), ExprKind::And(es)) | (CExpr::Or(cs), ExprKind::Or(es))
+            if cs.len() == es.len() =>
+        {
+            cs.iter()
+                .zip(es)
+                .find_map(|(ci, ei)| past_in(ci, ei, limit, rule, per_fact))
+        }
+        (CExpr::Not(_) | CExpr::And(_) | CExpr::Or(_), _) => {
+            // Not the checked form's shape: the leaves, at this span.
+            let mut found = None;
+            each_leaf(c, &mut |leaf| {
+                if found.is_none() {
+                    found = add_leaf(leaf, e, limit, rule, per_fact);
+                }
+            });
+            found
+        }
+        (leaf, _) => add_leaf(leaf, e, limit, rule, per_fact),
+    }
+}
+
+fn each_leaf(c: &CExpr, f: &mut impl FnMut(&CExpr)) {
+    match c {
+        CExpr::Not(inner) => each_leaf(inner, f),
+        CExpr::And(parts) | CExpr::Or(parts) => parts.iter().for_each(|p| each_leaf(p, f)),
+        leaf => f(leaf),
+    }
+}
+
+fn add_leaf(
+    leaf: &CExpr,
+    e: &Expr,
+    limit: usize,
+    rule: usize,
+    per_fact: &mut [usize; 64],
+) -> Option<Past> {
+    let passes = leaf_passes(leaf);
+    if passes == 0 {
+        return None;
+    }
+    let fact = match leaf {
+        CExpr::Globs { id, .. } | CExpr::All { id, .. } => *id,
+        CExpr::Leaf(kind) => leaf_fact(kind)?,
+        _ => return None,
+    };
+    let n = per_fact.get_mut(usize::from(fact.0))?;
+    *n = n.saturating_add(passes);
+    (*n > limit).then_some(Past {
+        rule,
+        span: e.span,
+        fact,
+        passes: *n,
+    })
 }

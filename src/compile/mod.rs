@@ -264,6 +264,14 @@ impl Compiled {
         }
     }
 
+    /// The first leaf past [`crate::Limits::max_unshared_passes`]: the
+    /// regex and glob leaves no shared scan answers, counted per fact in
+    /// rule order ([`expr::unshared_past`]).
+    pub(crate) fn unshared_past(&self, model: &Model, limit: usize) -> Option<expr::Past> {
+        let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
+        expr::unshared_past(&self.conds, &whens, limit)
+    }
+
     /// The index of the first rule whose condition is true (facts already in memory).
     #[inline]
     pub(crate) fn decide<S: FactSource + ?Sized>(&self, src: &mut S) -> Option<usize> {

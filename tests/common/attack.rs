@@ -184,17 +184,19 @@ pub fn sender_rules(n: usize) -> String {
     src
 }
 
-/// `n` rules and `n` tests, every test decided by the last rule.
+/// `n` rules and `n` tests, every test decided by the last rule (suffix
+/// globs: one shared literal group, so the policy is within the budget of
+/// unshared passes).
 pub fn tests_times_rules(n: usize) -> String {
     let mut src = String::new();
     for i in 0..n {
         src.push_str(&format!(
-            "rule \"r{i}\" {{ when size == {i} and sender matches \"*x{i}*\" then reject }}\n"
+            "rule \"r{i}\" {{ when size == {i} and sender matches \"*x{i}\" then reject }}\n"
         ));
     }
     for i in 0..n {
         src.push_str(&format!(
-            "test \"t{i}\" {{ given size = {}, sender = \"ax{}b\" expect rule \"r{}\" }}\n",
+            "test \"t{i}\" {{ given size = {}, sender = \"ax{}\" expect rule \"r{}\" }}\n",
             n - 1,
             n - 1,
             n - 1
@@ -287,4 +289,49 @@ pub fn three_part_value() -> String {
     }
     v.truncate(64 * 1024);
     v
+}
+
+/// `n` rules of a regex with a Unicode word boundary on `sender`
+/// (`/\b\w+N\b/`): no DFA runs it on non-ASCII text, so each is an NFA
+/// pass of its own (3–5 ms on 64 KB); refused past
+/// `Limits::max_unshared_passes`.
+pub fn unicode_boundary_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when sender matches /\\b\\w+{i}\\b/ then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `n` rules of an open-start glob of three parts with a `?` in one
+/// (`*aN?*bN*cN*`) on `sender`: no group takes them, each is a pass.
+pub fn wild_three_part_glob_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"g{i}\" {{ when sender matches \"*a{i}?*b{i}*c{i}*\" then reject }}\n"
+        ));
+    }
+    src
+}
+
+/// `facts` custom string facts `f0`, `f1`, …, each read by `n` rules of a
+/// `*aN*bN*cN*` glob, fact after fact: each fact takes one shared-scan
+/// group, so the facts past the 32nd group have their globs matched one
+/// by one.
+pub fn globs_past_the_groups(facts: usize, n: usize) -> String {
+    let mut src = String::new();
+    for f in 0..facts {
+        src.push_str(&format!("fact f{f}: string\n"));
+    }
+    for f in 0..facts {
+        for i in 0..n {
+            src.push_str(&format!(
+                "rule \"f{f}g{i}\" {{ when f{f} matches \"*a{i}*b{i}*c{i}*\" then reject }}\n"
+            ));
+        }
+    }
+    src
 }

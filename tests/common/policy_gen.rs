@@ -829,6 +829,17 @@ pub fn builtins() -> Vec<(String, Ty)> {
 }
 
 /// Generates a valid policy and `n_facts` fact sets from `data`.
+/// The limits generated policies are parsed with: the defaults without
+/// the budget of unshared passes (`Limits::max_unshared_passes`), which
+/// random globs and regexes on one fact may pass; `tests/cost.rs` tests
+/// that limit.
+pub fn limits() -> mailpolicy::Limits {
+    mailpolicy::Limits {
+        max_unshared_passes: usize::MAX,
+        ..mailpolicy::Limits::default()
+    }
+}
+
 pub fn generate(data: &[u8], n_facts: usize) -> Case {
     let mut c = Choices::new(data);
     let mut g = Gen {
