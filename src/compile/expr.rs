@@ -978,14 +978,32 @@ type Placed = BTreeMap<ScanKey, (Arc<ScanGroup>, Box<[u16]>)>;
 /// group's tries; the next leaf scans once, as before. The bound holds:
 /// one such test per fact and evaluation (a set has at most ~32,000
 /// names, a pattern is one glob or one anchored literal regex).
-fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed, direct: &mut u32) {
+fn rewrite_scans(
+    c: &mut CExpr,
+    sets: u64,
+    groups: &Placed,
+    direct: &mut u32,
+    per_fact: &mut [usize; 64],
+) {
     match c {
-        CExpr::Not(inner) => rewrite_scans(inner, sets, groups, direct),
+        CExpr::Not(inner) => rewrite_scans(inner, sets, groups, direct, per_fact),
         CExpr::And(parts) | CExpr::Or(parts) => parts
             .iter_mut()
-            .for_each(|p| rewrite_scans(p, sets, groups, direct)),
+            .for_each(|p| rewrite_scans(p, sets, groups, direct, per_fact)),
         leaf => {
+            // What the leaf costs when it stays a leaf (counted per fact).
+            let unshared = |leaf: &CExpr, per_fact: &mut [usize; 64]| {
+                let fact = match leaf {
+                    CExpr::Globs { id, .. } | CExpr::All { id, .. } => Some(*id),
+                    CExpr::Leaf(kind) => leaf_fact(kind),
+                    _ => None,
+                };
+                if let Some(n) = fact.and_then(|f| per_fact.get_mut(usize::from(f.0))) {
+                    *n = n.saturating_add(leaf_passes(leaf));
+                }
+            };
             let Some(key) = scan_key(leaf, sets) else {
+                unshared(leaf, per_fact);
                 return;
             };
             if let Some((group, bits)) = groups.get(&key) {
@@ -997,6 +1015,7 @@ fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed, direct: &mut u32) {
                 let slot = 1u32.checked_shl(group.slot as u32).unwrap_or(0);
                 if group.is_literal() && one_pattern && *direct & slot == 0 {
                     *direct |= slot;
+                    unshared(leaf, per_fact);
                     return;
                 }
                 let old = std::mem::replace(leaf, CExpr::Const(false));
@@ -1005,6 +1024,8 @@ fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed, direct: &mut u32) {
                     bits: bits.clone(),
                     leaf: Box::new(old),
                 };
+            } else {
+                unshared(leaf, per_fact);
             }
         }
     }
@@ -1017,7 +1038,7 @@ fn rewrite_scans(c: &mut CExpr, sets: u64, groups: &Placed, direct: &mut u32) {
 /// used or tried is taken off), [`MAX_GROUPS`] and the memo's bits;
 /// rewrites those leaves to read their group's answer. Returns whether
 /// any group was made.
-pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) -> bool {
+pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) -> (bool, usize) {
     let mut leaves = Vec::new();
     for c in conds.iter() {
         collect_scans(c, sets, &mut leaves);
@@ -1135,14 +1156,15 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
             size = by_work.max(by_slots).min(by_bytes).clamp(1, GROUP_PATTERNS);
         }
     }
-    if groups.is_empty() {
-        return false;
-    }
     let mut direct = 0;
+    let mut per_fact = [0usize; 64];
     for c in conds.iter_mut() {
-        rewrite_scans(c, sets, &groups, &mut direct);
+        rewrite_scans(c, sets, &groups, &mut direct, &mut per_fact);
     }
-    true
+    (
+        !groups.is_empty(),
+        per_fact.iter().copied().max().unwrap_or(0),
+    )
 }
 
 /// What group building may still use.

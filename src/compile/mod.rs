@@ -72,6 +72,9 @@ pub(crate) struct Compiled {
     /// Some leaves read shared scans ([`crate::scan`]): evaluate through a
     /// [`ScanSource`] to keep their answers.
     scans: bool,
+    /// The most passes ([`crate::Limits::max_unshared_passes`]) the
+    /// leaves no shared scan answers make over one fact's value.
+    unshared_max: usize,
     /// Per rule: the top-level conjuncts of its condition (bit `i`: part
     /// `i` of its `and`, or bit 0 for a lone leaf) that test only a table
     /// key. Every rule a cell proposes is certainly true on those there
@@ -192,7 +195,7 @@ impl Compiled {
         let sets = (0..model.facts.len().min(64))
             .filter(|&i| model.facts.get(FactId(i as u16)).ty == FactType::StringSet)
             .fold(0u64, |m, i| m | 1 << i);
-        let scans = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
+        let (scans, unshared_max) = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let gate::Gates {
             gates,
@@ -246,6 +249,7 @@ impl Compiled {
                 return Compiled {
                     conds,
                     scans,
+                    unshared_max,
                     skip,
                     proves: proves.into(),
                     proved: proved.into(),
@@ -268,6 +272,11 @@ impl Compiled {
     /// regex and glob leaves no shared scan answers, counted per fact in
     /// rule order ([`expr::unshared_past`]).
     pub(crate) fn unshared_past(&self, model: &Model, limit: usize) -> Option<expr::Past> {
+        // Counted while the leaves were rewritten; the leaf is looked for
+        // (with the checked conditions' spans) only past the limit.
+        if self.unshared_max <= limit {
+            return None;
+        }
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         expr::unshared_past(&self.conds, &whens, limit)
     }
