@@ -260,7 +260,7 @@ impl Glob {
     }
 
     /// What one match costs, in passes over the text (see
-    /// [`crate::Limits::max_unshared_passes`]): 0 for a glob that does not
+    /// [`crate::Limits::max_scan_passes`]): 0 for a glob that does not
     /// search (it reads only its own length), else 1 for parts of ASCII
     /// characters found with KMP (~0.1 ms on 64 KB), 2 when a part has a
     /// `?` (Shift-And: ~0.25 ms), 4 when a part has a non-ASCII character

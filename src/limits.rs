@@ -60,22 +60,25 @@ pub struct Limits {
     /// are not run and fail with a positioned `limit` message.
     pub max_test_work: usize,
     /// Most passes over one fact's value that an evaluation may make
-    /// outside the shared scans (`docs/LIMITS.md`, "Shared scans"): the
-    /// regex and glob leaves that no group answers are matched one by one,
-    /// and each that searches its value reads it once per evaluation. A
-    /// pass is what a DFA or a plain glob part costs (0.10–0.15 ms on
-    /// 64 KB, release build): a regex that searches (all but
-    /// start-anchored regexes of bounded length) costs 1, a glob that
-    /// searches (`*a*`, `a*b*`) 1, or 2 with a `?` in a part, or 4 with a
-    /// non-ASCII character in a part (on a set fact: a pass over all its
-    /// names), and a regex with a Unicode `\b`
-    /// [`UNICODE_BOUNDARY_PASSES`] (an NFA on non-ASCII text). A
-    /// policy whose unshared leaves on one fact cost more is refused with
-    /// a positioned `limit` error at the first leaf past the budget. The
-    /// default keeps them under about 1 ms per evaluation on a 64 KB value
-    /// (`docs/LIMITS.md`); since each fact has its own budget, an
-    /// evaluation reads at most this many times the facts' bytes.
-    pub max_unshared_passes: usize,
+    /// (`docs/LIMITS.md`, "Shared scans"): each shared scan of the fact is
+    /// one (a DFA group of up to 256 patterns, a parts group; a pair group
+    /// one per DFA it runs; a literal group none: its walks read at most
+    /// its deepest key's length), and so is each regex and glob leaf that
+    /// no scan answers and that searches its value. A pass is what a DFA
+    /// or a plain glob part costs (0.07–0.14 ms on 64 KB, release build,
+    /// load 3–5): a regex that searches (all but start-anchored regexes of
+    /// bounded length) costs 1, a glob that searches (`*a*`, `a*b*`) 1, or
+    /// 2 with a `?` in a part, or 4 with a non-ASCII character in a part,
+    /// and a regex with a Unicode `\b` [`UNICODE_BOUNDARY_PASSES`] (an NFA
+    /// on non-ASCII text). On a set fact every name is tested: a search
+    /// costs 3 times its passes, any other glob or regex leaf 1. A policy
+    /// whose scans and leaves on one fact cost more is refused with a
+    /// positioned `limit` error at the first leaf past the budget (a
+    /// shared scan is paid by its first reader). The default keeps an
+    /// evaluation under about 1 ms on a 64 KB value (`docs/LIMITS.md`);
+    /// since each fact has its own budget, an evaluation reads at most this
+    /// many times the facts' bytes.
+    pub max_scan_passes: usize,
     /// The linter's work budget per megabyte of policy source (a policy under
     /// 1 MB gets one megabyte's worth). A unit is one step of its search or
     /// of its string automata, counted as it is done (about 25 million a
@@ -95,7 +98,7 @@ pub const REGEX_BYTES_PER_SOURCE_BYTE: usize = 16;
 /// linear in the policy (about 0.7 s per MB).
 pub const TEST_WORK_PER_SOURCE_BYTE: usize = 10;
 
-/// The passes ([`Limits::max_unshared_passes`]) a regex with a Unicode
+/// The passes ([`Limits::max_scan_passes`]) a regex with a Unicode
 /// word boundary (`\b` without `(?-u)`) costs when no shared scan answers
 /// it: on non-ASCII text it runs as an NFA, measured at 0.8–5 ms on a
 /// 64 KB value for patterns like `\bx+0\b`, `\b\w+0\b`, `\b.{3}z0`
@@ -107,8 +110,8 @@ pub const UNICODE_BOUNDARY_PASSES: usize = 32;
 /// stack-allocated table of this many built-in plus custom slots.
 pub const MAX_FACT_SLOTS: usize = 64;
 
-/// [`Limits::max_unshared_passes`]'s default.
-const DEFAULT_UNSHARED_PASSES: usize = 6;
+/// [`Limits::max_scan_passes`]'s default.
+const DEFAULT_SCAN_PASSES: usize = 6;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -128,7 +131,7 @@ impl Default for Limits {
             max_facts_objects: 10_000,
             max_explain_chars: 200,
             max_test_work: 10_000_000,
-            max_unshared_passes: DEFAULT_UNSHARED_PASSES,
+            max_scan_passes: DEFAULT_SCAN_PASSES,
             lint_work_per_mb: 32_000_000,
         }
     }

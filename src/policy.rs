@@ -121,14 +121,14 @@ impl Policy {
         match model {
             Some(model) => {
                 let compiled = Compiled::new(&model);
-                if let Some(past) = compiled.unshared_past(&model, limits.max_unshared_passes) {
-                    let d = check::unshared_passes_error(
+                if let Some(past) = compiled.passes_past(&model, limits.max_scan_passes) {
+                    let d = check::scan_passes_error(
                         source,
                         past.span,
                         model.rules.get(past.rule).map_or("", |r| r.name.as_str()),
                         &model.facts.get(past.fact).name,
                         past.passes,
-                        limits.max_unshared_passes,
+                        limits.max_scan_passes,
                     );
                     return Err(ParseError::from_diagnostics(source, vec![d]));
                 }

@@ -313,7 +313,7 @@ fn facts() -> impl Strategy<Value = Facts> {
 /// The default limits without the budget of unshared passes.
 fn unbounded() -> mailpolicy::Limits {
     mailpolicy::Limits {
-        max_unshared_passes: usize::MAX,
+        max_scan_passes: usize::MAX,
         ..mailpolicy::Limits::default()
     }
 }

@@ -107,8 +107,23 @@ fn a_long_glob_on_a_long_value_is_linear() {
 
 #[test]
 fn regexes_are_bounded_in_total_and_per_match() {
-    // 50 rules of a regex whose lazy DFA thrashes, on a 64 KB value.
-    let p = Policy::parse(&attack::big_dfa_regex_rules()).unwrap();
+    // 50 rules of a regex whose lazy DFA thrashes, on a 64 KB value. Their
+    // DFAs are large: several groups, each a pass over every name of
+    // `virus` (3 passes' worth on a set): past the scan budget.
+    let src = attack::big_dfa_regex_rules();
+    let err = Policy::parse(&src).expect_err("past the scan budget");
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.code.as_str(), "limit");
+    assert!(
+        d.message.contains("read its value") && d.message.contains("fact `virus`"),
+        "{}",
+        d.message
+    );
+    let lots = Limits {
+        max_scan_passes: 1_000,
+        ..Limits::default()
+    };
+    let p = Policy::parse_with_limits(&src, &lots).unwrap();
     let text = "ab".repeat(32 * 1024);
     let f = Facts::new().virus(text.clone());
     let d = timed("50 regexes on a 64 KB value", text.len(), || p.evaluate(&f));
@@ -406,8 +421,17 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         Some("g99")
     );
     // Unanchored (contains) globs on a 60 KB value of the letter they start
-    // with: the DFA cannot skip ahead.
-    let p = Policy::parse(&attack::contains_glob_rules(1_000)).expect("parses");
+    // with: the DFA cannot skip ahead. On `virus`, a set, their groups pass
+    // the scan budget (each reads every name: 3 passes' worth); with the
+    // budget lifted, the groups answer them.
+    let src = attack::contains_glob_rules(1_000);
+    let err = Policy::parse(&src).expect_err("past the scan budget");
+    assert_eq!(err.diagnostics()[0].code.as_str(), "limit");
+    let lots = Limits {
+        max_scan_passes: 1_000,
+        ..Limits::default()
+    };
+    let p = Policy::parse_with_limits(&src, &lots).expect("parses");
     let value = "x".repeat(60 * 1024);
     let f = Facts::new().virus(value.clone());
     assert_eq!(
@@ -444,8 +468,9 @@ fn regex_and_glob_leaves_on_one_fact_share_one_pass() {
         per_evaluation("200 `*xN*y` globs on 64 KB, some match", &p, &f).as_deref(),
         Some("g7")
     );
-    // Regexes whose own DFAs are large.
-    let p = Policy::parse(&attack::big_dfa_regex_rules()).expect("parses");
+    // Regexes whose own DFAs are large (past the scan budget on `virus`,
+    // see `regexes_are_bounded_in_total_and_per_match`).
+    let p = Policy::parse_with_limits(&attack::big_dfa_regex_rules(), &lots).expect("parses");
     let f = Facts::new().virus("ab".repeat(32 * 1024));
     assert_eq!(
         per_evaluation("50 [ab]{200}cN regexes on 64 KB", &p, &f),
@@ -504,7 +529,7 @@ fn open_globs_of_three_parts_share_one_pass() {
 }
 
 /// The `limit` error of a policy whose unshared leaves on one fact pass
-/// `Limits::max_unshared_passes`: at the leaf on `line` that crosses it.
+/// `Limits::max_scan_passes`: at the leaf on `line` that crosses it.
 fn unshared_limit_error(src: &str, limits: &Limits, line: usize, fact: &str) {
     let t = Instant::now();
     let err = Policy::parse_with_limits(src, limits).expect_err("refused");
@@ -521,7 +546,7 @@ fn unshared_limit_error(src: &str, limits: &Limits, line: usize, fact: &str) {
     assert!(
         d.message.contains(&format!(
             "more than the limit of {}",
-            limits.max_unshared_passes
+            limits.max_scan_passes
         )),
         "{}",
         d.message
@@ -532,7 +557,7 @@ fn unshared_limit_error(src: &str, limits: &Limits, line: usize, fact: &str) {
 fn unshared_leaves_are_counted_per_fact() {
     let limits = Limits::default();
     let lots = Limits {
-        max_unshared_passes: 100_000,
+        max_scan_passes: 100_000,
         ..Limits::default()
     };
     // A regex with a Unicode `\b` is an NFA on non-ASCII text (3-5 ms on

@@ -58,7 +58,7 @@ fn policy(fact: &'static str) -> impl Strategy<Value = String> {
 /// The default limits without the budget of unshared passes.
 fn unbounded() -> mailpolicy::Limits {
     mailpolicy::Limits {
-        max_unshared_passes: usize::MAX,
+        max_scan_passes: usize::MAX,
         ..mailpolicy::Limits::default()
     }
 }

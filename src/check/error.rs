@@ -171,9 +171,9 @@ pub(super) enum CheckErrorKind {
     EmptyRegex,
     /// The policy's regexes together above the compiled-regex budget.
     RegexBudget { limit: usize },
-    /// The leaves no shared scan answers read one fact's value more than
-    /// `max_unshared_passes` times per evaluation.
-    UnsharedPasses {
+    /// The shared scans of one fact and the leaves no scan answers read its
+    /// value more than `max_scan_passes` times per evaluation.
+    ScanPasses {
         fact: String,
         passes: usize,
         limit: usize,
@@ -232,7 +232,7 @@ impl CheckErrorKind {
             UnknownRule { .. } => Code::UnknownRule,
             GivenTwice { .. } => Code::DuplicateItem,
             EmptyRegex | RegexTooBig { .. } | RegexSyntax { .. } => Code::InvalidRegex,
-            RegexBudget { .. } | UnsharedPasses { .. } => Code::Limit,
+            RegexBudget { .. } | ScanPasses { .. } => Code::Limit,
             CidrHostBits { .. } | InvalidCidr { .. } => Code::InvalidCidr,
         }
     }
@@ -328,12 +328,12 @@ impl CheckErrorKind {
             RegexBudget { limit } => format!(
                 "the policy's regexes compile to more than the limit of {limit} bytes together"
             ),
-            UnsharedPasses {
+            ScanPasses {
                 fact,
                 passes,
                 limit,
             } => format!(
-                "the globs and regexes on fact `{fact}` that are matched one by one read its value {passes} times per evaluation, more than the limit of {limit}"
+                "the globs and regexes on fact `{fact}` read its value {passes} times per evaluation, more than the limit of {limit}"
             ),
             RegexTooBig { .. } => "invalid regex: the compiled regex is too big".into(),
             RegexSyntax { detail, .. } => format!("invalid regex: {detail}"),
@@ -428,8 +428,8 @@ impl CheckErrorKind {
                     .into(),
             ),
             RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
-            UnsharedPasses { .. } => Some(format!(
-                "these leaves are not answered by the fact's shared scans (docs/LIMITS.md); a regex with a Unicode `\\b` counts as {} passes: write `(?-u:\\b)` for an ASCII word boundary, or use fewer such globs and regexes",
+            ScanPasses { .. } => Some(format!(
+                "each shared scan of the fact (up to 256 patterns) is a pass, and so is each glob or regex no scan answers; a search over a set's names counts 3, a regex with a Unicode `\\b` {} (docs/LIMITS.md): use prefix or suffix globs (they cost nothing), fewer patterns, `(?-u:\\b)` for an ASCII word boundary, or raise `Limits::max_scan_passes`",
                 crate::limits::UNICODE_BOUNDARY_PASSES
             )),
             RegexTooBig { limit } => Some(format!(

@@ -1296,9 +1296,9 @@ fn op_str(op: Op) -> &'static str {
 }
 
 /// The `limit` error of a policy whose unshared leaves read fact `fact`
-/// `passes` times per evaluation ([`Limits::max_unshared_passes`]), at
+/// `passes` times per evaluation ([`Limits::max_scan_passes`]), at
 /// the first leaf past the limit (`span`, in rule `rule`).
-pub(crate) fn unshared_passes_error(
+pub(crate) fn scan_passes_error(
     src: &str,
     span: Span,
     rule: &str,
@@ -1306,7 +1306,7 @@ pub(crate) fn unshared_passes_error(
     passes: usize,
     limit: usize,
 ) -> Diagnostic {
-    let kind = CheckErrorKind::UnsharedPasses {
+    let kind = CheckErrorKind::ScanPasses {
         fact: fact.to_owned(),
         passes,
         limit,

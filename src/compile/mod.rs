@@ -72,9 +72,9 @@ pub(crate) struct Compiled {
     /// Some leaves read shared scans ([`crate::scan`]): evaluate through a
     /// [`ScanSource`] to keep their answers.
     scans: bool,
-    /// The most passes ([`crate::Limits::max_unshared_passes`]) the
-    /// leaves no shared scan answers make over one fact's value.
-    unshared_max: usize,
+    /// The most passes ([`crate::Limits::max_scan_passes`]) an evaluation
+    /// makes over one fact's value (see [`expr::passes_past`]).
+    passes_max: usize,
     /// Per rule: the top-level conjuncts of its condition (bit `i`: part
     /// `i` of its `and`, or bit 0 for a lone leaf) that test only a table
     /// key. Every rule a cell proposes is certainly true on those there
@@ -164,6 +164,13 @@ impl Key {
     }
 }
 
+/// The facts that hold sets of names (bit `id`).
+fn set_facts(model: &Model) -> u64 {
+    (0..model.facts.len().min(64))
+        .filter(|&i| model.facts.get(FactId(i as u16)).ty == FactType::StringSet)
+        .fold(0u64, |m, i| m | 1 << i)
+}
+
 /// A rule's index and decision.
 pub(crate) fn decision(model: &Model, rule: Option<usize>) -> Decision<'_> {
     match rule.and_then(|i| model.rules.get(i)) {
@@ -191,11 +198,8 @@ impl Compiled {
             })
             .collect();
         let mut conds = conds;
-        // The facts that hold sets of names (bit `id`).
-        let sets = (0..model.facts.len().min(64))
-            .filter(|&i| model.facts.get(FactId(i as u16)).ty == FactType::StringSet)
-            .fold(0u64, |m, i| m | 1 << i);
-        let (scans, unshared_max) = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
+        let sets = set_facts(model);
+        let (scans, passes_max) = expr::share_scans(&mut conds, sets, &mut shared.regex_budget);
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
         let gate::Gates {
             gates,
@@ -249,7 +253,7 @@ impl Compiled {
                 return Compiled {
                     conds,
                     scans,
-                    unshared_max,
+                    passes_max,
                     skip,
                     proves: proves.into(),
                     proved: proved.into(),
@@ -268,17 +272,18 @@ impl Compiled {
         }
     }
 
-    /// The first leaf past [`crate::Limits::max_unshared_passes`]: the
-    /// regex and glob leaves no shared scan answers, counted per fact in
-    /// rule order ([`expr::unshared_past`]).
-    pub(crate) fn unshared_past(&self, model: &Model, limit: usize) -> Option<expr::Past> {
+    /// The first leaf past [`crate::Limits::max_scan_passes`]: the passes
+    /// over a fact's value that its shared scans and the regex and glob
+    /// leaves no scan answers cost per evaluation, counted per fact in
+    /// rule order ([`expr::passes_past`]).
+    pub(crate) fn passes_past(&self, model: &Model, limit: usize) -> Option<expr::Past> {
         // Counted while the leaves were rewritten; the leaf is looked for
         // (with the checked conditions' spans) only past the limit.
-        if self.unshared_max <= limit {
+        if self.passes_max <= limit {
             return None;
         }
         let whens: Vec<Option<&Expr>> = model.rules.iter().map(|r| r.when.as_ref()).collect();
-        expr::unshared_past(&self.conds, &whens, limit)
+        expr::passes_past(&self.conds, &whens, set_facts(model), limit)
     }
 
     /// The index of the first rule whose condition is true (facts already in memory).

@@ -294,7 +294,7 @@ pub fn three_part_value() -> String {
 /// `n` rules of a regex with a Unicode word boundary on `sender`
 /// (`/\b\w+N\b/`): no DFA runs it on non-ASCII text, so each is an NFA
 /// pass of its own (3–5 ms on 64 KB); refused past
-/// `Limits::max_unshared_passes`.
+/// `Limits::max_scan_passes`.
 pub fn unicode_boundary_rules(n: usize) -> String {
     let mut src = String::new();
     for i in 0..n {
