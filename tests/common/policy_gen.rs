@@ -830,12 +830,12 @@ pub fn builtins() -> Vec<(String, Ty)> {
 
 /// Generates a valid policy and `n_facts` fact sets from `data`.
 /// The limits generated policies are parsed with: the defaults without
-/// the budget of unshared passes (`Limits::max_unshared_passes`), which
+/// the budget of scan passes (`Limits::max_scan_passes`), which
 /// random globs and regexes on one fact may pass; `tests/cost.rs` tests
 /// that limit.
 pub fn limits() -> mailpolicy::Limits {
     mailpolicy::Limits {
-        max_unshared_passes: usize::MAX,
+        max_scan_passes: usize::MAX,
         ..mailpolicy::Limits::default()
     }
 }
