@@ -657,8 +657,20 @@ fn shared_scans_are_counted_in_the_pass_budget() {
         assert_eq!(&src[d.span.start..d.span.start + fact.len()], fact);
         assert!(d.line <= n);
     }
-    // On a set, a search reads every name: a scan counts 3, so the
-    // second crosses 6 (the first group is 64 patterns: rule 64's leaf).
-    let err = Policy::parse(&rules(256, "virus")).expect_err("two scans of a set");
-    assert_eq!(err.diagnostics()[0].line, 65);
+    // On a set, a search reads every name: a scan counts 3. The two scans
+    // of 256 patterns are 2 passes on `sender`, 6 on `virus`: under a
+    // budget of 5 the second group's first leaf (rule 64) crosses it.
+    let five = Limits {
+        max_scan_passes: 5,
+        ..Limits::default()
+    };
+    Policy::parse_with_limits(&rules(256, "sender"), &five).expect("2 passes");
+    let err = Policy::parse_with_limits(&rules(256, "virus"), &five).expect_err("6 passes");
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.line, 65, "{}", d.message);
+    assert!(
+        d.message.contains("read its value 6 times"),
+        "{}",
+        d.message
+    );
 }
