@@ -229,9 +229,15 @@ fn facts(r: &mut Rng) -> Facts {
 fn random_set_policies_never_contradict_evaluation() {
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut unreachable, mut passes) = (0, 0);
+    let lifted = mailpolicy::Limits {
+        max_scan_passes: usize::MAX,
+        ..mailpolicy::Limits::default()
+    };
     for round in 0..250 {
         let src = policy(&mut r);
-        let p = Policy::parse(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+        // Random globs on a set may pass the scan budget (`tests/cost.rs`):
+        // what is tested here is the linter.
+        let p = Policy::parse_with_limits(&src, &lifted).unwrap_or_else(|e| panic!("{src}\n{e}"));
         let diags = p.check();
         unreachable += with(&diags, "unreachable-rule").len();
         let has = |code: &str, rule: &str| {
