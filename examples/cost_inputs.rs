@@ -57,7 +57,7 @@ fn write(dir: &Path) -> std::io::Result<()> {
     let virus_a = attack::long_string_facts("virus", 'a', 60 * 1024);
     let virus_x = attack::long_string_facts("virus", 'x', 60 * 1024);
     let sender_parts = format!("{{\"sender\": \"{}\"}}", attack::three_part_value());
-    let virus_ab = format!("{{\"virus\": \"{}\"}}", "ab".repeat(kb64 / 2));
+    let most_names = attack::most_names_facts();
     let ok = |extra: Vec<(&'static str, Option<String>)>| {
         let mut v: Vec<(&str, Option<String>)> = POLICY_STAGES.iter().map(|s| (*s, None)).collect();
         v.extend(extra);
@@ -113,9 +113,10 @@ fn write(dir: &Path) -> std::io::Result<()> {
             ok(vec![("eval", f(&sender_x))]),
         ),
         (
+            // Past `Limits::max_scan_passes` on `virus` (a set): refused.
             "1k-contains-globs-60k-value",
             attack::contains_glob_rules(1_000),
-            ok(vec![("eval", f(&virus_x)), ("fmt", None)]),
+            refused(),
         ),
         (
             "200-multipart-globs-64k-value",
@@ -148,9 +149,17 @@ fn write(dir: &Path) -> std::io::Result<()> {
             refused(),
         ),
         (
+            // Past `Limits::max_scan_passes` on `virus` (a set): refused.
             "50-big-dfa-regexes-64k-value",
             attack::big_dfa_regex_rules(),
-            ok(vec![("eval", f(&virus_ab))]),
+            refused(),
+        ),
+        (
+            // At the scan budget: two DFA groups on a set fact (6 passes),
+            // on one 64 KB string and on the most names 64 KiB holds.
+            "256-dfa-regexes-on-a-set",
+            attack::dfa_regex_rules(256, "virus"),
+            ok(vec![("eval", f(&virus_x)), ("eval", f(&most_names))]),
         ),
         (
             "10k-rules-explain-64k-value",

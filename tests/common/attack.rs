@@ -220,6 +220,39 @@ pub fn big_set_facts(bytes: usize) -> String {
     json
 }
 
+/// `n` rules of a regex that makes a DFA group grow (`/xN[0-9]+y/`) on
+/// `fact`: 256 of them are two groups, at the scan budget on a set fact.
+pub fn dfa_regex_rules(n: usize, fact: &str) -> String {
+    (0..n)
+        .map(|i| format!("rule \"r{i}\" {{ when {fact} matches /x{i}[0-9]+y/ then reject }}\n"))
+        .collect()
+}
+
+/// Facts whose `virus` holds as many distinct names as 64 KiB allows
+/// (17,345 names of two and three characters, each starting with `x`
+/// where it can: every name starts a DFA group's patterns).
+pub fn most_names_facts() -> String {
+    let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    let mut names = Vec::new();
+    let mut bytes = 0;
+    let two = chars.iter().flat_map(|&a| chars.iter().map(move |&b| format!("{a}{b}")));
+    let three = chars.iter().flat_map(|&a| {
+        let chars = chars.clone();
+        chars
+            .clone()
+            .into_iter()
+            .flat_map(move |b| chars.clone().into_iter().map(move |c| format!("{a}{b}{c}")))
+    });
+    for name in two.chain(three) {
+        if bytes + name.len() + 1 > 64 * 1024 {
+            break;
+        }
+        bytes += name.len() + 1;
+        names.push(format!("\"{name}\""));
+    }
+    format!("{{\"virus\": [{}]}}", names.join(","))
+}
+
 /// A policy of `bytes` bytes that is one comment.
 pub fn one_comment(bytes: usize) -> String {
     let mut src = String::from("# ");
