@@ -235,7 +235,9 @@ pub fn most_names_facts() -> String {
     let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
     let mut names = Vec::new();
     let mut bytes = 0;
-    let two = chars.iter().flat_map(|&a| chars.iter().map(move |&b| format!("{a}{b}")));
+    let two = chars
+        .iter()
+        .flat_map(|&a| chars.iter().map(move |&b| format!("{a}{b}")));
     let three = chars.iter().flat_map(|&a| {
         let chars = chars.clone();
         chars
