@@ -1267,12 +1267,26 @@ fn build_pair_groups(
     b: &mut Build<'_>,
     out: &mut Placed,
 ) {
+    in_groups(keys, GROUP_PATTERNS, b, |chunk, b| {
+        build_pair_group(fact, chunk, b, out)
+    });
+}
+
+/// Cuts `keys` (each a glob list) into runs of whole lists of at most
+/// `max` globs, in order, and builds each with `build` while groups are
+/// left; a list longer than `max` is not shared.
+fn in_groups<T>(
+    keys: &[(&ScanKey, &[T])],
+    max: usize,
+    b: &mut Build<'_>,
+    mut build: impl FnMut(&[(&ScanKey, &[T])], &mut Build<'_>),
+) {
     let mut rest = keys;
     while !rest.is_empty() && b.slots < MAX_GROUPS {
         let mut n = 0usize;
         let mut globs = 0usize;
         for (_, p) in rest {
-            if globs + p.len() > GROUP_PATTERNS {
+            if globs + p.len() > max {
                 break;
             }
             globs += p.len();
@@ -1284,7 +1298,7 @@ fn build_pair_groups(
             continue;
         }
         let (chunk, tail) = rest.split_at(n);
-        build_pair_group(fact, chunk, b, out);
+        build(chunk, b);
         rest = tail;
     }
 }
@@ -1344,26 +1358,9 @@ fn build_parts_groups(
     b: &mut Build<'_>,
     out: &mut Placed,
 ) {
-    let mut rest = keys;
-    while !rest.is_empty() && b.slots < MAX_GROUPS {
-        let mut n = 0usize;
-        let mut globs = 0usize;
-        for (_, g) in rest {
-            if globs + g.len() > scan_parts::MAX_GLOBS {
-                break;
-            }
-            globs += g.len();
-            n += 1;
-        }
-        if n == 0 {
-            // A list longer than a group: not shared.
-            rest = rest.get(1..).unwrap_or_default();
-            continue;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        build_parts_group(fact, chunk, b, out);
-        rest = tail;
-    }
+    in_groups(keys, scan_parts::MAX_GLOBS, b, |chunk, b| {
+        build_parts_group(fact, chunk, b, out)
+    });
 }
 
 /// Work charged per byte of a parts group's globs when it is refused (its
