@@ -28,10 +28,32 @@ use crate::syntax::ast::*;
 /// Deeper parentheses are left to pest (the pre-pass bounds them anyway).
 const MAX_DEPTH: usize = 64;
 
-/// Words that are never names (the grammar's `keyword`).
-const KEYWORDS: [&str; 10] = [
-    "and", "or", "not", "in", "matches", "known", "true", "then", "false", "when",
-];
+/// Whether `w` is a word that is never a name (the grammar's `keyword`:
+/// `and or not in matches known true then false when`); one match on the
+/// bytes, which the compiler dispatches on the length first.
+fn is_keyword(w: &str) -> bool {
+    matches!(
+        w.as_bytes(),
+        b"and"
+            | b"or"
+            | b"not"
+            | b"in"
+            | b"matches"
+            | b"known"
+            | b"true"
+            | b"then"
+            | b"false"
+            | b"when"
+    )
+}
+
+/// Whether the word `w` (a run of `ident_char`s) is an `ident`.
+fn is_ident(w: &str) -> bool {
+    w.as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && !is_keyword(w)
+}
 
 /// Reads items of `src[at..end]` from `at` (an item start or the whitespace
 /// before one) into `items`, as long as the fast path reads them; `previous`
@@ -242,18 +264,20 @@ impl<'s> Reader<'s, '_> {
 
     /// Whether an `ident` starts here.
     fn at_ident(&self) -> bool {
-        let w = self.word();
-        w.as_bytes()
-            .first()
-            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-            && !KEYWORDS.contains(&w)
+        is_ident(self.word())
     }
 
     fn ident(&mut self) -> Option<Name> {
-        if !self.at_ident() {
+        let w = self.word();
+        self.name(w)
+    }
+
+    /// The `ident` `w` (the word at the current place), taken; `None` if
+    /// `w` is not one.
+    fn name(&mut self, w: &str) -> Option<Name> {
+        if !is_ident(w) {
             return None;
         }
-        let w = self.word();
         let start = self.pos;
         self.pos += w.len();
         Some(Name {
@@ -496,7 +520,9 @@ impl<'s> Reader<'s, '_> {
         mut item: impl FnMut(&mut Self) -> Option<T>,
         another: impl Fn(&mut Self) -> bool,
     ) -> Option<Vec<T>> {
-        let mut out = vec![item(self)?];
+        // Room for a few items at once (a `Vec` of one grows to four).
+        let mut out = Vec::with_capacity(4);
+        out.push(item(self)?);
         loop {
             let save = self.pos;
             self.skip();
@@ -567,7 +593,9 @@ impl<'s> Reader<'s, '_> {
     /// `not_expr ((or | and) not_expr)*`, grouped as the builder groups it.
     fn operands(&mut self) -> Option<Cond> {
         let mut ors = Vec::new();
-        let mut ands = vec![self.not_expr()?];
+        // Room for a few operands at once (a `Vec` of one grows to four).
+        let mut ands = Vec::with_capacity(4);
+        ands.push(self.not_expr()?);
         loop {
             let save = self.pos;
             self.skip();
@@ -584,6 +612,9 @@ impl<'s> Reader<'s, '_> {
                 ors.push(group(std::mem::take(&mut ands), Cond::And)?);
             }
             ands.push(c);
+        }
+        if ors.is_empty() {
+            return group(ands, Cond::And);
         }
         ors.push(group(ands, Cond::And)?);
         group(ors, Cond::Or)
@@ -637,7 +668,7 @@ impl<'s> Reader<'s, '_> {
             }
             _ => {}
         }
-        let name = self.ident()?;
+        let name = self.name(w)?;
         let save = self.pos;
         self.skip();
         if self.at_tail() {
