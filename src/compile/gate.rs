@@ -42,7 +42,9 @@ pub(crate) type Range = (u32, u32);
 enum Atom<'m> {
     Exact(&'m str, bool),
     Net(&'m IpNet, bool),
-    Glob(&'m Glob, bool),
+    /// A glob's anchor ([`glob_anchor`]: the literal prefix, or the
+    /// suffix when the second flag is set) and the proof flag.
+    Glob(&'m str, bool, bool),
 }
 
 /// How selective a gate is (lower is better).
@@ -63,10 +65,15 @@ fn rank(atoms: &[Atom<'_>]) -> u8 {
 /// both are empty. Borrowed: no copy per glob.
 fn glob_anchor(g: &Glob) -> Option<(&str, bool)> {
     let s = g.source.as_str();
-    let wild = |c: char| matches!(c, '*' | '?');
-    // `*` and `?` are one byte each, so `i + 1` is a character boundary.
-    let prefix = s.get(..s.find(wild).unwrap_or(s.len())).unwrap_or("");
-    let suffix = s.get(s.rfind(wild).map_or(0, |i| i + 1)..).unwrap_or("");
+    let wild = |b: &u8| matches!(b, b'*' | b'?');
+    // `*` and `?` are one byte each (no other character's bytes are
+    // ASCII), so their byte positions and `i + 1` are character boundaries.
+    let prefix = s
+        .get(..s.bytes().position(|b| wild(&b)).unwrap_or(s.len()))
+        .unwrap_or("");
+    let suffix = s
+        .get(s.bytes().rposition(|b| wild(&b)).map_or(0, |i| i + 1)..)
+        .unwrap_or("");
     if prefix.is_empty() && suffix.is_empty() {
         None
     } else if prefix.chars().count() >= suffix.chars().count() {
@@ -78,14 +85,14 @@ fn glob_anchor(g: &Glob) -> Option<(&str, bool)> {
     }
 }
 
-/// Whether a glob is its anchor ([`glob_anchor`]) and stars only: `"P*"`
+/// Whether a glob is its anchor (`anchor`, its [`glob_anchor`]) and stars only: `"P*"`
 /// or `"*S"` with no `*` or `?` in `P` or `S`. Such a glob matches a text
 /// exactly when the text's folded characters start with `P`'s (end with
 /// `S`'s): exactly when the gate's walk reaches the anchor's node (the
 /// trie and [`Glob`] fold character by character with the same [`fold`]).
-fn glob_is_anchor(g: &Glob) -> bool {
+fn glob_is_anchor(g: &Glob, anchor: Option<(&str, bool)>) -> bool {
     let s = g.source.as_str();
-    match glob_anchor(g) {
+    match anchor {
         Some((a, false)) => s
             .get(a.len()..)
             .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b == b'*')),
@@ -160,8 +167,9 @@ fn atoms<'m>(
                 return None;
             }
             for g in globs.iter() {
-                glob_anchor(g)?;
-                out.push(Atom::Glob(g, proof && glob_is_anchor(g)));
+                let anchor = glob_anchor(g);
+                let (key, suffix) = anchor?;
+                out.push(Atom::Glob(key, suffix, proof && glob_is_anchor(g, anchor)));
             }
             Some(*id)
         }
@@ -171,33 +179,38 @@ fn atoms<'m>(
 
 /// The best gate of a rule's condition: a required conjunct on a string/ip
 /// fact, with its place as a skip mask (bit `i`: part `i` of a top-level
-/// `and`; bit 0: the whole condition; 0 past 64 parts).
+/// `and`; bit 0: the whole condition; 0 past 64 parts). Its atoms are
+/// appended to `best` (each conjunct's are gathered in `scratch` first):
+/// two buffers for all the rules, not a `Vec` per rule.
 fn rule_gate<'m>(
     e: &'m Expr,
     table: &FactTable,
     cap: usize,
-) -> Option<(FactId, Vec<Atom<'m>>, u64)> {
+    scratch: &mut Vec<Atom<'m>>,
+    best: &mut Vec<Atom<'m>>,
+) -> Option<(FactId, u64)> {
     let conjuncts: &[Expr] = match &e.kind {
         ExprKind::And(parts) => parts,
         _ => std::slice::from_ref(e),
     };
-    let mut best: Option<(FactId, Vec<Atom<'m>>, u64)> = None;
+    let mark = best.len();
+    let mut found: Option<(FactId, u64)> = None;
     for (i, c) in conjuncts.iter().enumerate() {
-        let mut out = Vec::new();
-        if let Some(id) = atoms(&c.kind, table, &mut out, cap, true) {
-            let better = match &best {
-                None => true,
-                Some((_, b, _)) => {
-                    rank(&out) < rank(b) || (rank(&out) == rank(b) && out.len() < b.len())
-                }
-            };
+        scratch.clear();
+        if let Some(id) = atoms(&c.kind, table, scratch, cap, true) {
+            let b = best.get(mark..).unwrap_or(&[]);
+            let better = found.is_none()
+                || rank(scratch) < rank(b)
+                || (rank(scratch) == rank(b) && scratch.len() < b.len());
             if better {
                 let place = 1u64.checked_shl(i as u32).unwrap_or(0);
-                best = Some((id, out, place));
+                found = Some((id, place));
+                best.truncate(mark);
+                best.append(scratch);
             }
         }
     }
-    best
+    found
 }
 
 /// Posting lists being built: rule indices, and per posting whether it
@@ -266,24 +279,34 @@ impl FrozenTrie {
         }
         // Every key's folded bytes, in one buffer.
         let mut bytes: Vec<u8> = Vec::new();
-        let mut spans: Vec<(u32, u32, u32, bool)> = Vec::with_capacity(keys.len());
+        // Per key: its first 8 folded bytes as a number (see [`key8`]: the
+        // sort compares integers first), its bytes' place, rule and flag.
+        let mut spans: Vec<(u64, u32, u32, u32, bool)> = Vec::with_capacity(keys.len());
         let mut buf = [0u8; 4];
         for &(k, rule, proves) in keys {
             let start = bytes.len();
-            for c in k.chars() {
-                bytes.extend_from_slice(fold(c).encode_utf8(&mut buf).as_bytes());
-            }
-            if reversed {
-                if let Some(b) = bytes.get_mut(start..) {
-                    b.reverse();
+            if k.is_ascii() {
+                bytes.extend(k.bytes().map(|b| b.to_ascii_lowercase()));
+            } else {
+                for c in k.chars() {
+                    bytes.extend_from_slice(fold(c).encode_utf8(&mut buf).as_bytes());
                 }
             }
-            spans.push((start as u32, bytes.len() as u32, rule, proves));
+            let folded = bytes.get_mut(start..).unwrap_or_default();
+            if reversed {
+                folded.reverse();
+            }
+            let mut head = [0u8; 8];
+            for (h, x) in head.iter_mut().zip(folded.iter()) {
+                *h = *x;
+            }
+            let k8 = u64::from_be_bytes(head);
+            spans.push((k8, start as u32, bytes.len() as u32, rule, proves));
         }
-        let key = |&(s, e, _, _): &(u32, u32, u32, bool)| {
+        let key = |&(_, s, e, _, _): &(u64, u32, u32, u32, bool)| {
             bytes.get(s as usize..e as usize).unwrap_or(&[])
         };
-        spans.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        spans.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a).cmp(key(b))));
         // Nodes are made in preorder; a node's children in byte order.
         let mut edges: Vec<(u32, u8, u32)> = Vec::new();
         let mut rules: Vec<Range> = vec![(0, 0)];
@@ -307,7 +330,7 @@ impl FrozenTrie {
                 if key(span) != k {
                     break;
                 }
-                run.push((span.2, span.3));
+                run.push((span.3, span.4));
                 i += 1;
             }
             let range = pool.store(&mut run);
@@ -317,11 +340,29 @@ impl FrozenTrie {
             prev = k;
         }
         // Children grouped by parent, in byte order (each parent's
-        // children were made in byte order).
-        let mut kids: Vec<Vec<(u8, u32)>> = vec![Vec::new(); rules.len()];
+        // children were made in byte order, and the counting sort keeps
+        // it): parent `p`'s are `kids[first[p]..first[p + 1]]`. One buffer,
+        // not a `Vec` per node.
+        let mut first = vec![0u32; rules.len() + 1];
+        for &(p, _, _) in &edges {
+            if let Some(f) = first.get_mut(p as usize + 1) {
+                *f += 1;
+            }
+        }
+        for i in 1..first.len() {
+            let before = first.get(i - 1).copied().unwrap_or(0);
+            if let Some(f) = first.get_mut(i) {
+                *f += before;
+            }
+        }
+        let mut kids: Vec<(u8, u32)> = vec![(0, 0); edges.len()];
+        let mut fill = first.clone();
         for &(p, c, n) in &edges {
-            if let Some(k) = kids.get_mut(p as usize) {
-                k.push((c, n));
+            if let Some(f) = fill.get_mut(p as usize) {
+                if let Some(slot) = kids.get_mut(*f as usize) {
+                    *slot = (c, n);
+                }
+                *f += 1;
             }
         }
         // Breadth-first renumbering: `order[i]` is the preorder node of
@@ -331,7 +372,11 @@ impl FrozenTrie {
         let mut span = Vec::with_capacity(rules.len());
         let mut at = 0;
         while let Some(&(n, _)) = order.get(at) {
-            let k = kids.get(n as usize).map(Vec::as_slice).unwrap_or(&[]);
+            let (a, b) = (
+                first.get(n as usize).copied().unwrap_or(0),
+                first.get(n as usize + 1).copied().unwrap_or(0),
+            );
+            let k = kids.get(a as usize..b as usize).unwrap_or(&[]);
             span.push((order.len() as u32, k.len() as u32));
             order.extend(k.iter().map(|&(c, m)| (m, c)));
             at += 1;
@@ -464,20 +509,19 @@ impl<T: Ord + Copy> Segments<T> {
         }
         starts.sort_unstable();
         starts.dedup();
-        let mut lists: Vec<Vec<(u32, bool)>> = vec![Vec::new(); starts.len()];
-        // Every segment visited counts, whether or not it gains a rule (a
-        // network repeated 10,000 times would otherwise walk its segments
-        // 10,000 times for free).
+        // `(segment, rule, proves)` for every segment a network covers, in
+        // one buffer (not a `Vec` per segment). Every segment visited
+        // counts, whether or not it gains a rule (a network repeated 10,000
+        // times would otherwise walk its segments 10,000 times for free).
+        let mut cover: Vec<(u32, u32, bool)> = Vec::with_capacity(items.len());
         let mut steps = 0usize;
         for &(s, e, r, p) in items.iter() {
             let mut i = starts.partition_point(|&x| x < s);
-            while let (Some(&x), Some(l)) = (starts.get(i), lists.get_mut(i)) {
+            while let Some(&x) = starts.get(i) {
                 if x > e {
                     break;
                 }
-                if l.last() != Some(&(r, p)) {
-                    l.push((r, p));
-                }
+                cover.push((i as u32, r, p));
                 steps += 1;
                 if steps > budget {
                     return None;
@@ -485,9 +529,21 @@ impl<T: Ord + Copy> Segments<T> {
                 i += 1;
             }
         }
+        cover.sort_unstable_by_key(|&(i, _, _)| i);
+        let mut lists = Vec::with_capacity(starts.len());
+        let mut run: Vec<(u32, bool)> = Vec::new();
+        let mut at = 0;
+        for i in 0..starts.len() as u32 {
+            run.clear();
+            while let Some(&(_, r, p)) = cover.get(at).filter(|c| c.0 == i) {
+                run.push((r, p));
+                at += 1;
+            }
+            lists.push(pool.store(&mut run));
+        }
         Some(Segments {
             starts: starts.into(),
-            lists: lists.iter_mut().map(|l| pool.store(l)).collect(),
+            lists: lists.into(),
         })
     }
 
@@ -608,8 +664,9 @@ impl Gate {
 /// At most this many facts get a gate.
 pub(crate) const MAX_GATES: usize = 6;
 
-/// A rule, its gate's atoms, and the place of its gate conjunct.
-type GatedRule<'m> = (u32, Vec<Atom<'m>>, u64);
+/// A rule, its gate's atoms (a range of the atoms' buffer), and the place
+/// of its gate conjunct.
+type GatedRule = (u32, std::ops::Range<usize>, u64);
 
 /// The gates of a policy.
 #[derive(Debug, Default)]
@@ -634,16 +691,23 @@ pub(crate) struct Gates {
 /// Builds the gates (see [`Gates`]).
 pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> Gates {
     let mut pool = Pool::default();
-    let mut per_fact: Vec<(FactId, Vec<GatedRule<'_>>)> = Vec::new();
+    let mut per_fact: Vec<(FactId, Vec<GatedRule>)> = Vec::new();
+    let mut all_atoms: Vec<Atom<'_>> = Vec::new();
+    let mut scratch = Vec::new();
     // Postings are rules × atoms: a 10,000-name list used by 3,000 rules
     // would be 30 million. Past this budget rules stay ungated (their
     // compiled condition, shared with the list's other uses, still runs).
     let mut atom_budget = 64 * rules.len() + 65_536;
     for (i, e) in rules.iter().enumerate() {
-        let Some((id, atoms, place)) = e.and_then(|e| rule_gate(e, table, atom_budget)) else {
+        let mark = all_atoms.len();
+        let Some((id, place)) =
+            e.and_then(|e| rule_gate(e, table, atom_budget, &mut scratch, &mut all_atoms))
+        else {
             continue;
         };
+        let atoms = mark..all_atoms.len();
         if atoms.len() > atom_budget {
+            all_atoms.truncate(mark);
             continue;
         }
         atom_budget -= atoms.len();
@@ -667,7 +731,7 @@ pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> Gates {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for (r, atoms, _) in &list {
-            for a in atoms {
+            for a in all_atoms.get(atoms.clone()).unwrap_or(&[]) {
                 match *a {
                     Atom::Exact(s, p) => exact.push((s, *r, p)),
                     Atom::Net(IpNet::V4(n), p) => {
@@ -676,11 +740,8 @@ pub(crate) fn build(rules: &[Option<&Expr>], table: &FactTable) -> Gates {
                     Atom::Net(IpNet::V6(n), p) => {
                         v6.push((u128::from(n.network()), u128::from(n.broadcast()), *r, p));
                     }
-                    Atom::Glob(g, p) => match glob_anchor(g) {
-                        Some((key, true)) => suffix.push((key, *r, p)),
-                        Some((key, false)) => prefix.push((key, *r, p)),
-                        None => {}
-                    },
+                    Atom::Glob(key, true, p) => suffix.push((key, *r, p)),
+                    Atom::Glob(key, false, p) => prefix.push((key, *r, p)),
                 }
             }
         }
