@@ -1268,7 +1268,7 @@ fn build_pair_groups(
     out: &mut Placed,
 ) {
     in_groups(keys, GROUP_PATTERNS, b, |chunk, b| {
-        build_pair_group(fact, chunk, b, out)
+        build_or_halve(chunk, b, out, &mut |k, b| try_pair_group(fact, k, b))
     });
 }
 
@@ -1303,12 +1303,12 @@ fn in_groups<T>(
     }
 }
 
-fn build_pair_group(
+/// Tries `keys` as one pair group.
+fn try_pair_group(
     fact: FactId,
     keys: &[(&ScanKey, &[(String, PairSecond)])],
     b: &mut Build<'_>,
-    out: &mut Placed,
-) {
+) -> Attempt {
     let globs: Vec<(&str, PairEnd<'_>)> = keys
         .iter()
         .flat_map(|(_, p)| {
@@ -1325,11 +1325,43 @@ fn build_pair_group(
     let limit = (*b.bytes).min(GROUP_MAX_BYTES).min(b.work / n.max(1));
     let memo_left = MEMO_BITS.saturating_sub(b.words * 64);
     if keys.is_empty() || b.slots >= MAX_GROUPS || limit < 4096 || n > memo_left {
-        return;
+        return Attempt::Skipped;
     }
     let built = ScanGroup::pairs(fact, b.slots, b.words, &globs, limit);
-    match b.charge(built, limit, n) {
-        Some(g) => {
+    Attempt::from(b.charge(built, limit, n))
+}
+
+/// What one attempt to build a shared group from some glob lists gave.
+enum Attempt {
+    /// Nothing was built, and halves would fare no better (no slot, memo
+    /// bits or budget left).
+    Skipped,
+    /// The group; its bits go to the lists' globs in order.
+    Built(Arc<ScanGroup>),
+    /// The group did not fit: each half may.
+    Refused,
+}
+
+impl From<Option<Arc<ScanGroup>>> for Attempt {
+    fn from(charged: Option<Arc<ScanGroup>>) -> Attempt {
+        charged.map_or(Attempt::Refused, Attempt::Built)
+    }
+}
+
+/// Builds `keys` (each a glob list) as one group with `attempt`, or, when
+/// it is refused, each half; a built group gives each list's globs
+/// consecutive bits, in order.
+fn build_or_halve<T, F>(
+    keys: &[(&ScanKey, &[T])],
+    b: &mut Build<'_>,
+    out: &mut Placed,
+    attempt: &mut F,
+) where
+    F: FnMut(&[(&ScanKey, &[T])], &mut Build<'_>) -> Attempt,
+{
+    match attempt(keys, b) {
+        Attempt::Skipped => {}
+        Attempt::Built(g) => {
             let mut bit = 0u16;
             for (key, p) in keys {
                 let bits: Box<[u16]> = (bit..bit + p.len() as u16).collect();
@@ -1337,11 +1369,11 @@ fn build_pair_group(
                 out.insert((*key).clone(), (Arc::clone(&g), bits));
             }
         }
-        None => {
+        Attempt::Refused => {
             if keys.len() > 1 {
                 let (x, y) = keys.split_at(keys.len() / 2);
-                build_pair_group(fact, x, b, out);
-                build_pair_group(fact, y, b, out);
+                build_or_halve(x, b, out, attempt);
+                build_or_halve(y, b, out, attempt);
             }
         }
     }
@@ -1359,7 +1391,7 @@ fn build_parts_groups(
     out: &mut Placed,
 ) {
     in_groups(keys, scan_parts::MAX_GLOBS, b, |chunk, b| {
-        build_parts_group(fact, chunk, b, out)
+        build_or_halve(chunk, b, out, &mut |k, b| try_parts_group(fact, k, b))
     });
 }
 
@@ -1367,39 +1399,19 @@ fn build_parts_groups(
 /// automaton was built: about this many bytes per byte of the parts).
 const PARTS_WORK_PER_BYTE: usize = 64;
 
-fn build_parts_group(
-    fact: FactId,
-    keys: &[(&ScanKey, &[Glob])],
-    b: &mut Build<'_>,
-    out: &mut Placed,
-) {
+/// Tries `keys` as one parts group.
+fn try_parts_group(fact: FactId, keys: &[(&ScanKey, &[Glob])], b: &mut Build<'_>) -> Attempt {
     let globs: Vec<&Glob> = keys.iter().flat_map(|(_, g)| g.iter()).collect();
     let n = globs.len();
     let bytes: usize = globs.iter().map(|g| g.source.len()).sum();
     let limit = bytes.saturating_mul(PARTS_WORK_PER_BYTE);
     let memo_left = MEMO_BITS.saturating_sub(b.words * 64);
     if keys.is_empty() || b.slots >= MAX_GROUPS || limit > b.work || n > memo_left {
-        return;
+        return Attempt::Skipped;
     }
     let built = ScanGroup::parts(fact, b.slots, b.words, &globs);
     // Linear to build: charged its bytes once, not per glob.
-    match b.charge(built, limit, 1) {
-        Some(g) => {
-            let mut bit = 0u16;
-            for (key, p) in keys {
-                let bits: Box<[u16]> = (bit..bit + p.len() as u16).collect();
-                bit += p.len() as u16;
-                out.insert((*key).clone(), (Arc::clone(&g), bits));
-            }
-        }
-        None => {
-            if keys.len() > 1 {
-                let (x, y) = keys.split_at(keys.len() / 2);
-                build_parts_group(fact, x, b, out);
-                build_parts_group(fact, y, b, out);
-            }
-        }
-    }
+    Attempt::from(b.charge(built, limit, 1))
 }
 
 /// The passes over its fact's value that a leaf costs per evaluation when
