@@ -380,18 +380,7 @@ impl Compiled {
         let mut n = 1usize;
         let mut last = u32::MAX;
         loop {
-            let mut best = u32::MAX;
-            let mut from = usize::MAX;
-            for (i, &(next, end)) in heads.iter().take(n).enumerate() {
-                if next < end {
-                    if let Some(&r) = self.lists.get(next as usize) {
-                        if r < best {
-                            best = r;
-                            from = i;
-                        }
-                    }
-                }
-            }
+            let (best, from) = self.smallest_head(heads.get(..n).unwrap_or_default());
             if pending != 0 {
                 let mut consulted = false;
                 for (i, (g, &m)) in self.gates.iter().zip(mins).enumerate() {
@@ -428,14 +417,9 @@ impl Compiled {
                 }
             }
             // No list has a rule left and no gate is pending: no rule applies.
-            let head = heads.get_mut(from)?;
-            let at = head.0;
-            head.0 += 1;
-            // The head's rules were tried already.
-            if best == last || best < floor {
+            let Some(at) = pop_head(heads.get_mut(from)?, best, &mut last, floor) else {
                 continue;
-            }
-            last = best;
+            };
             let holds = if from == 0 {
                 self.holds_in_cell(best, src)
             } else {
@@ -487,29 +471,34 @@ impl Compiled {
         let heads = heads.get_mut(..n)?;
         let mut last = u32::MAX;
         loop {
-            let mut best = u32::MAX;
-            let mut from = usize::MAX;
-            for (i, &(next, end)) in heads.iter().enumerate() {
-                if next < end {
-                    if let Some(&r) = self.lists.get(next as usize) {
-                        if r < best {
-                            best = r;
-                            from = i;
-                        }
-                    }
-                }
-            }
-            let head = heads.get_mut(from)?;
-            let at = head.0;
-            head.0 += 1;
-            if best == last || best < floor {
+            let (best, from) = self.smallest_head(heads);
+            let Some(at) = pop_head(heads.get_mut(from)?, best, &mut last, floor) else {
                 continue;
-            }
-            last = best;
+            };
             if self.gated_holds(at, best, rows, src) {
                 return Some(best as usize);
             }
         }
+    }
+
+    /// The smallest rule at the head of the merge's lists `heads` (each
+    /// `(next, end)` in `self.lists`) and the index of its list, or
+    /// `(u32::MAX, usize::MAX)` when every list is empty.
+    #[inline(always)]
+    fn smallest_head(&self, heads: &[(u32, u32)]) -> (u32, usize) {
+        let mut best = u32::MAX;
+        let mut from = usize::MAX;
+        for (i, &(next, end)) in heads.iter().enumerate() {
+            if next < end {
+                if let Some(&r) = self.lists.get(next as usize) {
+                    if r < best {
+                        best = r;
+                        from = i;
+                    }
+                }
+            }
+        }
+        (best, from)
     }
 
     /// Whether rule `r`, proposed by a gate at position `at` of the lists,
@@ -1260,6 +1249,20 @@ impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
     fn scan(&mut self, group: &ScanGroup, i: usize) -> Option<Truth> {
         self.memo.answer(&mut *self.inner, group, i)
     }
+}
+
+/// Takes the head (rule `best`) off a merged list `head`: its position in
+/// the lists, or `None` when the rule was tried already (the previous
+/// rule taken, `last`, or one before the cell's `floor`).
+#[inline(always)]
+fn pop_head(head: &mut (u32, u32), best: u32, last: &mut u32, floor: u32) -> Option<u32> {
+    let at = head.0;
+    head.0 += 1;
+    if best == *last || best < floor {
+        return None;
+    }
+    *last = best;
+    Some(at)
 }
 
 #[cfg(test)]
