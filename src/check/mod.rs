@@ -705,7 +705,7 @@ impl<'a> Checker<'a> {
                         ExprKind::Regex(id, Arc::new(self.regex(re, *rspan)?))
                     }
                     ast::Operand::Value(ast::Value::Str(s)) => {
-                        ExprKind::Globs(id, vec![self.glob(&s.value, s.span)?].into())
+                        ExprKind::Globs(id, Arc::from([self.glob(&s.value, s.span)?]))
                     }
                     ast::Operand::Value(v) => {
                         let value = describe_value(v);
@@ -826,6 +826,19 @@ impl<'a> Checker<'a> {
     /// `FACT in VALUES` once the values are known.
     fn in_values(&mut self, name: &ast::Name, ty: &Ty, values: &[ast::Value]) -> Option<ExprKind> {
         let id = ty.1;
+        // One value (`in 10.0.0.0/8`, `in ["x"]`): one allocation, the
+        // shared slice's (the loops below would build a `Vec` and copy it).
+        match values {
+            [ast::Value::Ip(text, vspan)] if *ty == FactType::Ip => {
+                let net = self.parse_net(text, *vspan)?;
+                return Some(ExprKind::InNets(id, Arc::from([net])));
+            }
+            [v] if *ty != FactType::Ip => {
+                let lit = self.literal(&name.text, ty, v)?;
+                return Some(ExprKind::InSet(id, Arc::from([lit])));
+            }
+            _ => {}
+        }
         if *ty == FactType::Ip {
             let mut nets = Vec::with_capacity(values.len());
             let mut ok = true;
