@@ -45,7 +45,7 @@ const INDENT: &str = "    ";
 
 struct Printer<'a> {
     src: &'a str,
-    comments: &'a [Comment],
+    comments: &'a [Comment<'a>],
     next_comment: usize,
     out: String,
 }
@@ -149,16 +149,12 @@ impl Printer<'_> {
             }
             Item::Fact(f) => {
                 let ty = match &f.ty {
-                    TypeExpr::Simple(n) => n.text.clone(),
+                    TypeExpr::Simple(n) => n.text.to_owned(),
                     TypeExpr::Set(n, _) => format!("[{}]", n.text),
                     TypeExpr::Enum(values, _) => {
                         format!(
                             "enum({})",
-                            values
-                                .iter()
-                                .map(|v| v.text.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            values.iter().map(|v| v.text).collect::<Vec<_>>().join(", ")
                         )
                     }
                 };
@@ -167,7 +163,7 @@ impl Printer<'_> {
             }
             Item::List(l) => self.list_item(l),
             Item::Allow(names, span) => {
-                let names: Vec<&str> = names.iter().map(|n| n.text.as_str()).collect();
+                let names: Vec<&str> = names.iter().map(|n| n.text).collect();
                 let _ = write!(self.out, "allow({})", names.join(", "));
                 self.end_line(span.end);
             }
@@ -334,7 +330,7 @@ fn cond_in(c: &Cond, _ctx: u8) -> String {
         Cond::Paren(inner, _) => format!("({})", cond_in(inner, 0)),
         Cond::Bool(b, _) => b.to_string(),
         Cond::Known(n, _) => format!("known {}", n.text),
-        Cond::Fact(n) => n.text.clone(),
+        Cond::Fact(n) => n.text.to_owned(),
         Cond::Compare(n, op, v, _) => format!("{} {} {}", n.text, op.as_str(), value(v)),
         Cond::In(n, o, _) => format!("{} in {}", n.text, operand(o)),
         Cond::Matches(n, o, _) => format!("{} matches {}", n.text, operand(o)),
@@ -348,7 +344,7 @@ fn operand(o: &Operand) -> String {
             "[{}]",
             values.iter().map(value).collect::<Vec<_>>().join(", ")
         ),
-        Operand::ListRef(n) => n.text.clone(),
+        Operand::ListRef(n) => n.text.to_owned(),
         Operand::Value(v) => value(v),
     }
 }
@@ -362,10 +358,10 @@ fn value(v: &Value) -> String {
     match v {
         Value::Str(s) => string(&s.value),
         Value::Regex(r, _) => format!("/{}/", r.replace('/', "\\/")),
-        Value::Ip(t, _) | Value::Float(_, t, _) => t.clone(),
+        Value::Ip(t, _) | Value::Float(_, t, _) => (*t).to_owned(),
         Value::Int(i, _) => i.to_string(),
         Value::Bool(b, _) => b.to_string(),
-        Value::Word(n) => n.text.clone(),
+        Value::Word(n) => n.text.to_owned(),
         Value::List(values, _) => format!(
             "[{}]",
             values.iter().map(value).collect::<Vec<_>>().join(", ")

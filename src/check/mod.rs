@@ -73,13 +73,13 @@ struct Checker<'a> {
     /// Whether each custom fact is used by a rule condition.
     fact_used: Vec<bool>,
     /// List name → index into `list_info` and its declaration.
-    lists: BTreeMap<String, (usize, &'a ast::ListDecl)>,
+    lists: BTreeMap<&'a str, (usize, &'a ast::ListDecl<'a>)>,
     /// Per custom enum fact (index = id - builtins; `None` for other types):
     /// value name → index, so a literal is found in O(log n), not by a scan
     /// of every value.
     enum_index: Vec<Option<BTreeMap<String, u16>>>,
     /// Declarations of the lists, by index.
-    list_decls: Vec<&'a ast::ListDecl>,
+    list_decls: Vec<&'a ast::ListDecl<'a>>,
     /// A named list checked for one fact: `(list, fact, matches)` → its
     /// condition (`None`: it had errors, already reported).
     list_cache: BTreeMap<(usize, u16, bool), Option<ExprKind>>,
@@ -187,19 +187,19 @@ impl<'a> Checker<'a> {
                     if name.is_some() {
                         self.report(*span, CheckErrorKind::PolicyTwice);
                     }
-                    name = Some(s.value.clone());
+                    name = Some(s.value.to_string());
                 }
                 ast::Item::Mode(m, span) => {
-                    let value = match m.text.as_str() {
+                    let value = match m.text {
                         "before_queue" => Some(Mode::BeforeQueue),
                         "after_queue" => Some(Mode::AfterQueue),
                         _ => {
                             let hint = did_you_mean_within(
-                                &m.text,
+                                m.text,
                                 ["before_queue", "after_queue"],
                                 &mut self.suggest_budget,
                             );
-                            let name = m.text.clone();
+                            let name = m.text.to_string();
                             self.report(
                                 m.span,
                                 CheckErrorKind::UnknownMode {
@@ -215,7 +215,7 @@ impl<'a> Checker<'a> {
                     }
                     mode = value.or(mode);
                 }
-                ast::Item::Admin(s, _) => admins.push(s.value.clone()),
+                ast::Item::Admin(s, _) => admins.push(s.value.to_string()),
                 ast::Item::Allow(names, _) => {
                     let codes = self.allow_codes(names);
                     let covers_next = matches!(
@@ -234,7 +234,7 @@ impl<'a> Checker<'a> {
                     let when = r.when.as_ref().and_then(|c| self.expr(c, 0));
                     let actions = self.actions(&r.actions, r.keyword);
                     rules.push(RuleModel {
-                        name: r.name.value.clone(),
+                        name: r.name.value.to_string(),
                         keyword: r.keyword,
                         when: when.or(r.when.as_ref().map(|c| Expr {
                             kind: ExprKind::Const(false),
@@ -339,11 +339,11 @@ impl<'a> Checker<'a> {
     fn allow_codes(&mut self, names: &[ast::Name]) -> Vec<Code> {
         let mut codes = Vec::new();
         for n in names {
-            match Code::from_name(&n.text) {
+            match Code::from_name(n.text) {
                 Some(code) => codes.push(code),
                 None => {
                     let hint = did_you_mean_within(
-                        &n.text,
+                        n.text,
                         Code::ALL.iter().map(|c| c.as_str()),
                         &mut self.suggest_budget,
                     );
@@ -367,17 +367,17 @@ impl<'a> Checker<'a> {
         codes
     }
 
-    fn declare_fact(&mut self, f: &ast::FactDecl) {
-        let name = &f.name.text;
-        if crate::facts::BUILTIN_FACTS.contains(&name.as_str()) {
-            let name = name.clone();
+    fn declare_fact(&mut self, f: &ast::FactDecl<'_>) {
+        let name = f.name.text;
+        if crate::facts::BUILTIN_FACTS.contains(&name) {
+            let name = name.to_owned();
             self.report(f.name.span, CheckErrorKind::BuiltinFactRedeclared { name });
             return;
         }
         if let Some(id) = self.facts.lookup(name) {
             let first = self.fact_decls[id.index() - BUILTIN_COUNT];
             let line = self.lines.line(first.start);
-            let name = name.clone();
+            let name = name.to_owned();
             self.report(
                 f.name.span,
                 CheckErrorKind::FactTwice {
@@ -399,7 +399,7 @@ impl<'a> Checker<'a> {
         }
         let mut enum_index = None;
         let ty = match &f.ty {
-            ast::TypeExpr::Simple(t) => match t.text.as_str() {
+            ast::TypeExpr::Simple(t) => match t.text {
                 "bool" => FactType::Bool,
                 "int" => FactType::Int,
                 "number" => FactType::Number,
@@ -424,7 +424,7 @@ impl<'a> Checker<'a> {
             },
             ast::TypeExpr::Set(elem, _) => {
                 if elem.text != "string" {
-                    let elem_name = elem.text.clone();
+                    let elem_name = elem.text.to_string();
                     self.report(
                         elem.span,
                         CheckErrorKind::SetOfNonString { elem: elem_name },
@@ -446,13 +446,13 @@ impl<'a> Checker<'a> {
                 let mut names: Vec<String> = Vec::new();
                 let mut index: BTreeMap<String, u16> = BTreeMap::new();
                 for v in values {
-                    if index.contains_key(&v.text) {
-                        let value = v.text.clone();
+                    if index.contains_key(v.text) {
+                        let value = v.text.to_string();
                         self.report(v.span, CheckErrorKind::EnumValueTwice { value });
                     } else {
                         // Below `max`, which fits in a u16.
-                        index.insert(v.text.clone(), names.len() as u16);
-                        names.push(v.text.clone());
+                        index.insert(v.text.to_string(), names.len() as u16);
+                        names.push(v.text.to_string());
                     }
                 }
                 enum_index = Some(index);
@@ -460,7 +460,7 @@ impl<'a> Checker<'a> {
             }
         };
         std::rc::Rc::make_mut(&mut self.facts).facts.push(FactInfo {
-            name: name.clone(),
+            name: name.to_owned(),
             ty,
         });
         self.fact_decls.push(f.name.span);
@@ -468,11 +468,11 @@ impl<'a> Checker<'a> {
         self.enum_index.push(enum_index);
     }
 
-    fn declare_list(&mut self, l: &'a ast::ListDecl) {
-        let name = &l.name.text;
+    fn declare_list(&mut self, l: &'a ast::ListDecl<'a>) {
+        let name = l.name.text;
         if let Some((_, first)) = self.lists.get(name) {
             let line = self.lines.line(first.span.start);
-            let name = name.clone();
+            let name = name.to_owned();
             self.report(
                 l.name.span,
                 CheckErrorKind::ListTwice {
@@ -488,7 +488,7 @@ impl<'a> Checker<'a> {
             for v in &l.values[1..] {
                 if std::mem::discriminant(&normalize_kind(v)) != kind {
                     let err = CheckErrorKind::MixedList {
-                        name: name.clone(),
+                        name: name.to_owned(),
                         first: describe_value(first),
                         other: describe_value(v),
                     };
@@ -502,24 +502,24 @@ impl<'a> Checker<'a> {
                 let _ = self.parse_net(text, *span);
             }
         }
-        self.lists.insert(name.clone(), (self.list_info.len(), l));
+        self.lists.insert(name, (self.list_info.len(), l));
         self.list_decls.push(l);
         self.list_info.push(ListInfo {
-            name: name.clone(),
+            name: name.to_owned(),
             span: l.name.span,
             used: false,
         });
     }
 
     fn lookup_fact(&mut self, name: &ast::Name) -> Option<(FactId, Ty)> {
-        match self.facts.lookup(&name.text) {
+        match self.facts.lookup(name.text) {
             Some(id) => Some((id, Ty(std::rc::Rc::clone(&self.facts), id))),
             None => {
-                let help = if self.lists.contains_key(&name.text) {
+                let help = if self.lists.contains_key(name.text) {
                     format!("`{}` is a list; write `FACT in {}`", name.text, name.text)
                 } else {
                     match did_you_mean_within(
-                        &name.text,
+                        name.text,
                         self.facts.names(),
                         &mut self.suggest_budget,
                     ) {
@@ -531,7 +531,7 @@ impl<'a> Checker<'a> {
                     }
                 };
                 let kind = CheckErrorKind::UnknownFact {
-                    name: name.text.clone(),
+                    name: name.text.to_string(),
                     help,
                 };
                 self.report(name.span, kind);
@@ -604,7 +604,7 @@ impl<'a> Checker<'a> {
                         _ => format!("compare it with a value, or test `known {}`", name.text),
                     };
                     let err = CheckErrorKind::NotABool {
-                        fact: name.text.clone(),
+                        fact: name.text.to_string(),
                         ty: type_text(&ty),
                         help,
                     };
@@ -629,7 +629,7 @@ impl<'a> Checker<'a> {
                 {
                     let err = CheckErrorKind::OrderOnNonNumber {
                         op: op_str(op),
-                        fact: name.text.clone(),
+                        fact: name.text.to_string(),
                         ty: type_text(&ty),
                     };
                     self.report(span, err);
@@ -639,14 +639,14 @@ impl<'a> Checker<'a> {
                     if text.contains('/') {
                         let err = CheckErrorKind::CompareNetwork {
                             op: op_str(op),
-                            net: text.clone(),
-                            fact: name.text.clone(),
+                            net: text.to_string(),
+                            fact: name.text.to_string(),
                         };
                         self.report(*vspan, err);
                         return None;
                     }
                 }
-                let lit = self.literal(&name.text, &ty, value)?;
+                let lit = self.literal(name.text, &ty, value)?;
                 ExprKind::Compare(id, op, lit)
             }
             ast::Cond::In(name, operand, _) => {
@@ -674,7 +674,7 @@ impl<'a> Checker<'a> {
                     }
                     ast::Operand::Value(v) => {
                         let err = CheckErrorKind::InNotList {
-                            fact: name.text.clone(),
+                            fact: name.text.to_string(),
                             value: describe_value(v),
                         };
                         self.report(v.span(), err);
@@ -693,7 +693,7 @@ impl<'a> Checker<'a> {
                         _ => "`matches` works on string facts such as `virus`, `sender` and `recipient`".into(),
                     };
                     let err = CheckErrorKind::MatchesNonString {
-                        fact: name.text.clone(),
+                        fact: name.text.to_string(),
                         ty: type_text(&ty),
                         help,
                     };
@@ -755,14 +755,14 @@ impl<'a> Checker<'a> {
             return None;
         };
         let mut ok = true;
-        if let Some(id) = self.facts.lookup(&name.text) {
+        if let Some(id) = self.facts.lookup(name.text) {
             let facts = std::rc::Rc::clone(&self.facts);
             let ty = &facts.get(id).ty;
             if *ty != FactType::StringSet {
                 let err = CheckErrorKind::QuantNonSet {
                     word,
                     all: matches!(q, ast::Quant::All),
-                    fact: name.text.clone(),
+                    fact: name.text.to_string(),
                     ty: describe_type(ty),
                 };
                 self.report(qspan, err);
@@ -774,7 +774,7 @@ impl<'a> Checker<'a> {
                 };
                 let err = CheckErrorKind::QuantNe {
                     word,
-                    fact: name.text.clone(),
+                    fact: name.text.to_string(),
                     value,
                 };
                 self.report(qspan, err);
@@ -804,12 +804,12 @@ impl<'a> Checker<'a> {
             }
             None => {
                 let hint = did_you_mean_within(
-                    &list.text,
-                    self.lists.keys().map(String::as_str),
+                    list.text,
+                    self.lists.keys().copied(),
                     &mut self.suggest_budget,
                 );
                 let err = CheckErrorKind::UndefinedList {
-                    name: list.text.clone(),
+                    name: list.text.to_string(),
                     hint: hint.map(str::to_owned),
                 };
                 self.report(list.span, err);
@@ -819,7 +819,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The values of list `i` (see [`Checker::list_index`]).
-    fn list_decl(&self, i: usize) -> &'a [ast::Value] {
+    fn list_decl(&self, i: usize) -> &'a [ast::Value<'a>] {
         self.list_decls.get(i).map_or(&[], |d| d.values.as_slice())
     }
 
@@ -834,7 +834,7 @@ impl<'a> Checker<'a> {
                 return Some(ExprKind::InNets(id, Arc::from([net])));
             }
             [v] if *ty != FactType::Ip => {
-                let lit = self.literal(&name.text, ty, v)?;
+                let lit = self.literal(name.text, ty, v)?;
                 return Some(ExprKind::InSet(id, Arc::from([lit])));
             }
             _ => {}
@@ -850,7 +850,7 @@ impl<'a> Checker<'a> {
                     },
                     other => {
                         let err = CheckErrorKind::IpListHolds {
-                            fact: name.text.clone(),
+                            fact: name.text.to_string(),
                             value: describe_value(other),
                         };
                         self.report(other.span(), err);
@@ -866,7 +866,7 @@ impl<'a> Checker<'a> {
             let mut lits = Vec::with_capacity(values.len());
             let mut ok = true;
             for v in values {
-                match self.literal(&name.text, ty, v) {
+                match self.literal(name.text, ty, v) {
                     Some(l) => lits.push(l),
                     None => ok = false,
                 }
@@ -1041,12 +1041,12 @@ impl<'a> Checker<'a> {
             (FactType::Int | FactType::Number, ast::Value::Int(i, _)) => Some(Lit::Int(*i)),
             (FactType::Int | FactType::Number, ast::Value::Float(f, _, _)) => Some(Lit::Float(*f)),
             (FactType::String | FactType::StringSet, ast::Value::Str(s)) => {
-                Some(Lit::Str(s.value.clone().into()))
+                Some(Lit::Str(s.value.to_string().into()))
             }
             (FactType::Ip, ast::Value::Ip(text, span)) => {
                 if text.contains('/') {
                     let err = CheckErrorKind::NetworkNotAddress {
-                        net: text.clone(),
+                        net: text.to_string(),
                         fact: fact.to_owned(),
                     };
                     self.report(*span, err);
@@ -1060,7 +1060,7 @@ impl<'a> Checker<'a> {
                     .checked_sub(BUILTIN_COUNT)
                     .and_then(|i| self.enum_index.get(i))
                 {
-                    Some(Some(index)) => index.get(&w.text).map(|&i| usize::from(i)),
+                    Some(Some(index)) => index.get(w.text).map(|&i| usize::from(i)),
                     // The built-in enums have a handful of values.
                     _ => values.iter().position(|x| *x == w.text),
                 };
@@ -1068,7 +1068,7 @@ impl<'a> Checker<'a> {
                     Some(i) => Some(Lit::Enum(i as u16)),
                     None => {
                         let hint = did_you_mean_within(
-                            &w.text,
+                            w.text,
                             values.iter().map(String::as_str),
                             &mut self.suggest_budget,
                         );
@@ -1080,7 +1080,7 @@ impl<'a> Checker<'a> {
                             ),
                         };
                         let err = CheckErrorKind::UnknownEnumValue {
-                            value: w.text.clone(),
+                            value: w.text.to_string(),
                             fact: fact.to_owned(),
                             help,
                         };
@@ -1090,7 +1090,7 @@ impl<'a> Checker<'a> {
                 }
             }
             (FactType::Enum(values), ast::Value::Str(s)) => {
-                let help = if values.contains(&s.value) {
+                let help = if values.iter().any(|v| *v == s.value) {
                     format!(
                         "enum values are bare words: drop the quotes and write `{}`",
                         s.value
@@ -1155,7 +1155,7 @@ impl<'a> Checker<'a> {
                     };
                     out.push(Action::from_disposition(
                         d,
-                        reply.as_ref().map(|r| r.value.clone()),
+                        reply.as_ref().map(|r| r.value.to_string()),
                     ));
                 }
                 ast::Action::Quarantine(bucket, span) => {
@@ -1166,7 +1166,7 @@ impl<'a> Checker<'a> {
                     out.push(Action::Quarantine {
                         bucket: bucket
                             .as_ref()
-                            .map_or_else(|| "default".to_owned(), |b| b.value.clone()),
+                            .map_or_else(|| "default".to_owned(), |b| b.value.to_string()),
                     });
                 }
                 ast::Action::Alert(to, _) => out.push(Action::Alert {
@@ -1174,11 +1174,11 @@ impl<'a> Checker<'a> {
                         ast::AlertTo::Admin => AlertTarget::Admin,
                         ast::AlertTo::Sender => AlertTarget::Sender,
                         ast::AlertTo::Recipient => AlertTarget::Recipient,
-                        ast::AlertTo::Address(a) => AlertTarget::Address(a.value.clone()),
+                        ast::AlertTo::Address(a) => AlertTarget::Address(a.value.to_string()),
                     },
                 }),
                 ast::Action::Tag(text, _) => out.push(Action::Tag {
-                    text: text.value.clone(),
+                    text: text.value.to_string(),
                 }),
             }
         }
@@ -1206,7 +1206,7 @@ impl<'a> Checker<'a> {
             None => "name a rule of this policy, or use `expect default`".to_owned(),
         };
         let err = CheckErrorKind::UnknownRule {
-            name: name.value.clone(),
+            name: name.value.to_string(),
             help,
         };
         self.report(name.span, err);
@@ -1216,8 +1216,8 @@ impl<'a> Checker<'a> {
         let mut given = Facts::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (name, value) in &t.given {
-            if !seen.insert(&name.text) {
-                let fact = name.text.clone();
+            if !seen.insert(name.text) {
+                let fact = name.text.to_string();
                 self.report(name.span, CheckErrorKind::GivenTwice { fact });
             }
             let Some((id, ty)) = self.lookup_fact(name) else {
@@ -1226,7 +1226,7 @@ impl<'a> Checker<'a> {
             if let ast::Value::List(values, lspan) = value {
                 if ty != FactType::StringSet {
                     let err = CheckErrorKind::ListForOneValue {
-                        fact: name.text.clone(),
+                        fact: name.text.to_string(),
                         ty: describe_type(&ty),
                     };
                     self.report(*lspan, err);
@@ -1234,14 +1234,14 @@ impl<'a> Checker<'a> {
                 }
                 let mut names = Vec::with_capacity(values.len());
                 for v in values {
-                    if let Some(Lit::Str(s)) = self.literal(&name.text, &ty, v) {
+                    if let Some(Lit::Str(s)) = self.literal(name.text, &ty, v) {
                         names.push(String::from(s));
                     }
                 }
-                given.set(&name.text, FactValue::set(names));
+                given.set(name.text, FactValue::set(names));
                 continue;
             }
-            let Some(lit) = self.literal(&name.text, &ty, value) else {
+            let Some(lit) = self.literal(name.text, &ty, value) else {
                 continue;
             };
             let fv = match lit {
@@ -1250,7 +1250,7 @@ impl<'a> Checker<'a> {
                 Lit::Int(i) => FactValue::Int(i),
                 Lit::Float(f) if ty == FactType::Int => {
                     let err = CheckErrorKind::NotWhole {
-                        fact: name.text.clone(),
+                        fact: name.text.to_string(),
                         value: f,
                     };
                     self.report(value.span(), err);
@@ -1262,7 +1262,7 @@ impl<'a> Checker<'a> {
                 Lit::Ip(ip) => FactValue::Ip(ip),
                 Lit::Enum(i) => enum_fact_value(id, &ty, i),
             };
-            given.set(&name.text, fv);
+            given.set(name.text, fv);
         }
         let mut expects = Vec::new();
         for e in &t.expects {
@@ -1274,13 +1274,13 @@ impl<'a> Checker<'a> {
                     if !rules.contains(&name.value) {
                         self.unknown_rule(name, rules);
                     }
-                    ExpectModel::Rule(name.value.clone(), *span)
+                    ExpectModel::Rule(name.value.to_string(), *span)
                 }
                 ast::Expect::Default(span) => ExpectModel::Default(*span),
             });
         }
         TestModel {
-            name: t.name.value.clone(),
+            name: t.name.value.to_string(),
             span: t.span,
             given,
             expects,
@@ -1379,7 +1379,7 @@ fn describe_type(ty: &FactType) -> String {
 }
 
 /// Int and float literals are one kind for list homogeneity; IPs and CIDRs too.
-fn normalize_kind(v: &ast::Value) -> ast::Value {
+fn normalize_kind<'s>(v: &ast::Value<'s>) -> ast::Value<'s> {
     match v {
         ast::Value::Float(_, _, s) => ast::Value::Int(0, *s),
         other => other.clone(),

@@ -4,23 +4,28 @@
 //! checker and of `fmt`. It keeps the author's words (fact and list names as
 //! written, literals as written) so that `fmt` can print them back; meaning
 //! (fact ids, types, compiled globs) is added by [`crate::check`].
+//!
+//! It borrows the source text (`'s`): names, addresses, numbers' texts and
+//! comments are slices of it, and so are strings and regexes without
+//! escapes. Parsing allocates no copy of them.
 
 use crate::diagnostics::Span;
+use std::borrow::Cow;
 
 /// A whole policy file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct File {
+pub struct File<'s> {
     /// Items in source order.
-    pub items: Vec<Item>,
+    pub items: Vec<Item<'s>>,
     /// Comments, in source order, for `fmt`.
-    pub comments: Vec<Comment>,
+    pub comments: Vec<Comment<'s>>,
 }
 
 /// A `# ...` comment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Comment {
+pub struct Comment<'s> {
     /// The text after `#`, without the line end.
-    pub text: String,
+    pub text: &'s str,
     /// Where the `#` is.
     pub span: Span,
     /// Whether code precedes the comment on its line.
@@ -29,46 +34,46 @@ pub struct Comment {
 
 /// A name as written, with its place.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Name {
-    /// The text.
-    pub text: String,
+pub struct Name<'s> {
+    /// The text (names are always written as they are read).
+    pub text: &'s str,
     /// Its place.
     pub span: Span,
 }
 
 /// A string literal after escape processing.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StrLit {
-    /// The decoded value.
-    pub value: String,
+pub struct StrLit<'s> {
+    /// The decoded value (borrowed from the source unless it had escapes).
+    pub value: Cow<'s, str>,
     /// Its place, quotes included.
     pub span: Span,
 }
 
 /// One top-level item.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Item {
+pub enum Item<'s> {
     /// `policy "NAME"`
-    Policy(StrLit, Span),
+    Policy(StrLit<'s>, Span),
     /// `mode before_queue|after_queue`
-    Mode(Name, Span),
+    Mode(Name<'s>, Span),
     /// `admin "ADDRESS"`
-    Admin(StrLit, Span),
+    Admin(StrLit<'s>, Span),
     /// `fact NAME: TYPE`
-    Fact(FactDecl),
+    Fact(FactDecl<'s>),
     /// `list NAME = [...]`
-    List(ListDecl),
+    List(ListDecl<'s>),
     /// `allow(code, ...)`
-    Allow(Vec<Name>, Span),
+    Allow(Vec<Name<'s>>, Span),
     /// `rule "NAME" { ... }`
-    Rule(Rule),
+    Rule(Rule<'s>),
     /// `default ACTIONS`
-    Default(Vec<Action>, Span),
+    Default(Vec<Action<'s>>, Span),
     /// `test "NAME" { ... }`
-    Test(Test),
+    Test(Test<'s>),
 }
 
-impl Item {
+impl Item<'_> {
     /// The span of the whole item.
     pub fn span(&self) -> Span {
         match self {
@@ -84,46 +89,46 @@ impl Item {
 
 /// `fact NAME: TYPE`
 #[derive(Debug, Clone, PartialEq)]
-pub struct FactDecl {
+pub struct FactDecl<'s> {
     /// The declared name.
-    pub name: Name,
+    pub name: Name<'s>,
     /// The declared type.
-    pub ty: TypeExpr,
+    pub ty: TypeExpr<'s>,
     /// The whole item.
     pub span: Span,
 }
 
 /// A type in a `fact` declaration.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TypeExpr {
+pub enum TypeExpr<'s> {
     /// `bool`, `int`, `number`, `string`, `ip` (validated by the checker).
-    Simple(Name),
+    Simple(Name<'s>),
     /// `enum(a, b, c)`
-    Enum(Vec<Name>, Span),
+    Enum(Vec<Name<'s>>, Span),
     /// `[string]`: a set (the element type as written; the checker allows `string`).
-    Set(Name, Span),
+    Set(Name<'s>, Span),
 }
 
 /// `list NAME = [ ... ]`
 #[derive(Debug, Clone, PartialEq)]
-pub struct ListDecl {
+pub struct ListDecl<'s> {
     /// The list's name.
-    pub name: Name,
+    pub name: Name<'s>,
     /// Its elements.
-    pub values: Vec<Value>,
+    pub values: Vec<Value<'s>>,
     /// The whole item.
     pub span: Span,
 }
 
 /// `rule "NAME" { when ... then ... }`
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
+pub struct Rule<'s> {
     /// The rule's name.
-    pub name: StrLit,
+    pub name: StrLit<'s>,
     /// The condition; `None` means the rule always applies.
-    pub when: Option<Cond>,
+    pub when: Option<Cond<'s>>,
     /// The actions after `then`.
-    pub actions: Vec<Action>,
+    pub actions: Vec<Action<'s>>,
     /// The `rule` keyword (where diagnostics about the rule point).
     pub keyword: Span,
     /// The whole item.
@@ -132,50 +137,50 @@ pub struct Rule {
 
 /// `test "NAME" { given ... expect ... }`
 #[derive(Debug, Clone, PartialEq)]
-pub struct Test {
+pub struct Test<'s> {
     /// The test's name.
-    pub name: StrLit,
+    pub name: StrLit<'s>,
     /// `given FACT = VALUE, ...`
-    pub given: Vec<(Name, Value)>,
+    pub given: Vec<(Name<'s>, Value<'s>)>,
     /// One or more `expect` lines.
-    pub expects: Vec<Expect>,
+    pub expects: Vec<Expect<'s>>,
     /// The whole item.
     pub span: Span,
 }
 
 /// One `expect` line of a test.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expect {
+pub enum Expect<'s> {
     /// `expect ACTIONS`
-    Actions(Vec<Action>, Span),
+    Actions(Vec<Action<'s>>, Span),
     /// `expect rule "NAME"`
-    Rule(StrLit, Span),
+    Rule(StrLit<'s>, Span),
     /// `expect default`
     Default(Span),
 }
 
 /// A literal value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'s> {
     /// `"text"`
-    Str(StrLit),
+    Str(StrLit<'s>),
     /// `/regex/` (the text between the slashes, `\/` already turned into `/`).
-    Regex(String, Span),
+    Regex(Cow<'s, str>, Span),
     /// An IP address or CIDR as written.
-    Ip(String, Span),
+    Ip(&'s str, Span),
     /// An integer.
     Int(i64, Span),
     /// A number with a fraction or exponent (kept as written for `fmt`).
-    Float(f64, String, Span),
+    Float(f64, &'s str, Span),
     /// `true` / `false`
     Bool(bool, Span),
     /// A bare word: an enum value.
-    Word(Name),
+    Word(Name<'s>),
     /// `[a, b]`: a set of values (only in a test's `given`).
-    List(Vec<Value>, Span),
+    List(Vec<Value<'s>>, Span),
 }
 
-impl Value {
+impl Value<'_> {
     /// The value's place.
     pub fn span(&self) -> Span {
         match self {
@@ -189,30 +194,30 @@ impl Value {
 
 /// A condition.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cond {
+pub enum Cond<'s> {
     /// `a or b or ...` (two or more)
-    Or(Vec<Cond>, Span),
+    Or(Vec<Cond<'s>>, Span),
     /// `a and b and ...` (two or more)
-    And(Vec<Cond>, Span),
+    And(Vec<Cond<'s>>, Span),
     /// `not c`
-    Not(Box<Cond>, Span),
+    Not(Box<Cond<'s>>, Span),
     /// `( c )`
-    Paren(Box<Cond>, Span),
+    Paren(Box<Cond<'s>>, Span),
     /// `true` / `false`
     Bool(bool, Span),
     /// `known FACT`
-    Known(Name, Span),
+    Known(Name<'s>, Span),
     /// a bare (bool) fact
-    Fact(Name),
+    Fact(Name<'s>),
     /// `FACT op VALUE`
-    Compare(Name, CmpOp, Value, Span),
+    Compare(Name<'s>, CmpOp, Value<'s>, Span),
     /// `FACT in [..]`, `FACT in LIST`, `FACT in CIDR`
-    In(Name, Operand, Span),
+    In(Name<'s>, Operand<'s>, Span),
     /// `FACT matches "glob"`, `/regex/`, `LIST`
-    Matches(Name, Operand, Span),
+    Matches(Name<'s>, Operand<'s>, Span),
     /// `any C` / `all C` on a set fact, `C` a comparison, `in` or `matches`;
     /// the first span is the keyword's.
-    Quant(Quant, Span, Box<Cond>, Span),
+    Quant(Quant, Span, Box<Cond<'s>>, Span),
 }
 
 /// `any` or `all` before a condition on a set fact.
@@ -234,7 +239,7 @@ impl Quant {
     }
 }
 
-impl Cond {
+impl Cond<'_> {
     /// The condition's place.
     pub fn span(&self) -> Span {
         match self {
@@ -249,13 +254,13 @@ impl Cond {
 
 /// The right-hand side of `in` / `matches`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Operand {
+pub enum Operand<'s> {
     /// `[a, b, c]`
-    List(Vec<Value>, Span),
+    List(Vec<Value<'s>>, Span),
     /// a named list
-    ListRef(Name),
+    ListRef(Name<'s>),
     /// a single value (a CIDR after `in`, a glob or regex after `matches`)
-    Value(Value),
+    Value(Value<'s>),
 }
 
 /// A comparison operator.
@@ -291,18 +296,18 @@ impl CmpOp {
 
 /// One action as written.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Action<'s> {
     /// `pass|discard|bounce|reject|tempfail ["reply"]`
-    Disposition(DispositionKind, Option<StrLit>, Span),
+    Disposition(DispositionKind, Option<StrLit<'s>>, Span),
     /// `quarantine ["bucket"]`
-    Quarantine(Option<StrLit>, Span),
+    Quarantine(Option<StrLit<'s>>, Span),
     /// `alert admin|sender|recipient|"address"`
-    Alert(AlertTo, Span),
+    Alert(AlertTo<'s>, Span),
     /// `tag "text"`
-    Tag(StrLit, Span),
+    Tag(StrLit<'s>, Span),
 }
 
-impl Action {
+impl Action<'_> {
     /// The action's place.
     pub fn span(&self) -> Span {
         match self {
@@ -344,7 +349,7 @@ impl DispositionKind {
 
 /// Who an alert goes to, as written.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AlertTo {
+pub enum AlertTo<'s> {
     /// `admin`
     Admin,
     /// `sender`
@@ -352,5 +357,5 @@ pub enum AlertTo {
     /// `recipient`
     Recipient,
     /// `"address"`
-    Address(StrLit),
+    Address(StrLit<'s>),
 }

@@ -24,6 +24,7 @@
 use crate::diagnostics::Span;
 use crate::limits::Limits;
 use crate::syntax::ast::*;
+use std::borrow::Cow;
 
 /// Deeper parentheses are left to pest (the pre-pass bounds them anyway).
 const MAX_DEPTH: usize = 64;
@@ -59,12 +60,12 @@ fn is_ident(w: &str) -> bool {
 /// before one) into `items`, as long as the fast path reads them; `previous`
 /// becomes the start of the last item read. Returns where pest must go on:
 /// `end` when every item of the range was read.
-pub(crate) fn items(
-    src: &str,
+pub(crate) fn items<'s>(
+    src: &'s str,
     at: usize,
     end: usize,
     limits: &Limits,
-    items: &mut Vec<Item>,
+    items: &mut Vec<Item<'s>>,
     previous: &mut usize,
 ) -> usize {
     let (Some(text), Some(bytes)) = (src.get(..end), src.as_bytes().get(..end)) else {
@@ -196,7 +197,10 @@ fn number(b: &[u8], p: usize) -> Option<usize> {
 }
 
 /// `parts` joined by `join` (two or more), or the single part (the builder's `group`).
-fn group(mut parts: Vec<Cond>, join: fn(Vec<Cond>, Span) -> Cond) -> Option<Cond> {
+fn group<'s>(
+    mut parts: Vec<Cond<'s>>,
+    join: fn(Vec<Cond<'s>>, Span) -> Cond<'s>,
+) -> Option<Cond<'s>> {
     if parts.len() == 1 {
         return parts.pop();
     }
@@ -267,26 +271,26 @@ impl<'s> Reader<'s, '_> {
         is_ident(self.word())
     }
 
-    fn ident(&mut self) -> Option<Name> {
+    fn ident(&mut self) -> Option<Name<'s>> {
         let w = self.word();
         self.name(w)
     }
 
     /// The `ident` `w` (the word at the current place), taken; `None` if
     /// `w` is not one.
-    fn name(&mut self, w: &str) -> Option<Name> {
+    fn name(&mut self, w: &'s str) -> Option<Name<'s>> {
         if !is_ident(w) {
             return None;
         }
         let start = self.pos;
         self.pos += w.len();
         Some(Name {
-            text: w.to_owned(),
+            text: w,
             span: Span::new(start, self.pos),
         })
     }
 
-    fn item(&mut self) -> Option<Item> {
+    fn item(&mut self) -> Option<Item<'s>> {
         let start = self.pos;
         let w = self.word();
         self.pos += w.len();
@@ -353,7 +357,7 @@ impl<'s> Reader<'s, '_> {
         })
     }
 
-    fn lint_name(&mut self) -> Option<Name> {
+    fn lint_name(&mut self) -> Option<Name<'s>> {
         let start = self.pos;
         if !self.peek()?.is_ascii_alphabetic() {
             return None;
@@ -366,12 +370,12 @@ impl<'s> Reader<'s, '_> {
             self.pos += 1;
         }
         Some(Name {
-            text: self.s.get(start..self.pos)?.to_owned(),
+            text: self.s.get(start..self.pos)?,
             span: Span::new(start, self.pos),
         })
     }
 
-    fn fact_type(&mut self) -> Option<TypeExpr> {
+    fn fact_type(&mut self) -> Option<TypeExpr<'s>> {
         let start = self.pos;
         if self.peek() == Some(b'[') {
             self.pos += 1;
@@ -398,7 +402,7 @@ impl<'s> Reader<'s, '_> {
         Some(TypeExpr::Simple(self.ident()?))
     }
 
-    fn rule(&mut self, start: usize, kw_end: usize) -> Option<Rule> {
+    fn rule(&mut self, start: usize, kw_end: usize) -> Option<Rule<'s>> {
         let name = self.string()?;
         self.skip();
         self.punct(b'{')?;
@@ -427,7 +431,7 @@ impl<'s> Reader<'s, '_> {
         })
     }
 
-    fn test(&mut self, start: usize) -> Option<Test> {
+    fn test(&mut self, start: usize) -> Option<Test<'s>> {
         let name = self.string()?;
         self.skip();
         self.punct(b'{')?;
@@ -466,7 +470,7 @@ impl<'s> Reader<'s, '_> {
         })
     }
 
-    fn given(&mut self) -> Option<(Name, Value)> {
+    fn given(&mut self) -> Option<(Name<'s>, Value<'s>)> {
         let fact = self.ident()?;
         self.skip();
         self.punct(b'=')?;
@@ -480,7 +484,7 @@ impl<'s> Reader<'s, '_> {
         Some((fact, value))
     }
 
-    fn expect(&mut self) -> Option<Expect> {
+    fn expect(&mut self) -> Option<Expect<'s>> {
         let start = self.pos;
         self.pos += 6;
         self.skip();
@@ -507,7 +511,7 @@ impl<'s> Reader<'s, '_> {
     }
 
     /// `action ("," action)* ","?`
-    fn actions(&mut self) -> Option<Vec<Action>> {
+    fn actions(&mut self) -> Option<Vec<Action<'s>>> {
         self.separated(Self::action, |p| starts_action(p.word()))
     }
 
@@ -541,13 +545,13 @@ impl<'s> Reader<'s, '_> {
         Some(out)
     }
 
-    fn action(&mut self) -> Option<Action> {
+    fn action(&mut self) -> Option<Action<'s>> {
         let start = self.pos;
         let w = self.word();
         self.pos += w.len();
         let kw_end = self.pos;
         self.skip();
-        let optional_string = |r: &mut Self| -> Option<Option<StrLit>> {
+        let optional_string = |r: &mut Self| -> Option<Option<StrLit<'s>>> {
             if r.peek() == Some(b'"') {
                 Some(Some(r.string()?))
             } else {
@@ -591,7 +595,7 @@ impl<'s> Reader<'s, '_> {
     }
 
     /// `not_expr ((or | and) not_expr)*`, grouped as the builder groups it.
-    fn operands(&mut self) -> Option<Cond> {
+    fn operands(&mut self) -> Option<Cond<'s>> {
         let mut ors = Vec::new();
         // Room for a few operands at once (a `Vec` of one grows to four).
         let mut ands = Vec::with_capacity(4);
@@ -620,7 +624,7 @@ impl<'s> Reader<'s, '_> {
         group(ors, Cond::Or)
     }
 
-    fn not_expr(&mut self) -> Option<Cond> {
+    fn not_expr(&mut self) -> Option<Cond<'s>> {
         if self.word() != "not" {
             return self.atom();
         }
@@ -638,7 +642,7 @@ impl<'s> Reader<'s, '_> {
         Some(cond)
     }
 
-    fn atom(&mut self) -> Option<Cond> {
+    fn atom(&mut self) -> Option<Cond<'s>> {
         let start = self.pos;
         if self.peek()? == b'(' {
             if self.depth >= MAX_DEPTH {
@@ -695,7 +699,7 @@ impl<'s> Reader<'s, '_> {
             || matches!(self.word(), "in" | "matches")
     }
 
-    fn tail(&mut self, fact: Name) -> Option<Cond> {
+    fn tail(&mut self, fact: Name<'s>) -> Option<Cond<'s>> {
         let start = fact.span.start;
         let w = self.word();
         if w == "in" || w == "matches" {
@@ -711,7 +715,7 @@ impl<'s> Reader<'s, '_> {
                 _ => match ip_lit(self.b, self.pos) {
                     Some(e) if w == "in" => {
                         let span = Span::new(self.pos, e);
-                        let text = self.s.get(self.pos..e)?.to_owned();
+                        let text = self.s.get(self.pos..e)?;
                         self.pos = e;
                         Operand::Value(Value::Ip(text, span))
                     }
@@ -750,7 +754,7 @@ impl<'s> Reader<'s, '_> {
     }
 
     /// `"[" (value ("," value)* ","?)? "]"`: the values and the list's place.
-    fn list_literal(&mut self) -> Option<(Vec<Value>, Span)> {
+    fn list_literal(&mut self) -> Option<(Vec<Value<'s>>, Span)> {
         let start = self.pos;
         self.punct(b'[')?;
         self.skip();
@@ -776,7 +780,7 @@ impl<'s> Reader<'s, '_> {
     }
 
     /// `string | regex | ip_lit | number | bool_lit | ident`
-    fn value(&mut self) -> Option<Value> {
+    fn value(&mut self) -> Option<Value<'s>> {
         let start = self.pos;
         match self.peek()? {
             b'"' => return Some(Value::Str(self.string()?)),
@@ -784,7 +788,7 @@ impl<'s> Reader<'s, '_> {
             _ => {}
         }
         if let Some(e) = ip_lit(self.b, start) {
-            let text = self.s.get(start..e)?.to_owned();
+            let text = self.s.get(start..e)?;
             self.pos = e;
             return Some(Value::Ip(text, Span::new(start, e)));
         }
@@ -794,7 +798,7 @@ impl<'s> Reader<'s, '_> {
             self.pos = e;
             return if text.contains(['.', 'e', 'E']) {
                 let f = text.parse::<f64>().ok().filter(|f| f.is_finite())?;
-                Some(Value::Float(f, text.to_owned(), span))
+                Some(Value::Float(f, text, span))
             } else {
                 Some(Value::Int(text.parse::<i64>().ok()?, span))
             };
@@ -809,7 +813,7 @@ impl<'s> Reader<'s, '_> {
     }
 
     /// `/regex/`; over the string limit is left to the builder.
-    fn regex(&mut self) -> Option<Value> {
+    fn regex(&mut self) -> Option<Value<'s>> {
         let start = self.pos;
         self.punct(b'/')?;
         let mut e = self.pos;
@@ -828,15 +832,17 @@ impl<'s> Reader<'s, '_> {
             return None;
         }
         self.pos = e + 1;
-        Some(Value::Regex(
-            body.replace("\\/", "/"),
-            Span::new(start, self.pos),
-        ))
+        let value = if body.contains("\\/") {
+            Cow::Owned(body.replace("\\/", "/"))
+        } else {
+            Cow::Borrowed(body)
+        };
+        Some(Value::Regex(value, Span::new(start, self.pos)))
     }
 
     /// A string literal; its escapes decoded as the builder decodes them,
     /// or `None` for anything the builder would report.
-    fn string(&mut self) -> Option<StrLit> {
+    fn string(&mut self) -> Option<StrLit<'s>> {
         let start = self.pos;
         self.punct(b'"')?;
         let mut e = self.pos;
@@ -861,7 +867,7 @@ impl<'s> Reader<'s, '_> {
         let span = Span::new(start, self.pos);
         if !escaped {
             return Some(StrLit {
-                value: body.to_owned(),
+                value: Cow::Borrowed(body),
                 span,
             });
         }
@@ -895,6 +901,9 @@ impl<'s> Reader<'s, '_> {
             rest = esc.get(used..)?;
         }
         value.push_str(rest);
-        Some(StrLit { value, span })
+        Some(StrLit {
+            value: Cow::Owned(value),
+            span,
+        })
     }
 }

@@ -9,8 +9,8 @@ use crate::diagnostics::Diagnostic;
 use crate::limits::Limits;
 
 /// The result of parsing: the AST and the errors found on the way.
-pub(crate) struct Parsed {
-    pub(crate) file: ast::File,
+pub(crate) struct Parsed<'s> {
+    pub(crate) file: ast::File<'s>,
     pub(crate) errors: Vec<Diagnostic>,
     /// The text did not follow the grammar (or broke a limit): the AST is
     /// empty and checking it would only add noise.
@@ -19,12 +19,12 @@ pub(crate) struct Parsed {
 
 /// Parses `src` into an AST. Errors in literals (bad escapes, oversized
 /// strings) leave the AST usable, so that checking can report more errors.
-pub(crate) fn parse(src: &str, limits: &Limits) -> Parsed {
+pub(crate) fn parse<'s>(src: &'s str, limits: &Limits) -> Parsed<'s> {
     parse_with(src, limits, true)
 }
 
 /// [`parse`], with the fast path for common items (`fast`) or pest alone.
-fn parse_with(src: &str, limits: &Limits, fast: bool) -> Parsed {
+fn parse_with<'s>(src: &'s str, limits: &Limits, fast: bool) -> Parsed<'s> {
     let scanned = match prescan::prescan(src, limits) {
         Ok(s) => s,
         Err(d) => {

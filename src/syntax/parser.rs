@@ -5,6 +5,7 @@ use crate::limits::Limits;
 use crate::syntax::ast::*;
 use pest::iterators::Pair;
 use pest::Parser as _;
+use std::borrow::Cow;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar/policy.pest"]
@@ -20,24 +21,24 @@ struct PestParser;
 /// does not parse is read again one item at a time from its start, which
 /// words the error as a parse of the whole file would (and reads on, should
 /// the cut have been wrong).
-pub(crate) fn parse_items(
-    src: &str,
+pub(crate) fn parse_items<'s>(
+    src: &'s str,
     batches: &[(usize, usize)],
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
-) -> (Vec<Item>, bool) {
+) -> (Vec<Item<'s>>, bool) {
     parse_items_with(src, batches, limits, errors, true)
 }
 
 /// [`parse_items`], with the hand-written fast path (`fast`, see
 /// src/syntax/fast.rs) tried first on each item, or pest alone.
-pub(crate) fn parse_items_with(
-    src: &str,
+pub(crate) fn parse_items_with<'s>(
+    src: &'s str,
     batches: &[(usize, usize)],
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
     fast: bool,
-) -> (Vec<Item>, bool) {
+) -> (Vec<Item<'s>>, bool) {
     let mut b = Builder {
         src,
         base: 0,
@@ -212,13 +213,13 @@ fn walked_span(base: usize, pair: &Pair<'_, Rule>) -> Span {
 }
 
 /// `start` to the end of the last action (or `fallback` without actions).
-fn actions_span(start: usize, actions: &[Action], fallback: usize) -> Span {
+fn actions_span(start: usize, actions: &[Action<'_>], fallback: usize) -> Span {
     Span::new(start, actions.last().map_or(fallback, |a| a.span().end))
 }
 
 /// `parts` joined by `join` (two or more), or the single part itself; the
 /// whole runs from the first part to the last.
-fn group(mut parts: Vec<Cond>, join: fn(Vec<Cond>, Span) -> Cond) -> Cond {
+fn group<'s>(mut parts: Vec<Cond<'s>>, join: fn(Vec<Cond<'s>>, Span) -> Cond<'s>) -> Cond<'s> {
     if parts.len() == 1 {
         if let Some(only) = parts.pop() {
             return only;
@@ -241,7 +242,7 @@ struct Builder<'s, 'e> {
     context: Option<(&'static str, String)>,
 }
 
-impl Builder<'_, '_> {
+impl<'s> Builder<'s, '_> {
     /// The pair's place in `src`.
     fn sp(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = span_of(pair);
@@ -260,7 +261,7 @@ impl Builder<'_, '_> {
         &mut self.errors[last]
     }
 
-    fn item(&mut self, pair: Pair<'_, Rule>) -> Item {
+    fn item(&mut self, pair: Pair<'s, Rule>) -> Item<'s> {
         self.context = None;
         #[cfg(debug_assertions)]
         let walked = walked_span(self.base, &pair);
@@ -293,10 +294,7 @@ impl Builder<'_, '_> {
                         TypeExpr::Enum(values, tspan)
                     }
                     Some(t) => TypeExpr::Simple(self.name_opt(t.into_inner().next(), span)),
-                    None => TypeExpr::Simple(Name {
-                        text: String::new(),
-                        span,
-                    }),
+                    None => TypeExpr::Simple(Name { text: "", span }),
                 };
                 Item::Fact(FactDecl { name, ty, span })
             }
@@ -317,7 +315,7 @@ impl Builder<'_, '_> {
             ),
             Rule::rule_item => {
                 let name = self.string_opt(inner.next(), span);
-                self.context = Some(("rule", name.value.clone()));
+                self.context = Some(("rule", name.value.to_string()));
                 let mut when = None;
                 let mut actions = Vec::new();
                 for part in inner {
@@ -350,7 +348,7 @@ impl Builder<'_, '_> {
             }
             Rule::test_item => {
                 let name = self.string_opt(inner.next(), span);
-                self.context = Some(("test", name.value.clone()));
+                self.context = Some(("test", name.value.to_string()));
                 let mut given = Vec::new();
                 let mut expects = Vec::new();
                 for part in inner {
@@ -419,35 +417,35 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn name(&mut self, pair: Pair<'_, Rule>) -> Name {
+    fn name(&mut self, pair: Pair<'s, Rule>) -> Name<'s> {
         Name {
-            text: pair.as_str().to_owned(),
+            text: pair.as_str(),
             span: self.sp(&pair),
         }
     }
 
-    fn name_opt(&mut self, pair: Option<Pair<'_, Rule>>, fallback: Span) -> Name {
+    fn name_opt(&mut self, pair: Option<Pair<'s, Rule>>, fallback: Span) -> Name<'s> {
         match pair {
             Some(p) => self.name(p),
             None => Name {
-                text: String::new(),
+                text: "",
                 span: fallback,
             },
         }
     }
 
-    fn string_opt(&mut self, pair: Option<Pair<'_, Rule>>, fallback: Span) -> StrLit {
+    fn string_opt(&mut self, pair: Option<Pair<'s, Rule>>, fallback: Span) -> StrLit<'s> {
         match pair {
             Some(p) => self.string(p),
             None => StrLit {
-                value: String::new(),
+                value: Cow::Borrowed(""),
                 span: fallback,
             },
         }
     }
 
     /// Decodes a string literal's escapes; a bad escape is an `invalid-escape` error.
-    fn string(&mut self, pair: Pair<'_, Rule>) -> StrLit {
+    fn string(&mut self, pair: Pair<'s, Rule>) -> StrLit<'s> {
         let span = self.sp(&pair);
         let raw = pair.as_str();
         let body = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
@@ -463,13 +461,13 @@ impl Builder<'_, '_> {
                 ),
             );
             return StrLit {
-                value: String::new(),
+                value: Cow::Borrowed(""),
                 span,
             };
         }
         if !body.contains('\\') {
             return StrLit {
-                value: body.to_owned(),
+                value: Cow::Borrowed(body),
                 span,
             };
         }
@@ -527,10 +525,13 @@ impl Builder<'_, '_> {
                 None => {}
             }
         }
-        StrLit { value, span }
+        StrLit {
+            value: Cow::Owned(value),
+            span,
+        }
     }
 
-    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
+    fn value(&mut self, pair: Pair<'s, Rule>) -> Value<'s> {
         let span = self.sp(&pair);
         let text = pair.as_str();
         match pair.as_rule() {
@@ -548,13 +549,18 @@ impl Builder<'_, '_> {
                         ),
                     );
                 }
-                Value::Regex(body.replace("\\/", "/"), span)
+                let value = if body.contains("\\/") {
+                    Cow::Owned(body.replace("\\/", "/"))
+                } else {
+                    Cow::Borrowed(body)
+                };
+                Value::Regex(value, span)
             }
-            Rule::ip_lit => Value::Ip(text.to_owned(), span),
+            Rule::ip_lit => Value::Ip(text, span),
             Rule::number => {
                 if text.contains(['.', 'e', 'E']) {
                     match text.parse::<f64>() {
-                        Ok(f) if f.is_finite() => Value::Float(f, text.to_owned(), span),
+                        Ok(f) if f.is_finite() => Value::Float(f, text, span),
                         _ => {
                             self.error(
                                 Code::Syntax,
@@ -583,7 +589,7 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn list_values(&mut self, pair: Pair<'_, Rule>) -> Vec<Value> {
+    fn list_values(&mut self, pair: Pair<'s, Rule>) -> Vec<Value<'s>> {
         let span = self.sp(&pair);
         let values: Vec<Value> = pair.into_inner().map(|v| self.value(v)).collect();
         if values.len() > self.limits.max_list_items {
@@ -600,7 +606,7 @@ impl Builder<'_, '_> {
         values
     }
 
-    fn condition(&mut self, pair: Pair<'_, Rule>) -> Cond {
+    fn condition(&mut self, pair: Pair<'s, Rule>) -> Cond<'s> {
         #[cfg(debug_assertions)]
         let walked = walked_span(self.base, &pair);
         let span = self.sp(&pair);
@@ -614,9 +620,9 @@ impl Builder<'_, '_> {
     /// grouped here, `and` binding tighter than `or`. A group of one is the
     /// operand itself; a group's place runs from its first operand to its
     /// last (pest's end would include what it skipped looking for more).
-    fn operands<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>, span: Span) -> Cond {
-        let mut ors: Vec<Cond> = Vec::new();
-        let mut ands: Vec<Cond> = Vec::new();
+    fn operands(&mut self, pairs: impl Iterator<Item = Pair<'s, Rule>>, span: Span) -> Cond<'s> {
+        let mut ors: Vec<Cond<'s>> = Vec::new();
+        let mut ands: Vec<Cond<'s>> = Vec::new();
         for p in pairs {
             match p.as_rule() {
                 Rule::not_expr => {
@@ -636,7 +642,7 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn not_expr(&mut self, pair: Pair<'_, Rule>) -> Cond {
+    fn not_expr(&mut self, pair: Pair<'s, Rule>) -> Cond<'s> {
         let span = self.sp(&pair);
         let mut nots = Vec::new();
         let mut atom = None;
@@ -656,7 +662,7 @@ impl Builder<'_, '_> {
         cond
     }
 
-    fn atom(&mut self, pair: Pair<'_, Rule>) -> Cond {
+    fn atom(&mut self, pair: Pair<'s, Rule>) -> Cond<'s> {
         let span = self.sp(&pair);
         match pair.as_rule() {
             Rule::paren => {
@@ -698,12 +704,12 @@ impl Builder<'_, '_> {
     }
 
     /// `FACT` followed by its comparison, `in` or `matches` tail.
-    fn comparison<'i>(
+    fn comparison(
         &mut self,
-        fact: Name,
-        mut inner: impl Iterator<Item = Pair<'i, Rule>>,
+        fact: Name<'s>,
+        mut inner: impl Iterator<Item = Pair<'s, Rule>>,
         span: Span,
-    ) -> Cond {
+    ) -> Cond<'s> {
         let Some(tail) = inner.next() else {
             return Cond::Bool(false, span);
         };
@@ -747,7 +753,7 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn actions(&mut self, pair: Pair<'_, Rule>) -> Vec<Action> {
+    fn actions(&mut self, pair: Pair<'s, Rule>) -> Vec<Action<'s>> {
         let mut out = Vec::new();
         for a in pair.into_inner() {
             #[cfg(debug_assertions)]

@@ -21,9 +21,9 @@ use crate::syntax::ast::Comment;
 
 /// What the pre-pass found: the comments, and where pest may be run on
 /// whole items at once.
-pub(crate) struct Prescanned {
+pub(crate) struct Prescanned<'s> {
     /// The comments, in order.
-    pub(crate) comments: Vec<Comment>,
+    pub(crate) comments: Vec<Comment<'s>>,
     /// Consecutive ranges of the text covering it all, each cut between two
     /// top-level items (when the text parses) and holding at most
     /// [`BATCH_PAIRS`] token pairs unless a single segment holds more.
@@ -32,16 +32,19 @@ pub(crate) struct Prescanned {
 
 /// Checks the limits and collects comments. On a limit error the caller
 /// stops: the input is not handed to pest.
-pub(crate) fn prescan(src: &str, limits: &Limits) -> Result<Prescanned, Box<Diagnostic>> {
+pub(crate) fn prescan<'s>(
+    src: &'s str,
+    limits: &Limits,
+) -> Result<Prescanned<'s>, Box<Diagnostic>> {
     prescan_with_budget(src, limits, queue_budget(src.len()))
 }
 
 /// [`prescan`] with the token-pair budget given.
-fn prescan_with_budget(
-    src: &str,
+fn prescan_with_budget<'s>(
+    src: &'s str,
     limits: &Limits,
     budget: usize,
-) -> Result<Prescanned, Box<Diagnostic>> {
+) -> Result<Prescanned<'s>, Box<Diagnostic>> {
     if src.len() > limits.max_source_bytes {
         return Err(Box::new(
             Diagnostic::new(
@@ -77,7 +80,7 @@ fn prescan_with_budget(
             }
             b'#' => {
                 let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
-                let text = src[i + 1..end].trim_end_matches('\r').to_owned();
+                let text = src[i + 1..end].trim_end_matches('\r');
                 comments.push(Comment {
                     text,
                     span: Span::new(i, end),
