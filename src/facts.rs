@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// Where a message comes from and goes to, as amavisd-new derives it from
 /// "originating" (the client is ours: `mynetworks` or SMTP AUTH) and "local
@@ -419,11 +420,25 @@ pub struct Facts {
     /// [`Scanner`] and for `forges_sender` and `authenticated` holding a
     /// bool, [`CODE_OTHER`] for any other value.
     codes: [u8; BUILTIN_COUNT],
-    /// Bit `i`: built-in slot `i` was given a value that may own heap
-    /// memory (text or a set of names) since it was last emptied by drop.
+    /// Bit `i` (below [`BUILTIN_COUNT`]): built-in slot `i` was given a
+    /// value that may own heap memory (text or a set of names) since it was
+    /// last emptied by drop. Bit [`ONE_NAME`]: `virus` holds the one name
+    /// [`Facts::virus`] was given, stored as `FactValue::Str(Cow::Owned)`
+    /// without a set around it (one allocation less per message), and read
+    /// everywhere as the one-name set it is.
     owned: u16,
+    /// `virus` as the one-name set [`Facts::get`] and [`Facts::iter`] lend
+    /// out when [`ONE_NAME`] is set, made on the first such call. Empty
+    /// whenever `ONE_NAME` is clear (every write to `virus` empties it).
+    one_name_set: OnceLock<Box<FactValue<'static>>>,
     custom: Vec<(String, FactValue<'static>)>,
 }
+
+/// The bit of `Facts::owned` that marks a one-name `virus` (see there).
+const ONE_NAME: u16 = 1 << 15;
+/// The bits of `Facts::owned` that stand for slots.
+const SLOT_BITS: u16 = (1 << BUILTIN_COUNT) - 1;
+const _: () = assert!(BUILTIN_COUNT < 15);
 
 /// [`Facts::table_code`] of an unknown fact.
 pub(crate) const CODE_UNKNOWN: u8 = 0;
@@ -435,7 +450,7 @@ impl Drop for Facts {
     fn drop(&mut self) {
         // Every slot outside `owned` holds nothing or a value that owns no
         // memory, so leaving the array itself undropped leaks nothing.
-        let mut bits = self.owned;
+        let mut bits = self.owned & SLOT_BITS;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -448,8 +463,10 @@ impl Drop for Facts {
 
 impl fmt::Debug for Facts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let builtin: [Option<FactValue<'_>>; BUILTIN_COUNT] =
+            std::array::from_fn(|i| self.shown(i));
         f.debug_struct("Facts")
-            .field("builtin", &*self.builtin)
+            .field("builtin", &builtin)
             .field("custom", &self.custom)
             .finish()
     }
@@ -457,7 +474,7 @@ impl fmt::Debug for Facts {
 
 impl PartialEq for Facts {
     fn eq(&self, other: &Facts) -> bool {
-        *self.builtin == *other.builtin && self.custom == other.custom
+        (0..BUILTIN_COUNT).all(|i| self.shown(i) == other.shown(i)) && self.custom == other.custom
     }
 }
 
@@ -487,6 +504,24 @@ impl Facts {
     /// keeping its table code and ownership bit.
     #[inline(always)]
     fn put(&mut self, i: usize, v: FactValue<'static>) {
+        if i == FactId::VIRUS.index() {
+            self.forget_one_name();
+        }
+        self.put_slot(i, v);
+    }
+
+    /// `virus` no longer holds a one-name set of [`Facts::virus`]'s.
+    #[inline(always)]
+    fn forget_one_name(&mut self) {
+        if self.owned & ONE_NAME != 0 {
+            self.owned &= !ONE_NAME;
+            self.one_name_set = OnceLock::new();
+        }
+    }
+
+    /// [`Facts::put`] without the `virus` bookkeeping.
+    #[inline(always)]
+    fn put_slot(&mut self, i: usize, v: FactValue<'static>) {
         if matches!(v, FactValue::Str(_) | FactValue::Set(_)) {
             self.owned |= 1 << (i % 16);
         }
@@ -526,14 +561,27 @@ impl Facts {
     #[inline(always)]
     pub fn virus(mut self, name: impl Into<String>) -> Facts {
         let i = FactId::VIRUS.index();
-        // Only the slot's value goes through the out-of-line part: the
-        // builder's facts stay where they are (no copy of the whole struct).
-        let v = match self.builtin.get_mut(i).and_then(Option::take) {
-            // Most messages carry one detection: room for exactly one name.
-            None => FactValue::Set(Cow::Owned(vec![name.into()])),
-            old => add_name(old, name.into()),
-        };
-        self.put(i, v);
+        let name = name.into();
+        match self.builtin.get_mut(i) {
+            // Most messages carry one detection: the name alone, no set
+            // allocated around it (`ONE_NAME`; the slot was empty, so no
+            // set was lent out for it).
+            Some(slot @ None) => {
+                *slot = Some(FactValue::Str(Cow::Owned(name)));
+                self.owned |= ONE_NAME | 1 << i;
+                if let Some(c) = self.codes.get_mut(i) {
+                    *c = CODE_OTHER;
+                }
+            }
+            // Only the slot's value goes through the out-of-line part: the
+            // builder's facts stay where they are (no copy of the whole
+            // struct).
+            Some(slot) => {
+                let v = add_name(slot.take(), name);
+                self.put(i, v);
+            }
+            None => {}
+        }
         self
     }
 
@@ -635,6 +683,9 @@ impl Facts {
     /// Makes a fact unknown again.
     pub fn unset(&mut self, name: &str) {
         if let Some(i) = BUILTIN_FACTS.iter().position(|b| *b == name) {
+            if i == FactId::VIRUS.index() {
+                self.forget_one_name();
+            }
             if let (Some(c), Some(slot)) = (self.codes.get_mut(i), self.builtin.get_mut(i)) {
                 *c = CODE_UNKNOWN;
                 *slot = None;
@@ -647,7 +698,7 @@ impl Facts {
     /// The value of a fact, by name.
     pub fn get(&self, name: &str) -> Option<&FactValue<'static>> {
         match BUILTIN_FACTS.iter().position(|b| *b == name) {
-            Some(i) => self.builtin[i].as_ref(),
+            Some(i) => self.public(i),
             None => self.custom.iter().find(|(n, _)| n == name).map(|(_, v)| v),
         }
     }
@@ -656,27 +707,30 @@ impl Facts {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &FactValue<'static>)> {
         let builtin = BUILTIN_FACTS
             .iter()
-            .zip(self.builtin.iter())
-            .filter_map(|(n, v)| v.as_ref().map(|v| (*n, v)));
+            .enumerate()
+            .filter_map(|(i, n)| self.public(i).map(|v| (*n, v)));
         builtin.chain(self.custom.iter().map(|(n, v)| (n.as_str(), v)))
     }
 }
 
 impl FactProvider for Facts {
     fn fact(&self, key: FactKey<'_>) -> Option<FactValue<'_>> {
-        let value = if key.id.index() < BUILTIN_COUNT {
-            self.builtin[key.id.index()].as_ref()
-        } else {
-            self.custom
-                .iter()
-                .find(|(n, _)| n == key.name)
-                .map(|(_, v)| v)
-        }?;
-        Some(match value {
-            FactValue::Str(s) => FactValue::Str(Cow::Borrowed(s)),
-            FactValue::Set(names) => FactValue::Set(Cow::Borrowed(names)),
-            other => other.clone(),
-        })
+        if key.id.index() < BUILTIN_COUNT {
+            return self.shown(key.id.index());
+        }
+        self.custom
+            .iter()
+            .find(|(n, _)| n == key.name)
+            .map(|(_, v)| lend(v))
+    }
+}
+
+/// `v` lending its text or names (no copy of them).
+fn lend<'a>(v: &'a FactValue<'_>) -> FactValue<'a> {
+    match v {
+        FactValue::Str(s) => FactValue::Str(Cow::Borrowed(s)),
+        FactValue::Set(names) => FactValue::Set(Cow::Borrowed(names)),
+        other => other.clone(),
     }
 }
 
@@ -768,9 +822,48 @@ impl Facts {
     }
 
     /// The stored value of built-in fact `id` (`None` also for a custom id).
+    /// A one-name `virus` is stored as its name ([`Facts::one_name`]).
     #[inline]
     pub(crate) fn builtin(&self, id: FactId) -> Option<&FactValue<'static>> {
         self.builtin.get(id.index())?.as_ref()
+    }
+
+    /// The name of a one-name `virus` set built by [`Facts::virus`] (stored
+    /// without the set): read it as `std::slice::from_ref(name)`.
+    #[inline(always)]
+    pub(crate) fn one_name(&self) -> Option<&String> {
+        if self.owned & ONE_NAME == 0 {
+            return None;
+        }
+        match self.builtin.get(FactId::VIRUS.index()) {
+            Some(Some(FactValue::Str(Cow::Owned(name)))) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Built-in slot `i`'s value as supplied: a one-name `virus` as the set
+    /// it stands for, text and names lent.
+    fn shown(&self, i: usize) -> Option<FactValue<'_>> {
+        if i == FactId::VIRUS.index() {
+            if let Some(name) = self.one_name() {
+                return Some(FactValue::Set(Cow::Borrowed(std::slice::from_ref(name))));
+            }
+        }
+        self.builtin.get(i)?.as_ref().map(lend)
+    }
+
+    /// Built-in slot `i`'s value for [`Facts::get`] and [`Facts::iter`]:
+    /// a one-name `virus` as a set, made on the first call.
+    fn public(&self, i: usize) -> Option<&FactValue<'static>> {
+        if i == FactId::VIRUS.index() {
+            if let Some(name) = self.one_name() {
+                let set = self
+                    .one_name_set
+                    .get_or_init(|| Box::new(FactValue::Set(Cow::Owned(vec![name.clone()]))));
+                return Some(set);
+            }
+        }
+        self.builtin.get(i)?.as_ref()
     }
 
     /// The stored value of fact `id` (named `name` when custom), without copying.
@@ -838,6 +931,57 @@ mod tests {
         assert!(f.get("authenticated").is_none());
         f.set("forges_sender", FactValue::Bool(true));
         assert_eq!(code(&f, FactId::FORGES_SENDER), 2);
+    }
+
+    #[test]
+    fn a_one_name_virus_is_the_set_everywhere() {
+        let one = Facts::new().scanner(Scanner::Infected).virus("A");
+        let set = Facts::new()
+            .scanner(Scanner::Infected)
+            .viruses(["A".to_owned()]);
+        assert_eq!(one.get("virus"), Some(&FactValue::set(["A"])));
+        assert_eq!(one.get("virus"), set.get("virus"));
+        assert_eq!(one, set);
+        assert_eq!(set, one);
+        assert_eq!(format!("{one:?}"), format!("{set:?}"));
+        assert!(format!("{one:?}").contains(r#"Some(Set(["A"]))"#));
+        let listed = |f: &Facts| {
+            f.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&one), listed(&set));
+        let key = FactKey {
+            id: FactId::VIRUS,
+            name: "virus",
+        };
+        assert_eq!(one.fact(key), Some(FactValue::set(["A"])));
+        // The lent set follows every later change, also in a clone.
+        let cloned = one.clone();
+        assert_eq!(cloned.get("virus"), Some(&FactValue::set(["A"])));
+        let two = one.clone().virus("B");
+        assert_eq!(two.get("virus"), Some(&FactValue::set(["A", "B"])));
+        assert_eq!(
+            one.clone().virus("A").get("virus"),
+            Some(&FactValue::set(["A"]))
+        );
+        let mut text = one.clone();
+        text.set("virus", FactValue::from("C"));
+        assert_eq!(text.get("virus"), Some(&FactValue::from("C")));
+        assert_eq!(text.fact(key), Some(FactValue::from("C")));
+        assert_ne!(text, one);
+        let mut gone = one.clone();
+        gone.unset("virus");
+        assert_eq!(gone.get("virus"), None);
+        assert_eq!(
+            gone.clone().virus("D").get("virus"),
+            Some(&FactValue::set(["D"]))
+        );
+        // Text set by hand stays text (a one-element set to conditions).
+        let mut by_hand = Facts::new();
+        by_hand.set("virus", FactValue::from("E"));
+        assert_eq!(by_hand.get("virus"), Some(&FactValue::from("E")));
+        assert_ne!(by_hand, Facts::new().virus("E"));
     }
 
     #[test]

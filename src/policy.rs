@@ -4,7 +4,7 @@ use crate::check::{self, model::Model};
 use crate::compile::{self, Compiled};
 use crate::decision::Decision;
 use crate::diagnostics::{self, Code, Diagnostic, LineIndex, Span};
-use crate::eval::{self, explain::Explanation, DirectSource, MemoSource};
+use crate::eval::{self, explain::Explanation, DirectSource, MemoSource, ShownSource};
 use crate::facts::{FactId, FactKey, FactProvider, Facts};
 use crate::facts_json::{self, FactsError, FactsInput};
 use crate::limits::Limits;
@@ -235,10 +235,10 @@ impl Policy {
 
     /// Which rules were tried and why each did (not) apply.
     pub fn explain(&self, facts: &Facts) -> Explanation<'_> {
-        let mut direct = DirectSource {
+        let mut direct = ShownSource(DirectSource {
             facts,
             table: &self.model.facts,
-        };
+        });
         // Each leaf's truth from the compiled form, through the shared
         // scans: bounded as evaluation is.
         let mut tracer = self.compiled.tracer(&mut direct);
@@ -255,10 +255,10 @@ impl Policy {
     /// (no compiled form, no shared scans): what it is tested against.
     #[doc(hidden)]
     pub fn explain_reference(&self, facts: &Facts) -> Explanation<'_> {
-        let mut direct = DirectSource {
+        let mut direct = ShownSource(DirectSource {
             facts,
             table: &self.model.facts,
-        };
+        });
         eval::explain::explain(
             &self.model,
             &self.source,

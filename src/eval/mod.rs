@@ -92,6 +92,10 @@ impl FactSource for DirectSource<'_, '_> {
     fn value(&mut self, id: FactId) -> Option<Val<'_>> {
         // A built-in fact holding a value of its own type (what the `Facts`
         // builder stores) reads without the table: its type is fixed.
+        // A one-name `virus` (`Facts::virus`, stored as the name alone)
+        // reads as text: every condition holds on text exactly as on the
+        // one-name set (a set fact takes text as a one-element set);
+        // `ShownSource` reads it as the set for `explain`'s display.
         if let Some(v) = self.facts.builtin(id) {
             if let Some(v) = convert_builtin(id, v) {
                 return Some(v);
@@ -135,6 +139,28 @@ impl DirectSource<'_, '_> {
         let info = self.table.facts.get(id.index())?;
         let v = self.facts.value_ref(id, &info.name)?;
         convert(id, &info.ty, v)
+    }
+}
+
+/// [`DirectSource`] as `explain` reads it: a one-name `virus` built by
+/// [`Facts::virus`] reads as the set it stands for, so that its value is
+/// shown as supplied (`["A"]`); the truth of every condition is the same.
+pub(crate) struct ShownSource<'f, 't>(pub(crate) DirectSource<'f, 't>);
+
+impl FactSource for ShownSource<'_, '_> {
+    #[inline]
+    fn value(&mut self, id: FactId) -> Option<Val<'_>> {
+        if id == FactId::VIRUS {
+            if let Some(name) = self.0.facts.one_name() {
+                return Some(Val::Set(std::slice::from_ref(name)));
+            }
+        }
+        self.0.value(id)
+    }
+
+    #[inline]
+    fn code(&mut self, id: FactId, known: u32, is_bool: bool) -> Option<u32> {
+        self.0.code(id, known, is_bool)
     }
 }
 
@@ -357,7 +383,7 @@ pub(crate) fn eval_expr_traced(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{Direction, Scanner, BUILTIN_COUNT};
+    use crate::facts::{dedup_names, Direction, Scanner, BUILTIN_COUNT};
     use std::borrow::Cow;
 
     /// Values of every shape, for every built-in fact.
@@ -428,6 +454,39 @@ mod tests {
                     "{} = {v:?}",
                     info.name
                 );
+            }
+            // The builder's one-name `virus` (stored as the name alone)
+            // reads as the set, as `set` stores it.
+            if id == FactId::VIRUS {
+                for names in [vec!["A"], vec!["A", "B"], vec!["A", "A"]] {
+                    let built = names.iter().fold(Facts::new(), |f, n| f.virus(*n));
+                    let mut set = Facts::new();
+                    set.set("virus", FactValue::set(names.clone()));
+                    let shown = |facts: &Facts| {
+                        let mut src = ShownSource(DirectSource {
+                            facts,
+                            table: &table,
+                        });
+                        format!("{:?}", src.value(id))
+                    };
+                    assert_eq!(shown(&built), shown(&set), "{names:?}");
+                    assert!(shown(&built).starts_with("Some(Set("), "{names:?}");
+                    // Evaluation reads the one name as text.
+                    let mut src = DirectSource {
+                        facts: &built,
+                        table: &table,
+                    };
+                    let expected = match names.len() {
+                        1 => r#"Some(Str("A"))"#.to_owned(),
+                        _ => format!(
+                            "{:?}",
+                            Some(Val::Set(&dedup_names(
+                                names.iter().map(|n| n.to_string()).collect()
+                            )))
+                        ),
+                    };
+                    assert_eq!(format!("{:?}", src.value(id)), expected, "{names:?}");
+                }
             }
             // Unknown.
             let facts = Facts::new();
