@@ -40,9 +40,16 @@ fn parse_with<'s>(src: &'s str, limits: &Limits, fast: bool) -> Parsed<'s> {
     };
     let mut errors = Vec::new();
     let (items, fatal) = if fast {
-        parser::parse_items(src, &scanned.batches, limits, &mut errors)
+        parser::parse_items(src, &scanned.batches, scanned.items, limits, &mut errors)
     } else {
-        parser::parse_items_with(src, &scanned.batches, limits, &mut errors, false)
+        parser::parse_items_with(
+            src,
+            &scanned.batches,
+            scanned.items,
+            limits,
+            &mut errors,
+            false,
+        )
     };
     Parsed {
         file: ast::File {

@@ -24,17 +24,20 @@ struct PestParser;
 pub(crate) fn parse_items<'s>(
     src: &'s str,
     batches: &[(usize, usize)],
+    expected: usize,
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
 ) -> (Vec<Item<'s>>, bool) {
-    parse_items_with(src, batches, limits, errors, true)
+    parse_items_with(src, batches, expected, limits, errors, true)
 }
 
 /// [`parse_items`], with the hand-written fast path (`fast`, see
-/// src/syntax/fast.rs) tried first on each item, or pest alone.
+/// src/syntax/fast.rs) tried first on each item, or pest alone. `expected`:
+/// about how many items there are (the pre-pass's count), room reserved.
 pub(crate) fn parse_items_with<'s>(
     src: &'s str,
     batches: &[(usize, usize)],
+    expected: usize,
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
     fast: bool,
@@ -46,7 +49,7 @@ pub(crate) fn parse_items_with<'s>(
         errors,
         context: None,
     };
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(expected);
     // Where the last item read starts.
     let mut previous = 0;
     for &(start, end) in batches {
@@ -1039,7 +1042,7 @@ mod tests {
         assert!(batches.len() > 2, "{} batches", batches.len());
         let limits = Limits::default();
         let mut errors = Vec::new();
-        let (batched, fatal) = parse_items(&src, &batches, &limits, &mut errors);
+        let (batched, fatal) = parse_items(&src, &batches, 0, &limits, &mut errors);
         assert!(!fatal && errors.is_empty(), "{errors:?}");
         let mut errors = Vec::new();
         let mut b = Builder {
@@ -1076,7 +1079,7 @@ mod tests {
             };
             let limits = Limits::default();
             let mut errors = Vec::new();
-            let (_, fatal) = parse_items(&src, &batches_of(&src), &limits, &mut errors);
+            let (_, fatal) = parse_items(&src, &batches_of(&src), 0, &limits, &mut errors);
             assert!(fatal);
             assert_eq!(errors[0], whole, "{broken}");
         }

@@ -28,6 +28,10 @@ pub(crate) struct Prescanned<'s> {
     /// top-level items (when the text parses) and holding at most
     /// [`BATCH_PAIRS`] token pairs unless a single segment holds more.
     pub(crate) batches: Vec<(usize, usize)>,
+    /// The item keywords that start a line at the top level: about how
+    /// many items there are (the parser reserves room for them, within
+    /// one per 8 bytes of text).
+    pub(crate) items: usize,
 }
 
 /// Checks the limits and collects comments. On a limit error the caller
@@ -217,6 +221,7 @@ fn prescan_with_budget<'s>(
     Ok(Prescanned {
         comments,
         batches: pairs.batches,
+        items: pairs.items.min(src.len() / 8),
     })
 }
 
@@ -275,6 +280,8 @@ struct PairCount {
     /// The previous word or punctuation was `alert`, `fact`, `mode`,
     /// `list`, `:` or `=`: an item keyword here is a name, not a new item.
     names_next: bool,
+    /// The item keywords that started a segment.
+    items: usize,
 }
 
 impl PairCount {
@@ -286,6 +293,7 @@ impl PairCount {
             batches: Vec::new(),
             batch: Segment::default(),
             names_next: false,
+            items: 0,
         }
     }
 
@@ -324,6 +332,7 @@ impl PairCount {
         let item_keyword = matches!(kind, Word::Item { .. });
         if self.open.is_empty() && first_on_line && item_keyword && !self.names_next {
             self.cut(at);
+            self.items += 1;
         }
         let pairs = if self.in_list() {
             1
