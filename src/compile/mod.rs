@@ -837,17 +837,22 @@ fn key_sets(model: &Model, k: &Key, words: usize, base: &[u8], masks: &[u64]) ->
             Some(_) => PerCode::all(base.get(i).copied().unwrap_or(ANY), codes),
         };
         let (w, b) = (i / 64, 1u64 << (i % 64));
-        for (code, (c, s)) in can.iter_mut().zip(sure.iter_mut()).enumerate() {
-            let set = sets.mask(code);
-            if set & T != 0 {
-                if let Some(x) = c.get_mut(w) {
-                    *x |= b;
-                }
+        // The codes where the rule can be true, and where it is surely true
+        // (true and neither false nor unknown: `mask(code) == T`), bit by bit.
+        let mut can_codes = sets.t;
+        let mut sure_codes = sets.t & !sets.f & !sets.u;
+        while can_codes != 0 {
+            let code = can_codes.trailing_zeros() as usize;
+            can_codes &= can_codes - 1;
+            if let Some(x) = can.get_mut(code).and_then(|c| c.get_mut(w)) {
+                *x |= b;
             }
-            if set == T {
-                if let Some(x) = s.get_mut(w) {
-                    *x |= b;
-                }
+        }
+        while sure_codes != 0 {
+            let code = sure_codes.trailing_zeros() as usize;
+            sure_codes &= sure_codes - 1;
+            if let Some(x) = sure.get_mut(code).and_then(|s| s.get_mut(w)) {
+                *x |= b;
             }
         }
     }
@@ -879,7 +884,8 @@ impl PerCode {
         }
     }
 
-    /// The mask at one code.
+    /// The mask at one code (the tests compare it with [`abstract_eval`]).
+    #[cfg(test)]
     fn mask(&self, code: usize) -> u8 {
         let at = |s: u128| code < 128 && (s >> code) & 1 == 1;
         (if at(self.f) { F } else { 0 })
@@ -931,6 +937,9 @@ fn per_code(e: &Expr, k: &Key, codes: usize) -> PerCode {
         }),
         leaf => match leaf_fact(leaf) {
             Some(id) if id == k.id => {
+                if let Some(out) = per_code_eq(leaf, k, codes) {
+                    return out;
+                }
                 let mut out = PerCode { f: 0, u: 0, t: 0 };
                 for code in 0..codes.min(128) {
                     let b = 1u128 << code;
@@ -945,6 +954,38 @@ fn per_code(e: &Expr, k: &Key, codes: usize) -> PerCode {
             _ => PerCode::all(ANY, codes),
         },
     }
+}
+
+/// [`per_code`] of a leaf on `k` that is true at one value only (or at all
+/// but one): `== V` / `!= V` on an enum or bool key, or a bare bool. Its
+/// bits are that value's and the other known values', without testing each
+/// code; `None` for any other leaf. (Exactly [`test_leaf`]'s answers: an
+/// enum literal equals only its own code's `Val::Enum`, a bool literal
+/// only its own `Val::Bool`, and *unknown* is never tested.)
+fn per_code_eq(leaf: &ExprKind, k: &Key, codes: usize) -> Option<PerCode> {
+    use crate::check::model::{Lit, Op};
+    let (eq, code) = match leaf {
+        ExprKind::Compare(_, op @ (Op::Eq | Op::Ne), Lit::Enum(v)) if !k.bool => {
+            (*op == Op::Eq, u32::from(*v))
+        }
+        ExprKind::Compare(_, op @ (Op::Eq | Op::Ne), Lit::Bool(b)) if k.bool => {
+            (*op == Op::Eq, u32::from(*b))
+        }
+        ExprKind::IsTrue(_) if k.bool => (true, 1),
+        _ => return None,
+    };
+    if codes > 128 || k.known as usize + 1 != codes {
+        return None;
+    }
+    let unknown = 1u128 << k.known;
+    let known = unknown - 1;
+    let hit = if code < k.known { 1u128 << code } else { 0 };
+    let (t, f) = if eq {
+        (hit, known & !hit)
+    } else {
+        (known & !hit, hit)
+    };
+    Some(PerCode { f, u: unknown, t })
 }
 
 /// Whether the candidates (`can`, cut after the first rule in `sure`) are at
