@@ -99,8 +99,21 @@ struct Reader<'s, 'l> {
     depth: usize,
 }
 
+/// The grammar's `ident_char`s: ASCII letters, digits and `_`.
+static IDENT_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_ident_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    IDENT_CHARS[c as usize]
 }
 
 /// The end of the run of ASCII digits from `p`.
@@ -256,6 +269,16 @@ impl<'s> Reader<'s, '_> {
         self.s.get(self.pos..e).unwrap_or("")
     }
 
+    /// Whether the word here ([`Reader::word`]) is `w`: its bytes, then no
+    /// `ident_char` (without scanning a longer word to its end).
+    fn at_word(&self, w: &[u8]) -> bool {
+        self.b.get(self.pos..self.pos + w.len()) == Some(w)
+            && !self
+                .b
+                .get(self.pos + w.len())
+                .is_some_and(|&c| is_ident_char(c))
+    }
+
     /// Takes `c` or gives up.
     fn punct(&mut self, c: u8) -> Option<()> {
         if self.peek() == Some(c) {
@@ -385,7 +408,7 @@ impl<'s> Reader<'s, '_> {
             self.punct(b']')?;
             return Some(TypeExpr::Set(elem, Span::new(start, self.pos)));
         }
-        if self.word() == "enum" {
+        if self.at_word(b"enum") {
             self.pos += 4;
             self.skip();
             if self.peek() == Some(b'(') {
@@ -408,13 +431,13 @@ impl<'s> Reader<'s, '_> {
         self.punct(b'{')?;
         self.skip();
         let mut when = None;
-        if self.word() == "when" {
+        if self.at_word(b"when") {
             self.pos += 4;
             self.skip();
             when = Some(self.operands()?);
             self.skip();
         }
-        if self.word() != "then" {
+        if !self.at_word(b"then") {
             return None;
         }
         self.pos += 4;
@@ -437,7 +460,7 @@ impl<'s> Reader<'s, '_> {
         self.punct(b'{')?;
         self.skip();
         let mut given = Vec::new();
-        if self.word() == "given" {
+        if self.at_word(b"given") {
             self.pos += 5;
             self.skip();
             // Another `NAME =`, or the comma was the last.
@@ -454,7 +477,7 @@ impl<'s> Reader<'s, '_> {
             self.skip();
         }
         let mut expects = Vec::new();
-        while self.word() == "expect" {
+        while self.at_word(b"expect") {
             expects.push(self.expect()?);
             self.skip();
         }
@@ -625,11 +648,11 @@ impl<'s> Reader<'s, '_> {
     }
 
     fn not_expr(&mut self) -> Option<Cond<'s>> {
-        if self.word() != "not" {
+        if !self.at_word(b"not") {
             return self.atom();
         }
         let mut nots = Vec::new();
-        while self.word() == "not" {
+        while self.at_word(b"not") {
             nots.push(self.pos);
             self.pos += 3;
             self.skip();
@@ -696,7 +719,8 @@ impl<'s> Reader<'s, '_> {
     fn at_tail(&self) -> bool {
         matches!(self.peek(), Some(b'<' | b'>'))
             || matches!(self.b.get(self.pos..self.pos + 2), Some(b"==" | b"!="))
-            || matches!(self.word(), "in" | "matches")
+            || self.at_word(b"in")
+            || self.at_word(b"matches")
     }
 
     fn tail(&mut self, fact: Name<'s>) -> Option<Cond<'s>> {
