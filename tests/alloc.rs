@@ -215,6 +215,18 @@ fn dropped_facts_free_every_value() {
             let g = f.clone().viruses(["Z"]);
             drop(f);
             drop(g);
+            // A one-name `virus` lends a set once it is asked for: freed
+            // with the facts, and when `virus` changes.
+            let one = Facts::new().virus(format!("O{i}"));
+            assert!(one.get("virus").is_some());
+            let mut two = one.clone();
+            assert!(two.iter().count() == 1);
+            two.set("virus", FactValue::from("P"));
+            let mut three = one.clone();
+            assert!(three.get("virus").is_some());
+            three.unset("virus");
+            let four = one.clone().virus("Q");
+            drop((one, two, three, four));
         }
     });
     let allocs = ALLOCS.load(Ordering::SeqCst) - before.0;
