@@ -702,6 +702,19 @@ pub(crate) enum Side {
     RegexStart = 2,
     /// `lit$` regexes (bytes reversed).
     RegexEnd = 3,
+    /// `^lit\b` regexes (a Unicode word boundary right after the literal):
+    /// in the `RegexStart` trie, marked apart ([`Mark::wb`]).
+    RegexStartWord = 4,
+}
+
+impl Side {
+    /// The trie a literal of this side lives in.
+    fn trie(self) -> usize {
+        match self {
+            Side::RegexStartWord => Side::RegexStart as usize,
+            s => s as usize,
+        }
+    }
 }
 
 /// One literal test: the value starts with `bytes` (or is `bytes`, when
@@ -748,13 +761,43 @@ struct BuildNode {
     pre: u16,
     /// Bit + 1 of the literal ending here as a whole-value test.
     end: u16,
+    /// Bit + 1 of the literal ending here followed by a Unicode word
+    /// boundary (`^lit\b`).
+    wb: u16,
+    /// The exact trie's keys whose strings end here (their bits).
+    keys: Vec<u16>,
 }
 
 /// Literals being gathered for one fact's literal group.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LitsBuilder {
     tries: [Vec<BuildNode>; 4],
+    /// Exact, case-sensitive strings (`==`, `in [...]` on a set fact),
+    /// as [`exact_key`] bytes.
+    exact: Vec<BuildNode>,
     bits: usize,
+}
+
+/// Keys of exact strings that may end at one node of the exact trie (a
+/// name that ends there sets all of them): past this a key is not shared.
+pub(crate) const EXACT_NODE_KEYS: usize = 16;
+
+/// The escape byte of [`exact_key`].
+const ESC: u8 = 0x01;
+
+/// The bytes a string is walked by in the exact trie: its own, but an
+/// ASCII capital as [`ESC`] and its small letter, and [`ESC`] as two
+/// [`ESC`]s (the tries' child lookups fold capitals; these bytes hold none,
+/// and the escaping cannot make two strings equal).
+#[inline(always)]
+fn exact_key(b: u8, mut step: impl FnMut(u8) -> bool) -> bool {
+    if b.is_ascii_uppercase() {
+        step(ESC) && step(b | 0x20)
+    } else if b == ESC {
+        step(ESC) && step(ESC)
+    } else {
+        step(b)
+    }
 }
 
 impl LitsBuilder {
@@ -767,7 +810,7 @@ impl LitsBuilder {
     /// unless that would make more than `max_bits` (`None`). Linear in
     /// the literal's bytes (each step a binary search among ≤ 256 labels).
     pub(crate) fn add(&mut self, lit: &Literal, max_bits: usize) -> Option<u16> {
-        let trie = self.tries.get_mut(lit.side as usize)?;
+        let trie = self.tries.get_mut(lit.side.trie())?;
         if trie.is_empty() {
             trie.push(BuildNode::default());
         }
@@ -788,7 +831,9 @@ impl LitsBuilder {
             };
         }
         let node = trie.get_mut(at)?;
-        let slot = if lit.whole {
+        let slot = if lit.side == Side::RegexStartWord {
+            &mut node.wb
+        } else if lit.whole {
             &mut node.end
         } else {
             &mut node.pre
@@ -803,10 +848,66 @@ impl LitsBuilder {
         Some(*slot - 1)
     }
 
-    fn freeze(self) -> Lits {
+    /// A new bit for a key of exact strings ([`LitsBuilder::add_exact`]),
+    /// unless that would make more than `max_bits`.
+    pub(crate) fn new_bit(&mut self, max_bits: usize) -> Option<u16> {
+        if self.bits >= max_bits.min(usize::from(u16::MAX)) {
+            return None;
+        }
+        self.bits += 1;
+        u16::try_from(self.bits - 1).ok()
+    }
+
+    /// Adds `s` to the exact trie as one of the strings of the key of bit
+    /// `bit`; `None` when the node where it ends has
+    /// [`EXACT_NODE_KEYS`] keys already (then the key is not shared; what
+    /// it added stays, setting only its own bit). Linear in `s`.
+    pub(crate) fn add_exact(&mut self, s: &str, bit: u16) -> Option<()> {
+        let trie = &mut self.exact;
+        if trie.is_empty() {
+            trie.push(BuildNode::default());
+        }
+        let mut at = 0usize;
+        for &b in s.as_bytes() {
+            let ok = exact_key(b, |k| {
+                let len = trie.len();
+                let Some(node) = trie.get_mut(at) else {
+                    return false;
+                };
+                at = match node.children.binary_search_by_key(&k, |&(l, _)| l) {
+                    Ok(i) => node.children.get(i).map_or(0, |c| c.1 as usize),
+                    Err(i) => {
+                        let Ok(next) = u32::try_from(len) else {
+                            return false;
+                        };
+                        node.children.insert(i, (k, next));
+                        trie.push(BuildNode::default());
+                        next as usize
+                    }
+                };
+                true
+            });
+            if !ok {
+                return None;
+            }
+        }
+        let node = trie.get_mut(at)?;
+        if node.keys.contains(&bit) {
+            return Some(());
+        }
+        if node.keys.len() >= EXACT_NODE_KEYS {
+            return None;
+        }
+        node.keys.push(bit);
+        Some(())
+    }
+
+    fn freeze(mut self) -> Lits {
+        let exact = Exact::freeze(std::mem::take(&mut self.exact));
         let [a, b, c, d] = self.tries.map(Trie::freeze);
         Lits {
             tries: [a, b, c, d],
+            exact,
         }
     }
 }
@@ -964,10 +1065,23 @@ impl Kids {
 /// A frozen literal trie (see [`Kids`]), with each node's bits.
 #[derive(Debug, Clone, Default)]
 struct Trie {
-    /// Per node: the bit + 1 of the literal ending there as a prefix test,
-    /// and as a whole-value test (0: none).
-    marks: Box<[(u16, u16)]>,
+    /// Per node, the bits + 1 of the literals ending there (0: none).
+    marks: Box<[Mark]>,
     kids: Kids,
+}
+
+/// What a trie node marks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    /// The literal ending here as a prefix test.
+    pre: u16,
+    /// As a whole-value test.
+    end: u16,
+    /// As a prefix followed by a Unicode word boundary.
+    wb: u16,
+    /// Whether the node's label (the literal's last byte) is a word
+    /// character (the root's: no, as the start of the text).
+    word: bool,
 }
 
 impl Trie {
@@ -987,7 +1101,13 @@ impl Trie {
                 .map(std::mem::take)
                 .unwrap_or_default();
             span.push((order.len() as u32, n.children.len() as u32));
-            marks.push((n.pre, n.end));
+            let label = order.get(i).map_or(0, |&(_, l)| l);
+            marks.push(Mark {
+                pre: n.pre,
+                end: n.end,
+                wb: n.wb,
+                word: i > 0 && (label.is_ascii_alphanumeric() || label == b'_'),
+            });
             order.extend(n.children.iter().map(|&(l, t)| (t, l)));
             i += 1;
         }
@@ -999,7 +1119,7 @@ impl Trie {
     }
 
     fn size(&self) -> usize {
-        self.marks.len() * 4 + self.kids.size()
+        self.marks.len() * std::mem::size_of::<Mark>() + self.kids.size()
     }
 
     /// Walks `text`'s characters from the root (from its end when `BACK`),
@@ -1038,10 +1158,24 @@ impl Trie {
         let mut it = bytes.iter();
         let mut node = 0usize;
         loop {
-            let Some(&(pre, end)) = self.marks.get(node) else {
+            let Some(&Mark { pre, end, wb, word }) = self.marks.get(node) else {
                 return;
             };
             mark(hits, pre);
+            if wb != 0 && !BACK {
+                // A word boundary where the text's next character's
+                // wordness differs from the literal's last one's.
+                let rest = it.as_slice();
+                let next = match rest.first() {
+                    None => false,
+                    Some(&b) if b < 0x80 => b.is_ascii_alphanumeric() || b == b'_',
+                    Some(_) => char_at::<false>(text, rest.len())
+                        .is_some_and(|c| regex_syntax::try_is_word_character(c).unwrap_or(false)),
+                };
+                if next != word {
+                    mark(hits, wb);
+                }
+            }
             let b = if BACK { it.next_back() } else { it.next() };
             let Some(&b) = b else {
                 mark(hits, end);
@@ -1122,11 +1256,12 @@ fn mark(hits: &mut [u64], b: u16) {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lits {
     tries: [Trie; 4],
+    exact: Exact,
 }
 
 impl Lits {
     fn size(&self) -> usize {
-        self.tries.iter().map(Trie::size).sum()
+        self.tries.iter().map(Trie::size).sum::<usize>() + self.exact.size()
     }
 
     /// Sets the bits of the literals `text` passes: each trie walked once,
@@ -1138,10 +1273,89 @@ impl Lits {
         ge.walk::<true>(text, glob_key, hits);
         rs.walk::<false>(text, regex_key, hits);
         re.walk::<true>(text, regex_key, hits);
+        self.exact.walk(text, hits);
     }
 }
 
-/// An anchored literal regex (`^abc`, `abc$`, `^abc$`, `\Aabc\z`: ASCII,
+/// The exact trie of a literal group: case-sensitive whole strings (`==`
+/// and `in [...]` on a set fact), walked by [`exact_key`] bytes; a node
+/// where strings end sets the bits of the keys (at most
+/// [`EXACT_NODE_KEYS`]) that hold them, so one walk per name answers
+/// every such leaf of the fact.
+#[derive(Debug, Clone, Default)]
+struct Exact {
+    /// Per node, its keys: a range of `keys`.
+    ends: Box<[(u32, u32)]>,
+    keys: Box<[u16]>,
+    kids: Kids,
+}
+
+impl Exact {
+    fn freeze(mut nodes: Vec<BuildNode>) -> Exact {
+        if nodes.is_empty() {
+            return Exact::default();
+        }
+        let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
+        order.push((0, 0));
+        let mut span = Vec::with_capacity(nodes.len());
+        let mut ends = Vec::with_capacity(nodes.len());
+        let mut keys = Vec::new();
+        let mut i = 0;
+        while let Some(&(b, _)) = order.get(i) {
+            let n = nodes
+                .get_mut(b as usize)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            span.push((order.len() as u32, n.children.len() as u32));
+            ends.push((keys.len() as u32, n.keys.len() as u32));
+            keys.extend_from_slice(&n.keys);
+            order.extend(n.children.iter().map(|&(l, t)| (t, l)));
+            i += 1;
+        }
+        let label: Vec<u8> = order.iter().map(|&(_, l)| l).collect();
+        Exact {
+            ends: ends.into(),
+            keys: keys.into(),
+            kids: Kids::new(span, &label),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.ends.len() * 8 + self.keys.len() * 2 + self.kids.size()
+    }
+
+    /// Sets the bits of the keys holding exactly `text`: one child lookup
+    /// per byte (two per capital), stopping where the trie does.
+    #[inline]
+    fn walk(&self, text: &str, hits: &mut [u64]) {
+        if self.ends.is_empty() {
+            return;
+        }
+        let mut node = 0usize;
+        for &b in text.as_bytes() {
+            let ok = exact_key(b, |k| {
+                node = self.kids.child(node, k).unwrap_or(0);
+                node != 0
+            });
+            if !ok {
+                return;
+            }
+        }
+        let Some(&(first, n)) = self.ends.get(node) else {
+            return;
+        };
+        for &k in self
+            .keys
+            .get(first as usize..(first + n) as usize)
+            .unwrap_or_default()
+        {
+            set_bit(hits, usize::from(k));
+        }
+    }
+}
+
+/// An anchored literal regex (`^abc`, `abc$`, `^abc$`, `\Aabc\z`, and
+/// `^abc\b` with a Unicode word boundary after the literal: ASCII,
 /// each letter case-insensitive) as a [`Literal`]; `None` for anything
 /// else, or when a letter's class is not exactly the characters
 /// [`regex_key`] gives its key (then only the regex engine knows it).
@@ -1165,6 +1379,16 @@ pub(crate) fn regex_literal(pattern: &str, case_insensitive: bool) -> Option<Lit
         Some(HirKind::Look(Look::End))
     );
     if end {
+        items.pop();
+    }
+    // `^lit\b`: a Unicode word boundary right after the literal.
+    let word = start
+        && !end
+        && matches!(
+            items.last().map(|h| h.kind()),
+            Some(HirKind::Look(Look::WordUnicode))
+        );
+    if word {
         items.pop();
     }
     if !start && !end {
@@ -1214,6 +1438,11 @@ pub(crate) fn regex_literal(pattern: &str, case_insensitive: bool) -> Option<Lit
         }
     }
     Some(match (start, end) {
+        (true, _) if word => Literal {
+            side: Side::RegexStartWord,
+            bytes,
+            whole: false,
+        },
         (true, whole) => Literal {
             side: Side::RegexStart,
             bytes,
@@ -1560,10 +1789,31 @@ mod literal_tests {
     #[test]
     fn only_anchored_case_insensitive_literals_are_literal_regexes() {
         for r in [
-            "abc", "^a.c", "^a|^b", "(?-i)^a", "^é", "^a+", r"^a\b", "(?m)^a", "^ab$c", "a^",
+            "abc",
+            "^a.c",
+            "^a|^b",
+            "(?-i)^a",
+            "^é",
+            "^a+",
+            r"^a\b$",
+            r"a\b",
+            r"^a(?-u:\b)",
+            "(?m)^a",
+            "^ab$c",
+            "a^",
+            r"^\ba",
         ] {
             assert_eq!(regex_literal(r, true), None, "{r}");
         }
+        // A Unicode word boundary right after a start-anchored literal.
+        assert_eq!(
+            regex_literal(r"^Worm\.X1\b", true),
+            Some(Literal {
+                side: Side::RegexStartWord,
+                bytes: b"worm.x1".to_vec(),
+                whole: false,
+            })
+        );
         // Case-sensitive policies: letters are not, other characters are.
         assert_eq!(regex_literal("^a", false), None);
         assert_eq!(

@@ -3,14 +3,19 @@
 //! does, on one-string and set facts, through the folding corners (`İ` and
 //! the Kelvin sign fold to ASCII for globs; `ſ` and the Kelvin sign are in
 //! a regex's case-insensitive `s` and `k`); pair groups answer `*a*b*`
-//! from the first end of `a` and the last start of `b`.
+//! from the first end of `a` and the last start of `b`. On a set fact,
+//! `==`, `!=` and `in [...]` are answered by the literal group's exact
+//! trie (case-sensitive), and `^lit\b` regexes by its start trie with the
+//! Unicode word boundary checked after the literal.
 
 use mailpolicy::{Facts, Policy};
 use proptest::prelude::*;
 
-/// Literal-ish pieces the generated globs, regexes and values are made of.
-const PIECES: [&str; 12] = [
-    "a", "B", "k", "s", "i", ".", "1", "\u{212A}", "\u{17F}", "\u{130}", "ı", "x",
+/// Literal-ish pieces the generated globs, regexes and values are made of
+/// (word and non-word characters, ASCII and not, around a `\b`).
+const PIECES: [&str; 17] = [
+    "a", "B", "k", "s", "i", ".", "1", "\u{212A}", "\u{17F}", "\u{130}", "ı", "x", "A", "b", "é",
+    "-", "_",
 ];
 
 fn piece() -> impl Strategy<Value = String> {
@@ -20,7 +25,7 @@ fn piece() -> impl Strategy<Value = String> {
 /// A leaf on `fact`: a literal glob, an anchored regex, or something that
 /// goes to a DFA group (contains glob, unanchored regex).
 fn leaf(fact: &'static str) -> impl Strategy<Value = String> {
-    (0..9u8, piece(), piece()).prop_map(move |(kind, a, b)| {
+    (0..15u8, piece(), piece()).prop_map(move |(kind, a, b)| {
         let re = |s: &str| regex_syntax::escape(s).replace('/', "\\/");
         match kind {
             0 => format!("{fact} matches \"{a}\""),
@@ -32,6 +37,15 @@ fn leaf(fact: &'static str) -> impl Strategy<Value = String> {
             5 => format!("{fact} matches /{}$/", re(&a)),
             6 => format!("{fact} matches /^{}$/", re(&a)),
             7 => format!("{fact} matches \"*{a}*{b}\""),
+            // Exact, case-sensitive tests (on a set: the exact trie).
+            8 => format!("{fact} == \"{a}\""),
+            9 => format!("{fact} != \"{a}\""),
+            10 => format!("{fact} in [\"{a}\", \"{b}\"]"),
+            11 => format!("{fact} in LIST [\"{a}\", \"{b}\", \"x{a}\"]"),
+            // A Unicode word boundary after a start-anchored literal.
+            12 => format!("{fact} matches /^{}\\b/", re(&a)),
+            13 if fact == "virus" => format!("all {fact} matches /^{}\\b/", re(&a)),
+            13 => format!("{fact} matches /^{}\\b{}/", re(&a), re(&b)),
             // A pair group's glob (on a one-string fact).
             _ => format!("{fact} matches \"*{a}*{b}*\""),
         }

@@ -865,6 +865,9 @@ enum Form {
     /// one-string fact ([`crate::scan_parts`]).
     Parts(Vec<Glob>),
     Pattern(String),
+    /// `==` and `in [...]` on a set fact: exact strings, in the literal
+    /// group's exact trie (one bit for the key).
+    Exact(Vec<Box<str>>),
 }
 
 /// A pair-group glob's second part ([`PairEnd`]).
@@ -879,12 +882,19 @@ enum PairSecond {
 enum ScanKey {
     Globs(FactId, usize),
     Regex(FactId, String),
+    /// `FACT == "text"` on a set fact (`!=` reads the same key).
+    Str(FactId, Box<str>),
+    /// `FACT in [...]` on a set fact: the list (by address).
+    StrSet(FactId, usize),
 }
 
 impl ScanKey {
     fn fact(&self) -> FactId {
         match self {
-            ScanKey::Globs(id, _) | ScanKey::Regex(id, _) => *id,
+            ScanKey::Globs(id, _)
+            | ScanKey::Regex(id, _)
+            | ScanKey::Str(id, _)
+            | ScanKey::StrSet(id, _) => *id,
         }
     }
 }
@@ -910,11 +920,21 @@ fn scan_key(c: &CExpr, sets: u64) -> Option<ScanKey> {
             Some(ScanKey::Globs(*id, addr(m)))
         }
         CExpr::Leaf(kind) => match &**kind {
-            ExprKind::Regex(id, re) if !re.unicode_word_boundary() && re.case_insensitive() => {
+            // A regex with a Unicode word boundary only as a literal
+            // (`^lit\b`: the literal group checks the boundary).
+            ExprKind::Regex(id, re)
+                if re.case_insensitive()
+                    && (!re.unicode_word_boundary()
+                        || regex_literal(re.as_str(), true).is_some()) =>
+            {
                 Some(ScanKey::Regex(*id, re.as_str().to_owned()))
             }
             _ => None,
         },
+        // On a set fact each name is compared: one walk of the exact trie
+        // per name answers them all.
+        CExpr::StrEq { id, text, .. } if is_in(sets, *id) => Some(ScanKey::Str(*id, text.clone())),
+        CExpr::StrSet { id, set } if is_in(sets, *id) => Some(ScanKey::StrSet(*id, addr(set))),
         _ => None,
     }
 }
@@ -946,6 +966,8 @@ fn scan_form(c: &CExpr, sets: u64) -> Option<Form> {
             }),
             _ => None,
         },
+        CExpr::StrEq { text, .. } => Some(Form::Exact(vec![text.clone()])),
+        CExpr::StrSet { set, .. } => Some(Form::Exact(set.to_vec())),
         _ => None,
     }
 }
@@ -993,13 +1015,10 @@ fn rewrite_scans(
         leaf => {
             // What the leaf costs when it stays a leaf (counted per fact).
             let unshared = |leaf: &CExpr, per_fact: &mut [usize; 64]| {
-                let fact = match leaf {
-                    CExpr::Globs { id, .. } | CExpr::All { id, .. } => Some(*id),
-                    CExpr::Leaf(kind) => leaf_fact(kind),
-                    _ => None,
-                };
-                if let Some(n) = fact.and_then(|f| per_fact.get_mut(usize::from(f.0))) {
-                    *n = n.saturating_add(leaf_passes(leaf));
+                if let Some(fact) = unit_fact(leaf) {
+                    if let Some(n) = per_fact.get_mut(usize::from(fact.0)) {
+                        *n = n.saturating_add(leaf_units(leaf, is_in(sets, fact)));
+                    }
                 }
             };
             let Some(key) = scan_key(leaf, sets) else {
@@ -1007,9 +1026,11 @@ fn rewrite_scans(
                 return;
             };
             if let Some((group, bits)) = groups.get(&key) {
+                // On a set, only a glob (a few compares per name) stays
+                // direct: a regex starts a DFA per name.
                 let one_pattern = match &*leaf {
                     CExpr::Globs { m, .. } => m.globs.len() == 1,
-                    CExpr::Leaf(_) => true,
+                    CExpr::Leaf(_) => !is_in(sets, key.fact()),
                     _ => false,
                 };
                 let slot = 1u32.checked_shl(group.slot as u32).unwrap_or(0);
@@ -1018,11 +1039,21 @@ fn rewrite_scans(
                     unshared(leaf, per_fact);
                     return;
                 }
-                let old = std::mem::replace(leaf, CExpr::Const(false));
-                *leaf = CExpr::Scan {
+                let mut old = std::mem::replace(leaf, CExpr::Const(false));
+                // `!=` is `not ==`: the scan answers `==`.
+                let neg = match &mut old {
+                    CExpr::StrEq { neg, .. } => std::mem::replace(neg, false),
+                    _ => false,
+                };
+                let scan = CExpr::Scan {
                     group: Arc::clone(group),
                     bits: bits.clone(),
                     leaf: Box::new(old),
+                };
+                *leaf = if neg {
+                    CExpr::Not(Box::new(scan))
+                } else {
+                    scan
                 };
             } else {
                 unshared(leaf, per_fact);
@@ -1067,7 +1098,11 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
         if let Some((_, keys, uses)) = facts.get_mut(i) {
             // A key that alone costs several passes (a glob list) counts
             // as that many uses: its fact is worth a group.
-            *uses += if new { leaf_passes(leaf).max(1) } else { 1 };
+            *uses += if new {
+                leaf_units(leaf, is_in(sets, fact)).div_ceil(UNITS).max(1)
+            } else {
+                1
+            };
             if let Some(form) = form {
                 keys.push((key, form));
             }
@@ -1091,10 +1126,18 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
             let mut placed: Vec<(&ScanKey, Box<[u16]>)> = Vec::new();
             let max_bits = MEMO_BITS.saturating_sub(build.words * 64);
             for (key, form) in keys {
-                let Form::Lits(ls) = form else { continue };
                 // A key that does not fit whole is matched leaf by leaf
                 // (the bits its first literals took stay unread).
-                let bits: Option<Box<[u16]>> = ls.iter().map(|l| lits.add(l, max_bits)).collect();
+                let bits: Option<Box<[u16]>> = match form {
+                    Form::Lits(ls) => ls.iter().map(|l| lits.add(l, max_bits)).collect(),
+                    Form::Exact(strings) => lits.new_bit(max_bits).and_then(|bit| {
+                        for s in strings {
+                            lits.add_exact(s, bit)?;
+                        }
+                        Some(Box::new([bit]) as Box<[u16]>)
+                    }),
+                    _ => continue,
+                };
                 if let Some(bits) = bits {
                     placed.push((key, bits));
                 }
@@ -1161,31 +1204,20 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
     for c in conds.iter_mut() {
         rewrite_scans(c, sets, &groups, &mut direct, &mut per_fact);
     }
-    // Each group's scan (every group has a reader), and the set weight:
-    // what `passes_past` adds up in rule order, as totals.
+    // Each group's scan (every group has a reader): what `passes_past`
+    // adds up in rule order, as totals.
     let mut counted = 0u64;
     for (group, _) in groups.values() {
         let bit = 1u64 << (group.slot % 64);
         if counted & bit == 0 {
             counted |= bit;
             if let Some(n) = per_fact.get_mut(usize::from(group.fact.0)) {
-                *n = n.saturating_add(group.passes());
+                *n = n.saturating_add(group_units(group, is_in(sets, group.fact)));
             }
         }
     }
-    let most = per_fact
-        .iter()
-        .enumerate()
-        .map(|(f, &n)| {
-            if is_in(sets, FactId(f as u16)) {
-                n.saturating_mul(SET_PASS_WEIGHT)
-            } else {
-                n
-            }
-        })
-        .max()
-        .unwrap_or(0);
-    (!groups.is_empty(), most)
+    let most = per_fact.iter().copied().max().unwrap_or(0);
+    (!groups.is_empty(), most.div_ceil(UNITS))
 }
 
 /// What group building may still use.
@@ -1414,42 +1446,144 @@ fn try_parts_group(fact: FactId, keys: &[(&ScanKey, &[Glob])], b: &mut Build<'_>
     Attempt::from(b.charge(built, limit, 1))
 }
 
-/// The passes over its fact's value that a leaf costs per evaluation when
-/// no shared scan answers it ([`crate::Limits::max_scan_passes`]): a
-/// glob that searches (`*a*`, `a*b*`: [`Glob::passes`]) or a regex that is
-/// not anchored at the start with a bounded length reads the whole value
-/// (on a set fact: every name); a regex with a Unicode `\b` runs as an NFA
-/// on non-ASCII text
-/// ([`crate::limits::UNICODE_BOUNDARY_PASSES`]). A glob list is matched
-/// glob by glob on non-ASCII text (its merged regex reads ASCII only), so
-/// it costs the passes of each glob.
-fn leaf_passes(c: &CExpr) -> usize {
+/// What one pass over a fact's value counts in the tallies of
+/// [`crate::Limits::max_scan_passes`]: on a set fact, a test that does not
+/// search still reads each name, and costs a fraction of a pass.
+const UNITS: usize = 64;
+
+/// A search over a set of names costs this many passes over one string
+/// of the same bytes (a DFA or glob started per name: one regex 0.33 ms,
+/// one 8-pattern DFA group 0.31 ms on the largest set facts JSON allows,
+/// 17,345 names in 64 KB, against 0.13 ms on one 64 KB string; release
+/// build, load 3.5). A regex that does not search (`^…` of bounded
+/// length) costs as much on a set: its DFA is started per name (39
+/// `^Worm\.XN\b` regexes on those names: 6–8 ms per evaluation, 17 ns a
+/// name and regex).
+const SET_PASS_WEIGHT: usize = 3;
+
+/// What a bounded regex with a Unicode `\b` costs on a set fact, in
+/// passes: on each non-ASCII name its NFA runs (`^xN!\b` on 11,208
+/// non-ASCII names: 0.67 ms a regex, load 6).
+const SET_UNICODE_BOUNDARY_PASSES: usize = 6;
+
+/// What a cheap test of each name of a set costs, in [`UNITS`]: `==`, an
+/// exact, prefix or suffix glob, a glob like `a*b` (a few compares per
+/// name: `virus == "…"` 9 µs, a non-ASCII prefix glob 2–6 µs on 17,345
+/// names; a pass is 0.10–0.14 ms), a quarter of a pass.
+const NAME_TEST_UNITS: usize = UNITS / 4;
+
+/// What `in [...]` (a sorted list, binary search per name) costs on a set
+/// fact, in [`UNITS`] per halving of the list: half a pass (a list of
+/// 10,000 strings: 3.4 ms a leaf on 17,345 names, cache misses included,
+/// load 6: counted 7 passes; a list of 50: 0.03 ms, counted 3).
+const SET_HALVING_UNITS: usize = UNITS / 2;
+
+/// The fact a leaf's own test reads (for the tallies), if it reads one.
+fn unit_fact(c: &CExpr) -> Option<FactId> {
     match c {
-        CExpr::Globs { m, .. } => glob_passes(&m.globs),
-        CExpr::All { inner, .. } => leaf_passes(inner),
-        CExpr::Leaf(kind) => match &**kind {
-            ExprKind::Regex(_, re) => regex_passes(re),
-            ExprKind::All(inner) => match &**inner {
-                ExprKind::Regex(_, re) => regex_passes(re),
-                ExprKind::Globs(_, globs) => glob_passes(globs),
-                _ => 0,
-            },
-            ExprKind::Globs(_, globs) => glob_passes(globs),
-            _ => 0,
-        },
+        CExpr::Globs { id, .. }
+        | CExpr::All { id, .. }
+        | CExpr::StrEq { id, .. }
+        | CExpr::StrSet { id, .. } => Some(*id),
+        CExpr::Leaf(kind) => leaf_fact(kind),
+        _ => None,
+    }
+}
+
+/// What a leaf costs per evaluation, in [`UNITS`], when no shared scan
+/// answers it ([`crate::Limits::max_scan_passes`]); `on_set`: its fact
+/// holds a set of names, tested one by one. On one string, a glob that
+/// searches (`*a*`, `a*b*`: [`Glob::passes`]) or a regex that is not
+/// anchored at the start with a bounded length reads the whole value; a
+/// regex with a Unicode `\b` runs as an NFA on non-ASCII text
+/// ([`crate::limits::UNICODE_BOUNDARY_PASSES`]); a test of bounded length
+/// costs nothing. On a set, a search costs [`SET_PASS_WEIGHT`] times as
+/// much, and every other test reads each name: a regex
+/// [`SET_PASS_WEIGHT`] (or [`SET_UNICODE_BOUNDARY_PASSES`]) passes, `in`
+/// [`SET_HALVING_UNITS`] per halving of its list, and anything else
+/// [`NAME_TEST_UNITS`]. A glob list is matched glob by glob on non-ASCII
+/// text (its merged regex reads ASCII only), so it costs the sum of its
+/// globs.
+fn leaf_units(c: &CExpr, on_set: bool) -> usize {
+    match c {
+        CExpr::Globs { m, .. } => glob_units(&m.globs, on_set),
+        CExpr::All { inner, .. } => leaf_units(inner, on_set).max(name_test(on_set)),
+        CExpr::StrEq { .. } => name_test(on_set),
+        CExpr::StrSet { set, .. } => list_units(set.len(), on_set),
+        CExpr::Leaf(kind) => kind_units(kind, on_set),
         _ => 0,
     }
 }
 
-/// [`leaf_passes`] of a glob list ([`Glob::passes`] each).
-fn glob_passes(globs: &[Glob]) -> usize {
-    globs
-        .iter()
-        .map(Glob::passes)
-        .fold(0, usize::saturating_add)
+/// [`leaf_units`] of a checked leaf kept as it is.
+fn kind_units(kind: &ExprKind, on_set: bool) -> usize {
+    match kind {
+        ExprKind::Regex(_, re) => regex_units(re, on_set),
+        ExprKind::Globs(_, globs) => glob_units(globs, on_set),
+        ExprKind::All(inner) => kind_units(inner, on_set).max(name_test(on_set)),
+        // Tested element by element.
+        ExprKind::InSet(_, lits) => name_test(on_set).saturating_mul(lits.len().max(1)),
+        ExprKind::Compare(..) => name_test(on_set),
+        _ => 0,
+    }
 }
 
-/// [`leaf_passes`] of a regex.
+fn name_test(on_set: bool) -> usize {
+    if on_set {
+        NAME_TEST_UNITS
+    } else {
+        0
+    }
+}
+
+/// [`leaf_units`] of `in` a sorted list of `n` strings.
+fn list_units(n: usize, on_set: bool) -> usize {
+    if on_set {
+        SET_HALVING_UNITS.saturating_mul((usize::BITS - n.leading_zeros()).max(1) as usize)
+    } else {
+        0
+    }
+}
+
+/// [`leaf_units`] of a glob list: its searches ([`Glob::passes`] each), or
+/// when none searches, a [`NAME_TEST_UNITS`] per glob on a set (a test of
+/// bounded length next to a search of the same name is within the
+/// search's set weight).
+fn glob_units(globs: &[Glob], on_set: bool) -> usize {
+    let w = if on_set { SET_PASS_WEIGHT } else { 1 };
+    let search = globs
+        .iter()
+        .map(|g| g.passes().saturating_mul(UNITS * w))
+        .fold(0, usize::saturating_add);
+    if search > 0 {
+        search
+    } else {
+        name_test(on_set).saturating_mul(globs.len())
+    }
+}
+
+/// [`leaf_units`] of a regex.
+fn regex_units(re: &Re, on_set: bool) -> usize {
+    let passes = regex_passes(re);
+    let passes = match (passes, on_set) {
+        (0, false) => 0,
+        (0, true) if re.unicode_word_boundary() => SET_UNICODE_BOUNDARY_PASSES,
+        (0, true) => SET_PASS_WEIGHT,
+        (p, false) => p,
+        (p, true) => p.saturating_mul(SET_PASS_WEIGHT),
+    };
+    passes.saturating_mul(UNITS)
+}
+
+/// What one scan of `group` costs, in [`UNITS`] ([`ScanGroup::passes`];
+/// on a set fact a search costs [`SET_PASS_WEIGHT`] times more).
+fn group_units(group: &ScanGroup, on_set: bool) -> usize {
+    let w = if on_set { SET_PASS_WEIGHT } else { 1 };
+    group.passes().saturating_mul(w * UNITS)
+}
+
+/// The passes over its fact's value a regex reads on one string: 0 when
+/// anchored at the start with a bounded length.
 fn regex_passes(re: &Re) -> usize {
     // Anchored at the start and of bounded length: reads at most that
     // many bytes of a value (or of each name of a set).
@@ -1483,7 +1617,7 @@ pub(crate) struct Past {
 
 /// What a fact's passes add up to so far, in rule order.
 struct Tally {
-    /// Per fact, the passes counted.
+    /// Per fact, the passes counted, in [`UNITS`].
     per_fact: [usize; 64],
     /// The groups already counted (bit: slot).
     groups: u64,
@@ -1524,13 +1658,6 @@ pub(crate) fn passes_past(
     None
 }
 
-/// A search over a set of names costs this many passes over one string
-/// of the same bytes (a DFA or glob started per name: one regex 0.33 ms,
-/// one 8-pattern DFA group 0.31 ms on the largest set facts JSON allows,
-/// 17,345 names in 64 KB, against 0.13 ms on one 64 KB string; release
-/// build, load 3.5).
-const SET_PASS_WEIGHT: usize = 3;
-
 fn past_in(c: &CExpr, e: &Expr, t: &mut Tally) -> Option<Past> {
     match (c, &e.kind) {
         (CExpr::Not(ci), ExprKind::Not(ei)) => past_in(ci, ei, t),
@@ -1562,7 +1689,7 @@ fn each_leaf(c: &CExpr, f: &mut impl FnMut(&CExpr)) {
 }
 
 fn add_leaf(leaf: &CExpr, e: &Expr, t: &mut Tally) -> Option<Past> {
-    let (fact, passes) = match leaf {
+    let (fact, units) = match leaf {
         CExpr::Scan { group, .. } => {
             // Its group's scan, paid by the first leaf that reads it.
             let bit = 1u64 << (group.slot % 64);
@@ -1570,34 +1697,22 @@ fn add_leaf(leaf: &CExpr, e: &Expr, t: &mut Tally) -> Option<Past> {
                 return None;
             }
             t.groups |= bit;
-            (group.fact, group.passes())
+            (group.fact, group_units(group, is_in(t.sets, group.fact)))
         }
-        CExpr::Globs { id, .. } | CExpr::All { id, .. } => (*id, leaf_passes(leaf)),
-        CExpr::Leaf(kind) => match (leaf_fact(kind), &**kind) {
-            (Some(id), ExprKind::Regex(..) | ExprKind::Globs(..) | ExprKind::All(_)) => {
-                (id, leaf_passes(leaf))
-            }
-            _ => return None,
-        },
-        _ => return None,
+        leaf => {
+            let fact = unit_fact(leaf)?;
+            (fact, leaf_units(leaf, is_in(t.sets, fact)))
+        }
     };
-    // On a set each name is searched: a search costs more. (A test that
-    // does not search reads a bounded length of each name; it is not
-    // counted, see docs/LIMITS.md "Not met yet".)
-    let passes = if is_in(t.sets, fact) {
-        passes.saturating_mul(SET_PASS_WEIGHT)
-    } else {
-        passes
-    };
-    if passes == 0 {
+    if units == 0 {
         return None;
     }
     let n = t.per_fact.get_mut(usize::from(fact.0))?;
-    *n = n.saturating_add(passes);
-    (*n > t.limit).then_some(Past {
+    *n = n.saturating_add(units);
+    (*n > t.limit.saturating_mul(UNITS)).then_some(Past {
         rule: t.rule,
         span: e.span,
         fact,
-        passes: *n,
+        passes: n.div_ceil(UNITS),
     })
 }

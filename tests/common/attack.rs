@@ -370,3 +370,39 @@ pub fn globs_past_the_groups(facts: usize, n: usize) -> String {
     }
     src
 }
+
+/// [`most_names_facts`] with `scanner` infected and `forges_sender` false:
+/// every virus rule of the generated policy (`tests/common/gen.rs`) is a
+/// candidate, and each of its `virus` tests reads every name.
+pub fn most_names_infected_facts() -> String {
+    let names = most_names_facts();
+    format!(
+        "{}, \"scanner\": \"infected\", \"forges_sender\": false}}",
+        names.trim_end_matches('}')
+    )
+}
+
+/// `n` rules of tests that do not search, on `virus` (a set): each reads
+/// a bounded length of every name, so unshared they cost names × leaves.
+/// `kind`: `eq` (`virus == "nN!"`), `in` (`virus in [50 strings]`),
+/// `word` (`/^xN!\b/`, a literal and a Unicode word boundary), `ascii`
+/// (`"éN!*"`, a non-ASCII prefix glob: no literal group takes it),
+/// `wordre` (`/^\w{1,2,3}!N\b/`, a bounded regex with a Unicode `\b` that is
+/// no literal). Names of [`most_names_facts`] match none of them.
+pub fn set_test_rules(kind: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let cond = match kind {
+                "eq" => format!("virus == \"n{i}!\""),
+                "in" => {
+                    let items: Vec<String> = (0..50).map(|j| format!("\"a{i}!{j}\"")).collect();
+                    format!("virus in [{}]", items.join(", "))
+                }
+                "word" => format!("virus matches /^x{i}!\\b/"),
+                "ascii" => format!("virus matches \"é{i}!*\""),
+                _ => format!("virus matches /^\\w{{{}}}!{i}\\b/", i % 3 + 1),
+            };
+            format!("rule \"r{i}\" {{ when {cond} then reject }}\n")
+        })
+        .collect()
+}
