@@ -25,6 +25,8 @@
 
 #[path = "../tests/common/attack.rs"]
 mod attack;
+#[path = "../tests/common/gen.rs"]
+mod gen;
 
 use mailpolicy::{Facts, FactsInput, Policy};
 use std::path::Path;
@@ -58,6 +60,7 @@ fn write(dir: &Path) -> std::io::Result<()> {
     let virus_x = attack::long_string_facts("virus", 'x', 60 * 1024);
     let sender_parts = format!("{{\"sender\": \"{}\"}}", attack::three_part_value());
     let most_names = attack::most_names_facts();
+    let most_infected = attack::most_names_infected_facts();
     let ok = |extra: Vec<(&'static str, Option<String>)>| {
         let mut v: Vec<(&str, Option<String>)> = POLICY_STAGES.iter().map(|s| (*s, None)).collect();
         v.extend(extra);
@@ -160,6 +163,63 @@ fn write(dir: &Path) -> std::io::Result<()> {
             "256-dfa-regexes-on-a-set",
             attack::dfa_regex_rules(256, "virus"),
             ok(vec![("eval", f(&virus_x)), ("eval", f(&most_names))]),
+        ),
+        (
+            // Tests that do not search, on a set (issue 11's last hole):
+            // the literal group answers them, one walk per name.
+            "1k-generated-virus-most-names",
+            gen::virus_policy(1_000, 7),
+            ok(vec![("eval", f(&most_infected))]),
+        ),
+        (
+            "10k-generated-virus-most-names",
+            gen::virus_policy(10_000, 7),
+            ok(vec![("eval", f(&most_infected))]),
+        ),
+        (
+            "1k-eq-tests-on-a-set",
+            attack::set_test_rules("eq", 1_000),
+            ok(vec![("eval", f(&most_names))]),
+        ),
+        (
+            "1k-in-lists-on-a-set",
+            attack::set_test_rules("in", 1_000),
+            ok(vec![("eval", f(&most_names))]),
+        ),
+        (
+            "1k-lit-boundary-regexes-on-a-set",
+            attack::set_test_rules("word", 1_000),
+            ok(vec![("eval", f(&most_names))]),
+        ),
+        (
+            // At the budget: 24 quarter passes.
+            "24-non-ascii-prefix-globs-on-a-set",
+            attack::set_test_rules("ascii", 24),
+            ok(vec![("eval", f(&most_names))]),
+        ),
+        (
+            // Past the budget: the 25th, and the 2nd non-literal bounded
+            // regex with a Unicode `\b`.
+            "25-non-ascii-prefix-globs-on-a-set",
+            attack::set_test_rules("ascii", 25),
+            refused(),
+        ),
+        (
+            "2-unicode-boundary-bounded-regexes-on-a-set",
+            attack::set_test_rules("wordre", 2),
+            refused(),
+        ),
+        (
+            // The worst accepted case found (red team): 1,000 exact lists
+            // (the literal group and the exact gate per name) plus two DFA
+            // groups (6 passes) on the most names.
+            "1k-in-lists-256-dfa-regexes-on-a-set",
+            format!(
+                "{}{}",
+                attack::set_test_rules("in", 1_000),
+                attack::dfa_regex_rules(256, "virus").replace("rule \"r", "rule \"d")
+            ),
+            ok(vec![("eval", f(&most_names))]),
         ),
         (
             "10k-rules-explain-64k-value",

@@ -70,8 +70,13 @@ pub struct Limits {
     /// bounded length) costs 1, a glob that searches (`*a*`, `a*b*`) 1, or
     /// 2 with a `?` in a part, or 4 with a non-ASCII character in a part,
     /// and a regex with a Unicode `\b` [`UNICODE_BOUNDARY_PASSES`] (an NFA
-    /// on non-ASCII text). On a set fact every name is searched: a search
-    /// costs 3 times its passes. A policy
+    /// on non-ASCII text). On a set fact every name is tested: a search
+    /// costs 3 times its passes, and a test that does not search but that
+    /// no scan answers still reads each name (a bounded regex 3 passes,
+    /// one with a Unicode `\b` that is no literal 6, `in [...]` half a
+    /// pass per halving of its list, anything else a quarter); `==`,
+    /// `in`, literal globs, `^lit` and `^lit\b` are answered by one walk
+    /// of each name. A policy
     /// whose scans and leaves on one fact cost more is refused with a
     /// positioned `limit` error at the first leaf past the budget (a
     /// shared scan is paid by its first reader). The default keeps an
