@@ -586,3 +586,46 @@ fn explain_names_the_quantified_condition() {
     assert_eq!(check.result, "false");
     assert_eq!(check.value.as_deref(), Some(r#"["PUA.A", "Trojan"]"#));
 }
+
+/// `Facts::virus` with one name stores the name alone (no set allocated):
+/// every condition decides, and `explain` shows it, as on the one-name set.
+#[test]
+fn one_name_from_the_builder_is_the_one_name_set() {
+    let conds = [
+        "virus == \"PUA.Win.Packer\"",
+        "virus != \"PUA.Win.Packer\"",
+        "virus != \"Other\"",
+        "virus in [\"X\", \"PUA.Win.Packer\"]",
+        "virus in exact",
+        "virus matches \"pua.*\"",
+        "virus matches \"*Packer\"",
+        "virus matches pua",
+        "virus matches /packer$/",
+        "virus matches /^Win/",
+        "all virus matches pua",
+        "all virus matches \"Win.*\"",
+        "any virus matches pua",
+        "known virus",
+        "scanner == infected and virus matches pua",
+    ];
+    for name in ["PUA.Win.Packer", "A", "Win.Trojan.Agent", ""] {
+        let built = Facts::new().scanner(Scanner::Infected).virus(name);
+        let set = Facts::new().scanner(Scanner::Infected).viruses([name]);
+        assert_eq!(built, set);
+        for cond in conds {
+            assert_eq!(truth(cond, &built), truth(cond, &set), "{cond} on {name:?}");
+            let src = format!(
+                "list pua = [\"PUA.*\", \"*Phishing*\"]\nlist exact = [\"A\", \"B\"]\n\
+                 rule \"yes\" {{ when {cond} then pass }}\n"
+            );
+            let policy = Policy::parse(&src).unwrap_or_else(|e| panic!("{src}\n{e}"));
+            let (a, b) = (policy.explain(&built), policy.explain(&set));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{cond} on {name:?}");
+            assert_eq!(
+                format!("{:?}", policy.explain_reference(&built)),
+                format!("{b:?}"),
+                "{cond} on {name:?}"
+            );
+        }
+    }
+}
