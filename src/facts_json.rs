@@ -595,6 +595,14 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             };
             bytes = bytes.saturating_add(name.len() + 1);
             self.ctx.check_value_len(self.name, bytes)?;
+            let max = self.ctx.limits.max_set_names;
+            if names.len() >= max {
+                return Err(self.ctx.fail(Problem::Limit(format!(
+                    "the set of fact `{}` has {} names or more, more than the limit of {max} names",
+                    self.name,
+                    names.len() + 1
+                ))));
+            }
             names.push(name);
         }
         Ok(Some(FactValue::Set(Cow::Owned(crate::facts::dedup_names(

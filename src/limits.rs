@@ -46,6 +46,13 @@ pub struct Limits {
     /// together (plus one byte per name). Facts JSON and `NAME=VALUE`
     /// assignments over it are refused.
     pub max_fact_value_bytes: usize,
+    /// Most names in one set fact's value (`virus`, `rbl`) in facts JSON
+    /// and `NAME=VALUE` assignments. Each test on a set reads every name,
+    /// and some per-name work (the gates' and the literal group's walks)
+    /// is paid once per name whatever the policy: this keeps an
+    /// evaluation's cost within the per-evaluation bound. A scanner
+    /// reports one name per detection, a few per message.
+    pub max_set_names: usize,
     /// Most facts objects in one per-recipient facts JSON array.
     pub max_facts_objects: usize,
     /// Longest condition or fact value shown in one explain trace entry
@@ -133,6 +140,7 @@ impl Default for Limits {
             max_tests: 100_000,
             max_facts_bytes: 4 * 1024 * 1024,
             max_fact_value_bytes: 64 * 1024,
+            max_set_names: 1024,
             max_facts_objects: 10_000,
             max_explain_chars: 200,
             max_test_work: 10_000_000,

@@ -253,9 +253,36 @@ fn facts_json_is_checked_while_it_is_read() {
     // A set's names count together (plus one byte each).
     let names: Vec<String> = (0..20_000).map(|i| format!("\"n{i}\"")).collect();
     let json = format!("{{\"rbl\": [{}]}}", names.join(","));
-    // At most 32 Ki names are built before the limit is reached.
+    // So does their number: refused at the name past `max_set_names`
+    // (1,024), before the bytes reach their limit.
     let err = facts_err(&p, &json, "20,000 names", 2_000_000);
     assert!(matches!(err, FactsError::Limit { .. }), "{err}");
+    assert!(
+        err.to_string().contains(
+            "the set of fact `rbl` has 1025 names or more, more than the limit of 1024 names"
+        ),
+        "{err}"
+    );
+    // Right after the 1,025th name.
+    let past = "{\"rbl\": [".len() + names[..=1024].join(",").len() + 1;
+    assert_eq!((err.line(), err.column()), (1, past), "{err}");
+    // The most names 64 KiB holds (17,345), as a scanner never reports.
+    let err = facts_err(&p, &attack::names_in_64k_facts(), "17,345 names", 2_000_000);
+    assert!(
+        err.to_string()
+            .contains("more than the limit of 1024 names"),
+        "{err}"
+    );
+    let mut lifted = limits.clone();
+    lifted.max_set_names = 20_000;
+    let p = facts_policy(&lifted);
+    let err = facts_err(&p, &json, "20,000 names, the name limit lifted", 2_000_000);
+    assert!(
+        err.to_string()
+            .contains("bytes or more, more than the limit of 65536 bytes"),
+        "{err}"
+    );
+    let p = facts_policy(&limits);
     // An unknown key of 3 MB: a short message.
     let json = format!("{{\"{}\": 1}}", "k".repeat(3_000_000));
     let err = facts_err(&p, &json, "3 MB key", 1_000);
@@ -274,10 +301,11 @@ fn facts_json_is_checked_while_it_is_read() {
 
 #[test]
 fn a_big_set_is_read_in_n_log_n_within_its_bound() {
-    // With the value limit raised to the document's: a 4 MB set of
-    // distinct names (each given twice), deduplicated by sorting.
+    // With the value and name limits raised to the document's: a 4 MB set
+    // of distinct names (each given twice), deduplicated by sorting.
     let limits = Limits {
         max_fact_value_bytes: 4 * 1024 * 1024,
+        max_set_names: 1_000_000,
         ..Limits::default()
     };
     let p = facts_policy(&limits);
@@ -705,7 +733,11 @@ fn tests_that_do_not_search_on_a_set_share_one_walk_per_name() {
         let p = Policy::parse(&src).expect("the generated policy parses");
         let f = facts(&p, &json);
         assert_eq!(
-            per_evaluation(&format!("generated {n} rules on 17,345 names"), &p, &f),
+            per_evaluation(
+                &format!("generated {n} rules on the most names a set takes"),
+                &p,
+                &f
+            ),
             None
         );
         // A worm family's name among them: its rule (or an earlier one).
@@ -735,7 +767,11 @@ fn tests_that_do_not_search_on_a_set_share_one_walk_per_name() {
         let p = Policy::parse(&src).unwrap_or_else(|e| panic!("{kind}: {e}"));
         let f = facts(&p, &json);
         assert_eq!(
-            per_evaluation(&format!("1,000 `{kind}` rules on 17,345 names"), &p, &f),
+            per_evaluation(
+                &format!("1,000 `{kind}` rules on the most names a set takes"),
+                &p,
+                &f
+            ),
             None
         );
         let name = match kind {
@@ -789,7 +825,11 @@ fn tests_that_do_not_search_on_a_set_are_counted_when_unshared() {
         let p = Policy::parse_with_limits(&attack::set_test_rules(kind, n), &lots).expect("parses");
         let f = facts(&p, &json);
         assert_eq!(
-            per_evaluation(&format!("{n} `{kind}` rules on 17,345 names"), &p, &f),
+            per_evaluation(
+                &format!("{n} `{kind}` rules on the most names a set takes"),
+                &p,
+                &f
+            ),
             None
         );
     }

@@ -686,7 +686,16 @@ impl<'p> Evaluation<'p> {
         // `virus` is the set of every detection: known (possibly empty) when
         // clamd answered, unknown when it did not (error, timeout, no scan).
         if matches!(scan, Some(ScanResult::Clean | ScanResult::Found(_))) {
-            base = base.viruses(names.iter().cloned());
+            // As facts JSON, at most `max_set_names` names (the policy's
+            // per-evaluation bound assumes it); the log keeps them all.
+            let max = policy.limits().max_set_names;
+            if names.len() > max {
+                tracing::warn!(
+                    "clamd reported {} detections; the policy sees the first {max} (Limits::max_set_names)",
+                    names.len()
+                );
+            }
+            base = base.viruses(names.iter().take(max).cloned());
         }
         if let Some(f) = forges {
             base = base.forges_sender(f);

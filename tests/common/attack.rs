@@ -228,10 +228,23 @@ pub fn dfa_regex_rules(n: usize, fact: &str) -> String {
         .collect()
 }
 
-/// Facts whose `virus` holds as many distinct names as 64 KiB allows
-/// (17,345 names of two and three characters, each starting with `x`
-/// where it can: every name starts a DFA group's patterns).
+/// Facts whose `virus` holds as many distinct names as facts JSON takes
+/// by default (`Limits::max_set_names`, 1,024 names of two characters,
+/// each starting with `x` where it can: every name starts a DFA group's
+/// patterns).
 pub fn most_names_facts() -> String {
+    names_facts(mailpolicy::Limits::default().max_set_names)
+}
+
+/// Facts whose `virus` holds as many distinct names as 64 KiB allows
+/// (17,345 names of two and three characters): past
+/// `Limits::max_set_names`.
+pub fn names_in_64k_facts() -> String {
+    names_facts(usize::MAX)
+}
+
+/// Facts whose `virus` holds at most `max` distinct names within 64 KiB.
+fn names_facts(max: usize) -> String {
     let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
     let mut names = Vec::new();
     let mut bytes = 0;
@@ -246,7 +259,7 @@ pub fn most_names_facts() -> String {
             .flat_map(move |b| chars.clone().into_iter().map(move |c| format!("{a}{b}{c}")))
     });
     for name in two.chain(three) {
-        if bytes + name.len() + 1 > 64 * 1024 {
+        if bytes + name.len() + 1 > 64 * 1024 || names.len() == max {
             break;
         }
         bytes += name.len() + 1;
