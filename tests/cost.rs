@@ -812,7 +812,22 @@ fn tests_that_do_not_search_on_a_set_are_counted_when_unshared() {
     // A non-ASCII prefix glob is no literal (the tries hold ASCII): each
     // tests every name, a quarter of a pass; the 25th crosses 6.
     unshared_limit_error(&attack::set_test_rules("ascii", 100), &limits, 25, "virus");
-    // A bounded regex with a Unicode `\b` that is no literal runs its NFA
+    // So are ASCII prefix globs past the 8,192 keys of the literal group's
+    // memo, even in rules their gate proves (the count does not know the
+    // gates): 9,000 virus families in 9,000 rules are refused.
+    let many: String = (0..9_000)
+        .map(|i| format!("rule \"r{i}\" {{ when virus matches \"W32/Fam{i}.*\" then reject }}\n"))
+        .collect();
+    let err = Policy::parse(&many).expect_err("past the literal group's keys");
+    assert!(
+        err.to_string().contains(
+            "on fact `virus` read its value 7 times per evaluation, more than the limit of 6"
+        ),
+        "{err}"
+    );
+    // (8,000 parse: `attack::plain_rules`.)
+    Policy::parse(&attack::plain_rules(attack::PLAIN_VIRUS_GLOBS)).expect("8,000 families");
+
     // on each non-ASCII name: 6 passes on a set, the second crosses 6.
     unshared_limit_error(&attack::set_test_rules("wordre", 10), &limits, 2, "virus");
     // With the budget raised they evaluate (slowly: names × leaves).
