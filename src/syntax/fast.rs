@@ -99,21 +99,11 @@ struct Reader<'s, 'l> {
     depth: usize,
 }
 
-/// The grammar's `ident_char`s: ASCII letters, digits and `_`.
-static IDENT_CHARS: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_';
-        b += 1;
-    }
-    t
-};
-
+/// The grammar's `ident_char`s: ASCII letters, digits and `_` (the
+/// pre-pass's word bytes).
 #[inline]
 fn is_ident_char(c: u8) -> bool {
-    IDENT_CHARS[c as usize]
+    crate::syntax::prescan::is_word_byte(c)
 }
 
 /// The end of the run of ASCII digits from `p`.
