@@ -52,6 +52,7 @@ mod diff;
 mod eval;
 mod facts;
 mod facts_json;
+mod facts_limits;
 mod fmt;
 mod glob;
 mod limits;
@@ -71,6 +72,7 @@ pub use facts::{
     Direction, FactId, FactKey, FactProvider, FactType, FactValue, Facts, Scanner, BUILTIN_FACTS,
 };
 pub use facts_json::{FactsError, FactsInput};
+pub use facts_limits::FactsLimitError;
 pub use fmt::format;
 pub use limits::{
     Limits, REGEX_BYTES_PER_SOURCE_BYTE, TEST_WORK_PER_SOURCE_BYTE, UNICODE_BOUNDARY_PASSES,

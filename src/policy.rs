@@ -7,6 +7,7 @@ use crate::diagnostics::{self, Code, Diagnostic, LineIndex, Span};
 use crate::eval::{self, explain::Explanation, DirectSource, MemoSource, ShownSource};
 use crate::facts::{FactId, FactKey, FactProvider, Facts};
 use crate::facts_json::{self, FactsError, FactsInput};
+use crate::facts_limits::{self, FactsLimitError};
 use crate::limits::Limits;
 use crate::syntax;
 use std::fmt;
@@ -178,6 +179,8 @@ impl Policy {
 
     /// Decides what to do with a message for one recipient. Infallible and
     /// allocation-free; unknown facts are unknown (see the crate docs).
+    /// Within the per-evaluation cost bound for facts within the policy's
+    /// facts limits (see [`Policy::check_facts`]).
     pub fn evaluate(&self, facts: &Facts) -> Decision<'_> {
         let rule = self.compiled.decide_scanning(&mut DirectSource {
             facts,
@@ -283,6 +286,34 @@ impl Policy {
     /// ```
     pub fn facts_from_json(&self, json: &str) -> Result<FactsInput, FactsError> {
         facts_json::parse(&self.model.facts, &self.limits, json)
+    }
+
+    /// Checks facts built in code against the facts limits of the
+    /// [`Limits`] the policy was parsed with (`max_fact_value_bytes`,
+    /// `max_set_names`), as [`Policy::facts_from_json`] checks a document.
+    ///
+    /// [`Policy::evaluate`] takes any [`Facts`]; its per-evaluation cost
+    /// bound (`docs/LIMITS.md`) holds for facts within these limits. Facts
+    /// read from JSON or `NAME=VALUE` text are; facts an embedder builds from
+    /// untrusted input (a scanner's reply naming thousands of detections)
+    /// should be checked here first, or cut as `mailpolicyd` does (it keeps
+    /// the first [`Limits::max_set_names`] names of a clamd reply).
+    ///
+    /// ```
+    /// use mailpolicy::{Facts, FactsLimitError, Policy};
+    /// let policy = Policy::parse("").unwrap();
+    /// let few = Facts::new().viruses(["Win.Test.EICAR_HDB-1", "Eicar-Signature"]);
+    /// assert_eq!(policy.check_facts(&few), Ok(()));
+    /// let many = Facts::new().viruses((0..1025).map(|i| format!("Fam{i}.A")));
+    /// let err = policy.check_facts(&many).unwrap_err();
+    /// assert!(matches!(err, FactsLimitError::SetNames { names: 1025, limit: 1024, .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "the set of fact `virus` has 1025 names, more than the limit of 1024 names"
+    /// );
+    /// ```
+    pub fn check_facts(&self, facts: &Facts) -> Result<(), FactsLimitError> {
+        facts_limits::check(facts, &self.limits)
     }
 
     /// Sets a fact from `NAME=VALUE` text, the value read by the fact's type.

@@ -429,7 +429,7 @@ impl CheckErrorKind {
             ),
             RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
             ScanPasses { .. } => Some(format!(
-                "each shared scan of the fact (up to 256 patterns) is a pass, and so is each glob or regex no scan answers; a search over a set's names counts 3, a regex with a Unicode `\\b` {} (docs/LIMITS.md): use prefix or suffix globs (they cost nothing), fewer patterns, `(?-u:\\b)` for an ASCII word boundary, or raise `Limits::max_scan_passes`",
+                "each shared scan of the fact (up to 256 patterns) is a pass, and so is each glob or regex no scan answers; a regex with a Unicode `\\b` counts {}; on a set fact (`virus`) every name is tested: a search or a regex no scan answers counts 3, `==`, `!=` or a glob a quarter, `in [...]` half a pass per halving of its list (docs/LIMITS.md): use prefix or suffix globs (they cost nothing), fewer patterns, `(?-u:\\b)` for an ASCII word boundary, or raise `Limits::max_scan_passes`",
                 crate::limits::UNICODE_BOUNDARY_PASSES
             )),
             RegexTooBig { limit } => Some(format!(
