@@ -10,6 +10,7 @@ use crate::decision::Action;
 use crate::facts::{FactId, FactInfo, FactTable};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The old table, then the new policy's custom facts the old one lacks; and
 /// where each new fact id lands. A fact both declare with different types is
@@ -103,15 +104,118 @@ impl Joint {
     }
 }
 
-/// A canonical text of a condition (fact ids of the joint table, no spans):
+/// Canonical texts of conditions (fact ids of the joint table, no spans):
 /// two conditions with the same key are true, false and unknown together.
-pub(crate) fn condition_key(e: Option<&Expr>) -> String {
-    let mut out = String::new();
-    match e {
-        None => out.push('T'),
-        Some(e) => key(&e.kind, &mut out),
+///
+/// A list stands in a key as a number: its elements' text is written and
+/// interned once per list (a named list is one `Arc` however often it is
+/// used), not once per use. A 5,000-glob list used by 2,000 rules made
+/// 2,000 copies of its 80 KB text per policy, hashed and compared whole.
+/// Equal lists of the two policies (two `Arc`s) get the same number.
+#[derive(Default)]
+pub(crate) struct Keys {
+    /// A list's `Arc` (its address) → its number.
+    by_address: HashMap<usize, u32>,
+    /// A list's text → its number.
+    by_text: HashMap<String, u32>,
+}
+
+impl Keys {
+    /// The key of `e` (`None`: a rule without `when`).
+    pub(crate) fn condition(&mut self, e: Option<&Expr>) -> String {
+        let mut out = String::new();
+        match e {
+            None => out.push('T'),
+            Some(e) => self.key(&e.kind, &mut out),
+        }
+        out
     }
-    out
+
+    /// The number of the list at `address`, its text written by `text`
+    /// the first time the list is seen.
+    fn list(&mut self, address: usize, text: impl FnOnce(&mut String)) -> u32 {
+        if let Some(&n) = self.by_address.get(&address) {
+            return n;
+        }
+        let mut t = String::new();
+        text(&mut t);
+        let next = self.by_text.len() as u32;
+        let n = *self.by_text.entry(t).or_insert(next);
+        self.by_address.insert(address, n);
+        n
+    }
+
+    fn key(&mut self, k: &ExprKind, out: &mut String) {
+        let _ = match k {
+            ExprKind::Const(b) => write!(out, "{}", if *b { 'T' } else { 'F' }),
+            ExprKind::Known(i) => write!(out, "K{}", i.0),
+            ExprKind::IsTrue(i) => write!(out, "B{}", i.0),
+            ExprKind::Compare(i, op, lit) => {
+                let _ = write!(out, "C{}{op:?}", i.0);
+                lit_key(lit, out);
+                Ok(())
+            }
+            ExprKind::InSet(i, lits) => {
+                let n = self.list(address(lits), |t| {
+                    t.push('S');
+                    for l in lits.iter() {
+                        lit_key(l, t);
+                        t.push(',');
+                    }
+                });
+                write!(out, "S{}[{n}]", i.0)
+            }
+            ExprKind::InNets(i, nets) => {
+                let n = self.list(address(nets), |t| {
+                    t.push('N');
+                    for net in nets.iter() {
+                        let _ = write!(t, "{net},");
+                    }
+                });
+                write!(out, "N{}[{n}]", i.0)
+            }
+            ExprKind::Globs(i, globs) => {
+                let n = self.list(address(globs), |t| {
+                    t.push('G');
+                    for g in globs.iter() {
+                        let _ = write!(t, "{}:{},", g.source.len(), g.source);
+                    }
+                });
+                write!(out, "G{}[{n}]", i.0)
+            }
+            ExprKind::Regex(i, re) => {
+                write!(out, "R{}:{}:{}", i.0, re.as_str().len(), re.as_str())
+            }
+            ExprKind::All(inner) => {
+                out.push_str("A(");
+                self.key(inner, out);
+                write!(out, ")")
+            }
+            ExprKind::Not(inner) => {
+                out.push_str("!(");
+                self.key(&inner.kind, out);
+                write!(out, ")")
+            }
+            ExprKind::And(ps) | ExprKind::Or(ps) => {
+                out.push_str(if matches!(k, ExprKind::And(_)) {
+                    "&("
+                } else {
+                    "|("
+                });
+                for p in ps {
+                    self.key(&p.kind, out);
+                    out.push(';');
+                }
+                write!(out, ")")
+            }
+        };
+    }
+}
+
+/// The address of a list's shared elements: the same for every use of one
+/// list (clones of one `Arc`), different for two lists alive together.
+fn address<T>(list: &Arc<[T]>) -> usize {
+    Arc::as_ptr(list).cast::<()>() as usize
 }
 
 fn lit_key(l: &Lit, out: &mut String) {
@@ -122,64 +226,6 @@ fn lit_key(l: &Lit, out: &mut String) {
         Lit::Str(s) => write!(out, "s{}:{s}", s.len()),
         Lit::Ip(ip) => write!(out, "p{ip}"),
         Lit::Enum(e) => write!(out, "e{e}"),
-    };
-}
-
-fn key(k: &ExprKind, out: &mut String) {
-    let _ = match k {
-        ExprKind::Const(b) => write!(out, "{}", if *b { 'T' } else { 'F' }),
-        ExprKind::Known(i) => write!(out, "K{}", i.0),
-        ExprKind::IsTrue(i) => write!(out, "B{}", i.0),
-        ExprKind::Compare(i, op, lit) => {
-            let _ = write!(out, "C{}{op:?}", i.0);
-            lit_key(lit, out);
-            Ok(())
-        }
-        ExprKind::InSet(i, lits) => {
-            let _ = write!(out, "S{}[", i.0);
-            for l in lits.iter() {
-                lit_key(l, out);
-                out.push(',');
-            }
-            write!(out, "]")
-        }
-        ExprKind::InNets(i, nets) => {
-            let _ = write!(out, "N{}[", i.0);
-            for n in nets.iter() {
-                let _ = write!(out, "{n},");
-            }
-            write!(out, "]")
-        }
-        ExprKind::Globs(i, globs) => {
-            let _ = write!(out, "G{}[", i.0);
-            for g in globs.iter() {
-                let _ = write!(out, "{}:{},", g.source.len(), g.source);
-            }
-            write!(out, "]")
-        }
-        ExprKind::Regex(i, re) => write!(out, "R{}:{}:{}", i.0, re.as_str().len(), re.as_str()),
-        ExprKind::All(inner) => {
-            out.push_str("A(");
-            key(inner, out);
-            write!(out, ")")
-        }
-        ExprKind::Not(inner) => {
-            out.push_str("!(");
-            key(&inner.kind, out);
-            write!(out, ")")
-        }
-        ExprKind::And(ps) | ExprKind::Or(ps) => {
-            out.push_str(if matches!(k, ExprKind::And(_)) {
-                "&("
-            } else {
-                "|("
-            });
-            for p in ps {
-                key(&p.kind, out);
-                out.push(';');
-            }
-            write!(out, ")")
-        }
     };
 }
 

@@ -163,6 +163,7 @@ fn items(
     model: &Model,
     conds: &[Option<crate::check::model::Expr>],
     sigs: &mut HashMap<String, u32>,
+    keys: &mut joint::Keys,
 ) -> Items {
     let mut sig_of = |actions: &[crate::decision::Action]| {
         let s = joint::signature(actions);
@@ -171,11 +172,8 @@ fn items(
     };
     let mut sig: Vec<u32> = model.rules.iter().map(|r| sig_of(&r.actions)).collect();
     sig.push(sig_of(&model.default.actions));
-    let mut key: Vec<String> = conds
-        .iter()
-        .map(|c| joint::condition_key(c.as_ref()))
-        .collect();
-    key.push(joint::condition_key(None));
+    let mut key: Vec<String> = conds.iter().map(|c| keys.condition(c.as_ref())).collect();
+    key.push(keys.condition(None));
     Items {
         sig,
         key,
@@ -204,8 +202,10 @@ pub(crate) fn diff(
         joint.new.iter().map(Option::as_ref).collect();
     let abs = Abstraction::build(&joint.facts, &[&old_conds, &new_conds], ABSTRACTION_BUDGET);
     let mut sigs: HashMap<String, u32> = HashMap::new();
-    let mut o = items(old.model, &joint.old, &mut sigs);
-    let mut n = items(new.model, &joint.new, &mut sigs);
+    let mut keys = joint::Keys::default();
+    let mut o = items(old.model, &joint.old, &mut sigs, &mut keys);
+    let mut n = items(new.model, &joint.new, &mut sigs, &mut keys);
+    drop(keys);
     let (new_first, old_first) = (first_at(&n.key), first_at(&o.key));
     o.bound = o
         .key
