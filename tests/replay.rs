@@ -466,3 +466,55 @@ fn every_name_amavisd_logged_is_in_the_virus_set() {
     assert_eq!(v["safety"]["infected_pass"], eicar_only as u64);
     assert!(eicar_only > 0 && eicar_only < all);
 }
+
+/// An amavisd main entry naming `names` for one recipient.
+fn infected_line(id: u32, names: &[String], rcpt: &str) -> String {
+    format!(
+        "Nov 30 06:25:39 mx.example.org amavis[9064]: (09064-{id:02}) Blocked INFECTED ({}) {{DiscardedInbound,Quarantined}}, [203.0.113.9]:43500 [203.0.113.9] <alice@example.com> -> <{rcpt}>, quarantine: virus-x, Queue-ID: 8BB0399463{id}, mail_id: x{id}, Hits: -, size: 933, 130 ms\n",
+        names.join(",")
+    )
+}
+
+#[test]
+fn a_message_naming_more_viruses_than_a_set_takes_is_cut_as_mailpolicyd_cuts_it() {
+    // mailpolicyd gives the policy clamd's first `max_set_names` (1,024)
+    // detections; replay does the same, so a 4 MiB line naming 100,000
+    // viruses costs each recipient's evaluation 1,024 names, not 100,000.
+    let p = temp(
+        "late.policy",
+        b"rule \"late\" { when virus matches \"W32/Late*\" then discard, quarantine }\n\
+          default pass\n",
+    );
+    let names_with_late_at = |at: usize| -> Vec<String> {
+        (0..1_500)
+            .map(|i| {
+                if i == at {
+                    "W32/Late.A".to_owned()
+                } else {
+                    format!("Fam{}.A", i % 700)
+                }
+            })
+            .collect()
+    };
+    // Seen: at the 1,000th name. Not seen: at the 1,100th (duplicates count
+    // among the first 1,024, as in mailpolicyd's cut).
+    let log = [
+        infected_line(1, &names_with_late_at(999), "seen@example.org"),
+        infected_line(2, &names_with_late_at(1_100), "cut@example.org"),
+    ]
+    .concat();
+    let log = temp("many-names.log", log.as_bytes());
+    let v = replay_json(p.to_str().unwrap(), &[log.to_str().unwrap()], &[]);
+    assert_eq!(v["messages"], 2);
+    assert_eq!(v["recipients"], 2);
+    assert_eq!(v["unreadable"], 0);
+    assert_eq!(v["safety"]["infected_pass"], 1, "{v}");
+    let o = policy(&["replay", p.to_str().unwrap(), log.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "2 message(s) named more than 1024 viruses: the policy saw the first 1024 of each"
+        ),
+        "{text}"
+    );
+}

@@ -191,6 +191,9 @@ struct Replay<'p> {
     messages: u64,
     recipients: u64,
     unreadable: u64,
+    /// Messages that named more viruses than `Limits::max_set_names`: the
+    /// policy saw the first ones, as mailpolicyd gives it.
+    names_cut: u64,
     samples: Vec<(At, String, String)>,
     groups: HashMap<Key, Group>,
     safety_new: Safety,
@@ -211,10 +214,20 @@ struct Names {
 }
 
 impl Names {
-    /// Holds exactly `names` afterwards (duplicates dropped, as mailpolicyd does).
-    fn fill<S: AsRef<str>>(&mut self, names: impl Iterator<Item = S>) {
+    /// Holds the first `max` of `names` afterwards, duplicates dropped (as
+    /// mailpolicyd gives a policy clamd's first `Limits::max_set_names`
+    /// detections); whether there were more. A 4 MiB log line can name
+    /// 100,000 viruses: each recipient's evaluation reads every name, and
+    /// dropping duplicates compares each name with those kept.
+    fn fill<S: AsRef<str>>(&mut self, names: impl Iterator<Item = S>, max: usize) -> bool {
         self.used = 0;
-        for n in names {
+        let mut names = names.peekable();
+        let mut taken = 0usize;
+        while taken < max {
+            let Some(n) = names.next() else {
+                break;
+            };
+            taken += 1;
             let n = n.as_ref();
             if self.get().iter().any(|x| x == n) {
                 continue;
@@ -228,6 +241,7 @@ impl Names {
             }
             self.used += 1;
         }
+        names.peek().is_some()
     }
 
     fn get(&self) -> &[String] {
@@ -379,6 +393,7 @@ impl<'p> Replay<'p> {
             messages: 0,
             recipients: 0,
             unreadable: 0,
+            names_cut: 0,
             samples: Vec::new(),
             groups: HashMap::new(),
             safety_new: Safety::default(),
@@ -568,11 +583,15 @@ impl<'p> Replay<'p> {
         let mut names = std::mem::take(&mut self.names);
         let known = match scanner {
             Scanner::Infected => {
-                names.fill(amavis::names(entry.names).map(|n| String::from_utf8_lossy(n)));
+                let cut = names.fill(
+                    amavis::names(entry.names).map(|n| String::from_utf8_lossy(n)),
+                    self.policy.limits().max_set_names,
+                );
+                self.names_cut += u64::from(cut);
                 true
             }
             Scanner::Clean => {
-                names.fill(std::iter::empty::<&str>());
+                names.fill(std::iter::empty::<&str>(), 0);
                 true
             }
             _ => false,
@@ -677,7 +696,8 @@ impl<'p> Replay<'p> {
         let mut names = std::mem::take(&mut self.names);
         let virus_known = match &logged.virus {
             Some(v) if scanned => {
-                names.fill(v.iter());
+                let cut = names.fill(v.iter(), self.policy.limits().max_set_names);
+                self.names_cut += u64::from(cut);
                 true
             }
             _ => false,
@@ -839,6 +859,14 @@ impl<'p> Replay<'p> {
             thousands(self.recipients),
             thousands(self.unreadable),
         );
+        if self.names_cut > 0 {
+            let max = self.policy.limits().max_set_names;
+            let _ = writeln!(
+                s,
+                "{} message(s) named more than {max} viruses: the policy saw the first {max} of each, as mailpolicyd gives it",
+                thousands(self.names_cut),
+            );
+        }
         let changes = self.changes();
         let changed: u64 = changes.iter().map(|(_, g)| g.count).sum();
         let _ = writeln!(
