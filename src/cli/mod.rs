@@ -33,6 +33,54 @@ macro_rules! out {
     }};
 }
 
+/// Writes `v` to standard output as pretty JSON and a newline, serialized
+/// as it is written (a 60 MB report is not built as a string first),
+/// ignoring a closed pipe.
+fn print_json(v: &impl serde::Serialize) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = serde_json::to_writer_pretty(&mut out, v);
+    let _ = writeln!(out);
+    let _ = out.flush();
+}
+
+/// `policy check --format json`: every diagnostic of every file, each made
+/// into JSON as it is written.
+struct JsonDiagnostics<'a>(&'a [(PathBuf, Vec<mailpolicy::Diagnostic>)]);
+
+impl serde::Serialize for JsonDiagnostics<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let n = self.0.iter().map(|(_, d)| d.len()).sum();
+        let mut seq = s.serialize_seq(Some(n))?;
+        for (path, diags) in self.0 {
+            let file = path.display().to_string();
+            for d in diags {
+                let mut v = json!({
+                    "severity": d.severity,
+                    "code": d.code,
+                    "message": d.message,
+                    "file": file,
+                    "line": d.line,
+                    "column": d.column,
+                });
+                if let Some(obj) = v.as_object_mut() {
+                    if let Some(h) = &d.help {
+                        obj.insert("help".into(), json!(h));
+                    }
+                    if let Some(r) = &d.rule {
+                        obj.insert("rule".into(), json!(r));
+                    }
+                    if let Some(e) = &d.example {
+                        obj.insert("example".into(), json!(e));
+                    }
+                }
+                seq.serialize_element(&v)?;
+            }
+        }
+        seq.end()
+    }
+}
+
 /// Writes to standard error, ignoring a closed pipe.
 macro_rules! errln {
     ($($arg:tt)*) => {{
@@ -241,44 +289,8 @@ fn check(
         .filter(|d| d.severity == Severity::Warning)
         .count();
     match format {
-        CheckFormat::Sarif => {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&sarif::log(&all)).unwrap_or_else(|_| "{}".into())
-            );
-        }
-        CheckFormat::Json => {
-            let arr: Vec<Value> = all
-                .iter()
-                .flat_map(|(path, diags)| diags.iter().map(move |d| (path, d)))
-                .map(|(path, d)| {
-                    let mut v = json!({
-                        "severity": d.severity,
-                        "code": d.code,
-                        "message": d.message,
-                        "file": path.display().to_string(),
-                        "line": d.line,
-                        "column": d.column,
-                    });
-                    if let Some(obj) = v.as_object_mut() {
-                        if let Some(h) = &d.help {
-                            obj.insert("help".into(), json!(h));
-                        }
-                        if let Some(r) = &d.rule {
-                            obj.insert("rule".into(), json!(r));
-                        }
-                        if let Some(e) = &d.example {
-                            obj.insert("example".into(), json!(e));
-                        }
-                    }
-                    v
-                })
-                .collect();
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
-            );
-        }
+        CheckFormat::Sarif => print_json(&sarif::Log(&all)),
+        CheckFormat::Json => print_json(&JsonDiagnostics(&all)),
         CheckFormat::Human => {
             let mut out = std::io::stdout().lock();
             for (path, diags) in &all {

@@ -6,6 +6,7 @@
 //! diagnostics do.
 
 use mailpolicy::{Code, Diagnostic, Severity};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -109,88 +110,120 @@ fn end_column(d: &Diagnostic) -> Option<usize> {
     Some(d.column + text.chars().count().max(1) - 1)
 }
 
-/// The SARIF log for the diagnostics of each file.
-pub fn log(files: &[(std::path::PathBuf, Vec<Diagnostic>)]) -> Value {
-    let rules: Vec<Value> = Code::ALL
-        .iter()
-        .map(|c| {
-            json!({
-                "id": c.as_str(),
-                "name": pascal(c.as_str()),
-                "shortDescription": {"text": c.description()},
-                "fullDescription": {"text": c.description()},
-                "help": {"text": help(*c)},
-                "defaultConfiguration": {"level": level(c.severity())},
+/// The SARIF log for the diagnostics of each file, serialized as it is
+/// written: one result's JSON at a time, not a tree of the whole log (50,000
+/// diagnostics of a 1 MB policy made a 60 MB log, held three times over).
+pub struct Log<'a>(pub &'a [(std::path::PathBuf, Vec<Diagnostic>)]);
+
+impl Serialize for Log<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("$schema", "https://json.schemastore.org/sarif-2.1.0.json")?;
+        m.serialize_entry("version", "2.1.0")?;
+        m.serialize_entry("runs", &[Run(self.0)])?;
+        m.end()
+    }
+}
+
+/// The one run: the tool, then its results.
+struct Run<'a>(&'a [(std::path::PathBuf, Vec<Diagnostic>)]);
+
+impl Serialize for Run<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rules: Vec<Value> = Code::ALL
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.as_str(),
+                    "name": pascal(c.as_str()),
+                    "shortDescription": {"text": c.description()},
+                    "fullDescription": {"text": c.description()},
+                    "help": {"text": help(*c)},
+                    "defaultConfiguration": {"level": level(c.severity())},
+                })
             })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for (path, diags) in files {
-        for d in diags {
-            let index = Code::ALL.iter().position(|c| *c == d.code);
-            let mut text = d.message.clone();
-            if let Some(h) = &d.help {
-                text.push_str("\nhelp: ");
-                text.push_str(h);
+            .collect();
+        let tool = json!({
+            "driver": {
+                "name": "policy",
+                "fullName": "mailpolicy's policy checker",
+                "version": env!("CARGO_PKG_VERSION"),
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
             }
-            if let Some(e) = &d.example {
-                text.push_str("\nfor example: ");
-                text.push_str(e);
+        });
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("tool", &tool)?;
+        m.serialize_entry("columnKind", "unicodeCodePoints")?;
+        m.serialize_entry("results", &Results(self.0))?;
+        m.end()
+    }
+}
+
+/// Every diagnostic of every file, each made into JSON as it is written.
+struct Results<'a>(&'a [(std::path::PathBuf, Vec<Diagnostic>)]);
+
+impl Serialize for Results<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0.iter().map(|(_, d)| d.len()).sum();
+        let mut seq = s.serialize_seq(Some(n))?;
+        for (path, diags) in self.0 {
+            let uri = uri(path);
+            for d in diags {
+                seq.serialize_element(&result(&uri, d))?;
             }
-            let mut region = json!({
-                "startLine": d.line.max(1),
-                "startColumn": d.column.max(1),
-            });
-            if let (Some(end), Some(r)) = (end_column(d), region.as_object_mut()) {
-                r.insert("endLine".into(), json!(d.line.max(1)));
-                r.insert("endColumn".into(), json!(end + 1));
+        }
+        seq.end()
+    }
+}
+
+/// One diagnostic as a SARIF result.
+fn result(uri: &str, d: &Diagnostic) -> Value {
+    let index = Code::ALL.iter().position(|c| *c == d.code);
+    let mut text = d.message.clone();
+    if let Some(h) = &d.help {
+        text.push_str("\nhelp: ");
+        text.push_str(h);
+    }
+    if let Some(e) = &d.example {
+        text.push_str("\nfor example: ");
+        text.push_str(e);
+    }
+    let mut region = json!({
+        "startLine": d.line.max(1),
+        "startColumn": d.column.max(1),
+    });
+    if let (Some(end), Some(r)) = (end_column(d), region.as_object_mut()) {
+        r.insert("endLine".into(), json!(d.line.max(1)));
+        r.insert("endColumn".into(), json!(end + 1));
+    }
+    let mut result = json!({
+        "ruleId": d.code.as_str(),
+        "level": level(d.severity),
+        "message": {"text": text},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": uri},
+                "region": region,
             }
-            let mut result = json!({
-                "ruleId": d.code.as_str(),
-                "level": level(d.severity),
-                "message": {"text": text},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri(path)},
-                        "region": region,
-                    }
-                }],
-            });
-            if let Some(obj) = result.as_object_mut() {
-                if let Some(i) = index {
-                    obj.insert("ruleIndex".into(), json!(i));
-                }
-                let mut props = serde_json::Map::new();
-                if let Some(r) = &d.rule {
-                    props.insert("rule".into(), json!(r));
-                }
-                if let Some(e) = &d.example {
-                    props.insert("example".into(), json!(e));
-                }
-                if !props.is_empty() {
-                    obj.insert("properties".into(), Value::Object(props));
-                }
-            }
-            results.push(result);
+        }],
+    });
+    if let Some(obj) = result.as_object_mut() {
+        if let Some(i) = index {
+            obj.insert("ruleIndex".into(), json!(i));
+        }
+        let mut props = serde_json::Map::new();
+        if let Some(r) = &d.rule {
+            props.insert("rule".into(), json!(r));
+        }
+        if let Some(e) = &d.example {
+            props.insert("example".into(), json!(e));
+        }
+        if !props.is_empty() {
+            obj.insert("properties".into(), Value::Object(props));
         }
     }
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {
-                "driver": {
-                    "name": "policy",
-                    "fullName": "mailpolicy's policy checker",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "semanticVersion": env!("CARGO_PKG_VERSION"),
-                    "rules": rules,
-                }
-            },
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }]
-    })
+    result
 }
 
 #[cfg(test)]
