@@ -368,3 +368,55 @@ fn malformed_input_is_an_error_never_a_crash() {
         assert!(stdout(&o).contains("error["), "{name}: {}", stdout(&o));
     }
 }
+
+#[test]
+fn eval_explain_on_many_recipients_is_bounded() {
+    // 2,000 rules, none of which applies: each recipient's trace holds
+    // 2,000 rules and their checks. 200 recipients fit the budget of a
+    // million traced rules and checks; 1,000 do not, and are refused before
+    // anything is written (once, they were one JSON tree: 10,000 recipients
+    // of a 10,000-rule policy took 24 GB).
+    let rules: String = (0..2_000)
+        .map(|i| format!("rule \"r{i}\" {{ when sender == \"s{i}@x\" then reject }}\n"))
+        .collect();
+    let p = file("many-rules.policy", &rules);
+    let path = p.to_str().unwrap();
+    let facts = |n: usize| {
+        let objs: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"scanner":"clean","sender":"n{i}@x"}}"#))
+            .collect();
+        format!("[{}]", objs.join(","))
+    };
+    let o = policy(
+        &["eval", path, "--facts", "-", "--explain"],
+        Some(&facts(200)),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["verdict"], "accept");
+    let recipients = v["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 200);
+    for r in recipients {
+        assert_eq!(r["rule"], serde_json::Value::Null);
+        assert_eq!(r["trace"].as_array().map(Vec::len), Some(2_000));
+    }
+    let o = policy(
+        &["eval", path, "--facts", "-", "--explain"],
+        Some(&facts(1_000)),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("limit: --explain on the first 251 of 1000 recipients traces more than 1000000 rules and checks"),
+        "{err}"
+    );
+    // Without --explain, every recipient is decided.
+    let o = policy(&["eval", path, "--facts", "-"], Some(&facts(1_000)));
+    assert_eq!(json(&o)["recipients"].as_array().map(Vec::len), Some(1_000));
+}
