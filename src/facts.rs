@@ -5,6 +5,7 @@
 //! the [`Facts`] builder, from JSON ([`crate::Policy::facts_from_json`]), or
 //! lazily from an embedder's [`FactProvider`].
 
+use arrayvec::ArrayString;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
@@ -423,10 +424,15 @@ pub struct Facts {
     /// Bit `i` (below [`BUILTIN_COUNT`]): built-in slot `i` was given a
     /// value that may own heap memory (text or a set of names) since it was
     /// last emptied by drop. Bit [`ONE_NAME`]: `virus` holds the one name
-    /// [`Facts::virus`] was given, stored as `FactValue::Str(Cow::Owned)`
-    /// without a set around it (one allocation less per message), and read
-    /// everywhere as the one-name set it is.
+    /// [`Facts::virus`] was given, without a set around it, and is read
+    /// everywhere as the one-name set it is: a name of at most
+    /// [`INLINE_NAME`] bytes is kept in `inline_name` (the `virus` slot
+    /// stays empty: no allocation per message), a longer one in the slot as
+    /// `FactValue::Str(Cow::Owned)`.
     owned: u16,
+    /// The one name of a one-name `virus` when it fits (see `owned`);
+    /// empty whenever [`ONE_NAME`] is clear.
+    inline_name: ArrayString<INLINE_NAME>,
     /// `virus` as the one-name set [`Facts::get`] and [`Facts::iter`] lend
     /// out when [`ONE_NAME`] is set, made on the first such call. Empty
     /// whenever `ONE_NAME` is clear (every write to `virus` empties it).
@@ -439,6 +445,9 @@ pub struct Facts {
 
 /// The bit of `Facts::owned` that marks a one-name `virus` (see there).
 const ONE_NAME: u16 = 1 << 15;
+/// The longest detection name (in bytes) [`Facts::virus`] keeps without an
+/// allocation: most scanners' names fit (`Win.Test.EICAR_HDB-1` is 20).
+const INLINE_NAME: usize = 30;
 /// The bits of `Facts::owned` that stand for slots.
 const SLOT_BITS: u16 = (1 << BUILTIN_COUNT) - 1;
 const _: () = assert!(BUILTIN_COUNT < 15);
@@ -526,6 +535,7 @@ impl Facts {
     fn forget_one_name(&mut self) {
         if self.owned & ONE_NAME != 0 {
             self.owned &= !ONE_NAME;
+            self.inline_name.clear();
             drop(self.one_name_set.take());
         }
     }
@@ -569,31 +579,43 @@ impl Facts {
     ///     Some(&FactValue::set(["PUA.Win.Packer.Upx", "Win.Trojan.Agent"]))
     /// );
     /// ```
+    ///
+    /// Takes any `&str`, `String` or `&String` (anything that lends a
+    /// `&str`); a name of up to 30 bytes is kept without an allocation.
     #[inline(always)]
-    pub fn virus(mut self, name: impl Into<String>) -> Facts {
-        let i = FactId::VIRUS.index();
-        let name = name.into();
-        match self.builtin.get_mut(i) {
-            // Most messages carry one detection: the name alone, no set
-            // allocated around it (`ONE_NAME`; the slot was empty, so no
-            // set was lent out for it).
-            Some(slot @ None) => {
-                *slot = Some(FactValue::Str(Cow::Owned(name)));
-                self.owned |= ONE_NAME | 1 << i;
-                if let Some(c) = self.codes.get_mut(i) {
-                    *c = CODE_OTHER;
-                }
-            }
-            // Only the slot's value goes through the out-of-line part: the
-            // builder's facts stay where they are (no copy of the whole
-            // struct).
-            Some(slot) => {
-                let v = add_name(slot.take(), name);
-                self.put(i, v);
-            }
-            None => {}
-        }
+    pub fn virus(mut self, name: impl AsRef<str>) -> Facts {
+        self.add_virus(name.as_ref());
         self
+    }
+
+    /// [`Facts::virus`] on the facts in place.
+    #[inline(always)]
+    fn add_virus(&mut self, name: &str) {
+        let i = FactId::VIRUS.index();
+        if self.owned & ONE_NAME == 0 && matches!(self.builtin.get(i), Some(None)) {
+            // Most messages carry one detection: the name alone, no set
+            // around it (`ONE_NAME`; `virus` was unknown, so no set was
+            // lent out for it), and inline when it fits.
+            // Only values go through the out-of-line parts (`stored_name`,
+            // `add_name`), never `&mut self`, and the facts are written
+            // without a branch: the builder's facts stay where they are
+            // (no copy of the whole struct per call).
+            let (slot_value, inline) = stored_name(name);
+            let long = slot_value.is_some();
+            if let Some(slot) = self.builtin.get_mut(i) {
+                *slot = slot_value;
+            }
+            self.inline_name = inline;
+            self.owned |= u16::from(long) << i;
+            self.owned |= ONE_NAME;
+            if let Some(c) = self.codes.get_mut(i) {
+                *c = CODE_OTHER;
+            }
+        } else if let Some(slot) = self.builtin.get_mut(i) {
+            let old = slot.take();
+            let v = add_name(old, self.inline_name(), name);
+            self.put(i, v);
+        }
     }
 
     /// Sets `virus` to exactly these names; none at all is the known empty
@@ -786,17 +808,46 @@ impl From<Scanner> for FactValue<'static> {
     }
 }
 
-/// `value` as a set with `name` added (a value that is no set is replaced).
+/// A one-name `virus` as [`Facts`] keeps it: inline when it fits (the slot
+/// empty), else in the slot as text (the inline name empty).
+///
+/// `extern "C"` (here and on [`add_name`]) only to tell the compiler that
+/// the call does not unwind (an unwind out of it would abort; it can only
+/// fail on memory exhaustion, which aborts anyway): a call that may unwind
+/// needs a landing pad that drops the builder's facts, and that made the
+/// compiler copy the whole `Facts` (~400 bytes) at every builder call
+/// around it instead of building it in place.
 #[inline(never)]
-fn add_name(value: Option<FactValue<'static>>, name: String) -> FactValue<'static> {
-    let mut names: Vec<String> = match value {
-        Some(FactValue::Set(names)) => names.into_owned(),
-        Some(FactValue::Str(s)) => vec![s.into_owned()],
+#[allow(improper_ctypes_definitions)]
+extern "C" fn stored_name(name: &str) -> (Option<FactValue<'static>>, ArrayString<INLINE_NAME>) {
+    match ArrayString::from(name) {
+        Ok(inline) => (None, inline),
+        Err(_) => (
+            Some(FactValue::Str(Cow::Owned(name.to_owned()))),
+            ArrayString::new(),
+        ),
+    }
+}
+
+/// `virus` as a set with `name` added: `old` is the slot's value, `inline`
+/// the one name kept inline (when the slot is empty); a value that is no
+/// set or text is replaced.
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+extern "C" fn add_name(
+    old: Option<FactValue<'static>>,
+    inline: Option<&str>,
+    name: &str,
+) -> FactValue<'static> {
+    let mut names: Vec<String> = match (old, inline) {
+        (Some(FactValue::Set(names)), _) => names.into_owned(),
+        (Some(FactValue::Str(s)), _) => vec![s.into_owned()],
+        (None, Some(first)) => vec![first.to_owned()],
         // Most messages carry one detection: room for exactly one name.
-        _ => return FactValue::Set(Cow::Owned(vec![name])),
+        _ => Vec::with_capacity(1),
     };
-    if !names.contains(&name) {
-        names.push(name);
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
     }
     FactValue::Set(Cow::Owned(names))
 }
@@ -833,34 +884,47 @@ impl Facts {
     }
 
     /// The stored value of built-in fact `id` (`None` also for a custom id).
-    /// A one-name `virus` is stored as its name ([`Facts::one_name`]).
+    /// A one-name `virus` is stored as its name: in the slot as text when
+    /// it is long, else inline with the slot empty ([`Facts::inline_name`]).
     #[inline]
     pub(crate) fn builtin(&self, id: FactId) -> Option<&FactValue<'static>> {
         self.builtin.get(id.index())?.as_ref()
     }
 
-    /// The name of a one-name `virus` set built by [`Facts::virus`] (stored
-    /// without the set): read it as `std::slice::from_ref(name)`.
+    /// The name of a one-name `virus` kept inline, when the `virus` slot
+    /// is empty ([`Facts::builtin`] gave `None`); `None` when there is none.
     #[inline(always)]
-    pub(crate) fn one_name(&self) -> Option<&String> {
+    pub(crate) fn inline_name(&self) -> Option<&str> {
+        (self.owned & ONE_NAME != 0).then(|| self.inline_name.as_str())
+    }
+
+    /// The name of a one-name `virus` set built by [`Facts::virus`] (stored
+    /// without the set), inline or not.
+    #[inline]
+    pub(crate) fn one_name(&self) -> Option<&str> {
         if self.owned & ONE_NAME == 0 {
             return None;
         }
         match self.builtin.get(FactId::VIRUS.index()) {
-            Some(Some(FactValue::Str(Cow::Owned(name)))) => Some(name),
+            Some(Some(FactValue::Str(name))) => Some(name),
+            _ => Some(self.inline_name.as_str()),
+        }
+    }
+
+    /// A one-name `virus` as the one-name set it stands for (made on the
+    /// first call, kept until `virus` changes); `None` for any other value.
+    pub(crate) fn one_name_set(&self) -> Option<&[String]> {
+        match self.public(FactId::VIRUS.index()) {
+            Some(FactValue::Set(names)) if self.owned & ONE_NAME != 0 => Some(names),
             _ => None,
         }
     }
 
     /// Built-in slot `i`'s value as supplied: a one-name `virus` as the set
-    /// it stands for, text and names lent.
+    /// it stands for, text and names lent (the one-name set is made on the
+    /// first call, as for [`Facts::get`]).
     fn shown(&self, i: usize) -> Option<FactValue<'_>> {
-        if i == FactId::VIRUS.index() {
-            if let Some(name) = self.one_name() {
-                return Some(FactValue::Set(Cow::Borrowed(std::slice::from_ref(name))));
-            }
-        }
-        self.builtin.get(i)?.as_ref().map(lend)
+        self.public(i).map(lend)
     }
 
     /// Built-in slot `i`'s value for [`Facts::get`] and [`Facts::iter`]:
@@ -870,7 +934,7 @@ impl Facts {
             if let Some(name) = self.one_name() {
                 let set = self
                     .one_name_set
-                    .get_or_init(|| Box::new(FactValue::Set(Cow::Owned(vec![name.clone()]))));
+                    .get_or_init(|| Box::new(FactValue::Set(Cow::Owned(vec![name.to_owned()]))));
                 return Some(set);
             }
         }
@@ -993,6 +1057,53 @@ mod tests {
         by_hand.set("virus", FactValue::from("E"));
         assert_eq!(by_hand.get("virus"), Some(&FactValue::from("E")));
         assert_ne!(by_hand, Facts::new().virus("E"));
+    }
+
+    #[test]
+    fn a_one_name_virus_of_any_length_is_the_set() {
+        let table = FactTable::builtins();
+        let key = FactKey {
+            id: FactId::VIRUS,
+            name: "virus",
+        };
+        let long = "L".repeat(INLINE_NAME + 1);
+        let fits = "F".repeat(INLINE_NAME);
+        // A multi-byte character across the inline limit.
+        let split = format!("{}é", "S".repeat(INLINE_NAME - 1));
+        for name in ["", "A", "Ünïcödé.Wörm", &fits, &long, &split] {
+            let one = Facts::new().scanner(Scanner::Infected).virus(name);
+            let set = Facts::new().scanner(Scanner::Infected).viruses([name]);
+            assert_eq!(one.get("virus"), Some(&FactValue::set([name])), "{name}");
+            assert_eq!(one, set, "{name}");
+            assert_eq!(format!("{one:?}"), format!("{set:?}"), "{name}");
+            assert_eq!(one.fact(key), Some(FactValue::set([name])), "{name}");
+            assert_eq!(one.one_name(), Some(name), "{name}");
+            // Kept inline exactly when it fits.
+            assert_eq!(
+                one.builtin(FactId::VIRUS).is_none(),
+                name.len() <= INLINE_NAME,
+                "{name}"
+            );
+            // Evaluation reads the name as text, `explain` as the set.
+            let mut direct = crate::eval::DirectSource {
+                facts: &one,
+                table: &table,
+            };
+            let read = format!("{:?}", crate::eval::FactSource::value(&mut direct, key.id));
+            assert_eq!(read, format!("Some(Str({name:?}))"));
+            // Every way to pass a name, and a second name after it.
+            let owned = name.to_owned();
+            assert_eq!(Facts::new().virus(&owned), Facts::new().virus(name));
+            assert_eq!(Facts::new().virus(owned.clone()), Facts::new().virus(name));
+            let two = one.clone().virus("B");
+            assert_eq!(two.get("virus"), Some(&FactValue::set([name, "B"])));
+            assert_eq!(one.clone().virus(name), one);
+            let mut gone = one.clone();
+            gone.unset("virus");
+            assert_eq!(gone.get("virus"), None);
+            assert_eq!(gone.one_name(), None);
+            assert_eq!(gone.virus("C").get("virus"), Some(&FactValue::set(["C"])));
+        }
     }
 
     #[test]

@@ -92,14 +92,23 @@ impl FactSource for DirectSource<'_, '_> {
     fn value(&mut self, id: FactId) -> Option<Val<'_>> {
         // A built-in fact holding a value of its own type (what the `Facts`
         // builder stores) reads without the table: its type is fixed.
-        // A one-name `virus` (`Facts::virus`, stored as the name alone)
-        // reads as text: every condition holds on text exactly as on the
-        // one-name set (a set fact takes text as a one-element set);
-        // `ShownSource` reads it as the set for `explain`'s display.
-        if let Some(v) = self.facts.builtin(id) {
-            if let Some(v) = convert_builtin(id, v) {
-                return Some(v);
+        // A one-name `virus` (`Facts::virus`, stored as the name alone,
+        // inline with its slot empty when it is short) reads as text: every
+        // condition holds on text exactly as on the one-name set (a set
+        // fact takes text as a one-element set); `ShownSource` reads it as
+        // the set for `explain`'s display.
+        match self.facts.builtin(id) {
+            Some(v) => {
+                if let Some(v) = convert_builtin(id, v) {
+                    return Some(v);
+                }
             }
+            None if id == FactId::VIRUS => {
+                if let Some(name) = self.facts.inline_name() {
+                    return Some(Val::Str(name));
+                }
+            }
+            None => {}
         }
         self.value_slow(id)
     }
@@ -136,6 +145,11 @@ impl DirectSource<'_, '_> {
     /// Any fact, converted by its entry in the policy's table.
     #[inline(never)]
     fn value_slow(&mut self, id: FactId) -> Option<Val<'_>> {
+        if id == FactId::VIRUS {
+            if let Some(name) = self.facts.one_name() {
+                return Some(Val::Str(name));
+            }
+        }
         let info = self.table.facts.get(id.index())?;
         let v = self.facts.value_ref(id, &info.name)?;
         convert(id, &info.ty, v)
@@ -151,8 +165,8 @@ impl FactSource for ShownSource<'_, '_> {
     #[inline]
     fn value(&mut self, id: FactId) -> Option<Val<'_>> {
         if id == FactId::VIRUS {
-            if let Some(name) = self.0.facts.one_name() {
-                return Some(Val::Set(std::slice::from_ref(name)));
+            if let Some(names) = self.0.facts.one_name_set() {
+                return Some(Val::Set(names));
             }
         }
         self.0.value(id)
