@@ -45,6 +45,7 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::sync::Arc;
 
 /// Patterns in one DFA group.
 pub(crate) const GROUP_PATTERNS: usize = 256;
@@ -687,6 +688,82 @@ impl ScanMemo {
         }
         Some(Truth::from_bool(bit(self.region(group)?, i)))
     }
+}
+
+impl ScanMemo {
+    /// Whether any bit of `masks` (a word of `group`'s answers and a mask)
+    /// is set, scanning the value the first time the group is asked; unknown
+    /// for an unknown fact; `None` when the scan gave up.
+    #[inline]
+    pub(crate) fn answer_any<S: FactSource + ?Sized>(
+        &mut self,
+        src: &mut S,
+        group: &ScanGroup,
+        masks: &[(u16, u64)],
+    ) -> Option<Truth> {
+        // Scans the group once (bit 0 is any of its answers).
+        if self.answer(src, group, 0)? == Truth::Unknown {
+            return Some(Truth::Unknown);
+        }
+        let region = self.region(group)?;
+        Some(Truth::from_bool(masks.iter().any(|&(w, m)| {
+            region.get(usize::from(w)).is_some_and(|x| x & m != 0)
+        })))
+    }
+}
+
+/// Lines of a [`MaskCache`].
+pub(crate) const MASK_CACHE_LINES: usize = 4;
+
+/// The last answer of a many-literal leaf ([`crate::compile`]'s `ScanAny`)
+/// per line ([`mask_line`] of the address of the leaf's shared masks), for
+/// one evaluation: the uses of one list in consecutive rules are answered
+/// once. Rules are tried in ascending order and a condition's leaves left to
+/// right, so each line misses at most as often as the leaves of its lists,
+/// in rule order, change list — which is what the pass budget counts.
+#[derive(Debug, Clone)]
+pub(crate) struct MaskCache {
+    lines: [(usize, Truth); MASK_CACHE_LINES],
+}
+
+impl MaskCache {
+    /// An empty cache (no `Arc` has address 0).
+    #[inline]
+    pub(crate) fn new() -> MaskCache {
+        MaskCache {
+            lines: [(0, Truth::False); MASK_CACHE_LINES],
+        }
+    }
+
+    /// The cached answer for `masks` of `group`, if it is the last one.
+    #[inline]
+    pub(crate) fn get(&self, masks: &Arc<[(u16, u64)]>) -> Option<Truth> {
+        let a = mask_address(masks);
+        let (key, t) = self.lines.get(mask_line(a))?;
+        (*key == a).then_some(*t)
+    }
+
+    /// Keeps `t` as the answer for `masks`.
+    #[inline]
+    pub(crate) fn put(&mut self, masks: &Arc<[(u16, u64)]>, t: Truth) {
+        let a = mask_address(masks);
+        if let Some(line) = self.lines.get_mut(mask_line(a)) {
+            *line = (a, t);
+        }
+    }
+}
+
+/// The address of shared masks: one per list while the policy lives.
+#[inline]
+pub(crate) fn mask_address(masks: &Arc<[(u16, u64)]>) -> usize {
+    Arc::as_ptr(masks).cast::<()>() as usize
+}
+
+/// The [`MaskCache`] line of the masks at `address` (allocations are
+/// 16-byte aligned: the bits above those).
+#[inline]
+pub(crate) fn mask_line(address: usize) -> usize {
+    (address >> 4) % MASK_CACHE_LINES
 }
 
 /// Which trie a literal lives in: globs and regexes fold case differently

@@ -56,10 +56,11 @@ use crate::check::model::{Expr, ExprKind, Model, Val};
 use crate::decision::Decision;
 use crate::eval::{eval_expr_traced, leaf_fact, test_leaf, FactSource, LeafRecorder};
 use crate::facts::{FactId, FactType};
-use crate::scan::{ScanGroup, ScanMemo};
+use crate::scan::{MaskCache, ScanGroup, ScanMemo};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Most cells in the decision table.
 pub(crate) const MAX_CELLS: usize = 4096;
@@ -1264,6 +1265,9 @@ pub(crate) fn describe(c: &Compiled) -> (usize, usize, usize) {
 struct ScanSource<'s, S: FactSource + ?Sized> {
     inner: &'s mut S,
     memo: ScanMemo,
+    /// Made at the first many-literal leaf (most policies have none: an
+    /// evaluation pays nothing for it).
+    lists: Option<MaskCache>,
 }
 
 impl<'s, S: FactSource + ?Sized> ScanSource<'s, S> {
@@ -1272,6 +1276,7 @@ impl<'s, S: FactSource + ?Sized> ScanSource<'s, S> {
         ScanSource {
             inner,
             memo: ScanMemo::new(),
+            lists: None,
         }
     }
 }
@@ -1289,6 +1294,15 @@ impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
 
     fn scan(&mut self, group: &ScanGroup, i: usize) -> Option<Truth> {
         self.memo.answer(&mut *self.inner, group, i)
+    }
+
+    fn scan_any(&mut self, group: &ScanGroup, masks: &Arc<[(u16, u64)]>) -> Option<Truth> {
+        if let Some(t) = self.lists.as_ref().and_then(|c| c.get(masks)) {
+            return Some(t);
+        }
+        let t = self.memo.answer_any(&mut *self.inner, group, masks)?;
+        self.lists.get_or_insert_with(MaskCache::new).put(masks, t);
+        Some(t)
     }
 }
 

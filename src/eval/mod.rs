@@ -39,6 +39,19 @@ pub(crate) trait FactSource {
         None
     }
 
+    /// Whether any bit of `masks` (word of the group's answers, mask) of a
+    /// shared scan of `group`'s fact is set (unknown for an unknown fact),
+    /// or `None` when this source keeps no scan memo.
+    #[inline]
+    fn scan_any(
+        &mut self,
+        group: &crate::scan::ScanGroup,
+        masks: &std::sync::Arc<[(u16, u64)]>,
+    ) -> Option<Truth> {
+        let _ = (group, masks);
+        None
+    }
+
     /// The decision table's coordinate of an enum (`is_bool` false, values
     /// below `known`) or bool fact: the value's index, `known` for unknown,
     /// `None` for a value the table was not built for.
