@@ -8,7 +8,9 @@
 use arrayvec::ArrayString;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::mem::ManuallyDrop;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -441,7 +443,26 @@ pub struct Facts {
     /// every message that uses neither.
     one_name_set: ManuallyDrop<OnceLock<Box<FactValue<'static>>>>,
     custom: ManuallyDrop<Vec<(String, FactValue<'static>)>>,
+    /// Where each name of a `virus` set built by [`Facts::virus`] is, once
+    /// it has [`INDEX_FROM`] names: a name added then is looked up, not
+    /// compared with every name (adding n names one by one is not
+    /// quadratic). Kept only while bit [`INDEXED`] of `owned` is set (every
+    /// other write to `virus` drops it); dropped by hand, as the others.
+    name_index: ManuallyDrop<Option<Box<NameIndex>>>,
 }
+
+/// The first position of each name of a set, by a hash of the name.
+#[derive(Clone, Default)]
+struct NameIndex {
+    hasher: RandomState,
+    first: HashMap<u64, usize>,
+}
+
+/// From how many names a `virus` set built one name at a time is indexed.
+const INDEX_FROM: usize = 16;
+/// The bit of `Facts::owned` that marks a `virus` set with its
+/// `Facts::name_index`.
+const INDEXED: u16 = 1 << 14;
 
 /// The bit of `Facts::owned` that marks a one-name `virus` (see there).
 const ONE_NAME: u16 = 1 << 15;
@@ -450,7 +471,7 @@ const ONE_NAME: u16 = 1 << 15;
 const INLINE_NAME: usize = 30;
 /// The bits of `Facts::owned` that stand for slots.
 const SLOT_BITS: u16 = (1 << BUILTIN_COUNT) - 1;
-const _: () = assert!(BUILTIN_COUNT < 15);
+const _: () = assert!(BUILTIN_COUNT < 14);
 
 /// [`Facts::table_code`] of an unknown fact.
 pub(crate) const CODE_UNKNOWN: u8 = 0;
@@ -474,6 +495,9 @@ impl Drop for Facts {
         // memory only once it has room for a fact.
         if self.owned & ONE_NAME != 0 {
             drop(self.one_name_set.take());
+        }
+        if self.owned & INDEXED != 0 {
+            drop(self.name_index.take());
         }
         if self.custom.capacity() != 0 {
             drop(std::mem::take(&mut *self.custom));
@@ -530,13 +554,18 @@ impl Facts {
         self.put_slot(i, v);
     }
 
-    /// `virus` no longer holds a one-name set of [`Facts::virus`]'s.
+    /// `virus` no longer holds a one-name set of [`Facts::virus`]'s, nor
+    /// an indexed set.
     #[inline(always)]
     fn forget_one_name(&mut self) {
         if self.owned & ONE_NAME != 0 {
             self.owned &= !ONE_NAME;
             self.inline_name.clear();
             drop(self.one_name_set.take());
+        }
+        if self.owned & INDEXED != 0 {
+            self.owned &= !INDEXED;
+            drop(self.name_index.take());
         }
     }
 
@@ -613,8 +642,16 @@ impl Facts {
             }
         } else if let Some(slot) = self.builtin.get_mut(i) {
             let old = slot.take();
-            let v = add_name(old, self.inline_name(), name);
+            let mut index = match self.owned & INDEXED {
+                0 => None,
+                _ => self.name_index.take(),
+            };
+            let v = add_name(old, self.inline_name(), name, &mut index);
             self.put(i, v);
+            if index.is_some() {
+                *self.name_index = index;
+                self.owned |= INDEXED;
+            }
         }
     }
 
@@ -838,18 +875,54 @@ extern "C" fn add_name(
     old: Option<FactValue<'static>>,
     inline: Option<&str>,
     name: &str,
+    index: &mut Option<Box<NameIndex>>,
 ) -> FactValue<'static> {
     let mut names: Vec<String> = match (old, inline) {
+        // `index` (when there is one) indexes this set.
         (Some(FactValue::Set(names)), _) => names.into_owned(),
-        (Some(FactValue::Str(s)), _) => vec![s.into_owned()],
-        (None, Some(first)) => vec![first.to_owned()],
-        // Most messages carry one detection: room for exactly one name.
-        _ => Vec::with_capacity(1),
+        (old, inline) => {
+            *index = None;
+            match (old, inline) {
+                (Some(FactValue::Str(s)), _) => vec![s.into_owned()],
+                (None, Some(first)) => vec![first.to_owned()],
+                // Most messages carry one detection: room for exactly one name.
+                _ => Vec::with_capacity(1),
+            }
+        }
     };
-    if !names.iter().any(|n| n == name) {
+    if !has_name(&names, name, index) {
         names.push(name.to_owned());
     }
     FactValue::Set(Cow::Owned(names))
+}
+
+/// Whether `names` holds `name`: compared with each name while the set is
+/// small, then looked up in `index` (made here from the names when the set
+/// reaches [`INDEX_FROM`]). When `name` is not there the caller adds it at
+/// the end: the index already says so.
+fn has_name(names: &[String], name: &str, index: &mut Option<Box<NameIndex>>) -> bool {
+    if index.is_none() && names.len() >= INDEX_FROM {
+        let mut made = NameIndex::default();
+        for (at, n) in names.iter().enumerate() {
+            let h = made.hasher.hash_one(n.as_str());
+            made.first.entry(h).or_insert(at);
+        }
+        *index = Some(Box::new(made));
+    }
+    let Some(ix) = index else {
+        return names.iter().any(|n| n == name);
+    };
+    let h = ix.hasher.hash_one(name);
+    match ix.first.get(&h) {
+        Some(&at) if names.get(at).is_some_and(|n| n == name) => true,
+        // Another name with the same 64-bit hash (randomly keyed, so not
+        // one an attacker can aim for): compare with every name.
+        Some(_) => names.iter().any(|n| n == name),
+        None => {
+            ix.first.insert(h, names.len());
+            false
+        }
+    }
 }
 
 impl From<Vec<String>> for FactValue<'static> {
@@ -1104,6 +1177,50 @@ mod tests {
             assert_eq!(gone.one_name(), None);
             assert_eq!(gone.virus("C").get("virus"), Some(&FactValue::set(["C"])));
         }
+    }
+
+    #[test]
+    fn many_names_added_one_by_one_form_the_set() {
+        // Past `INDEX_FROM` names the set is indexed: the same set as
+        // `FactValue::set` makes of the same names, repeats dropped.
+        let names: Vec<String> = (0..3 * INDEX_FROM + 5)
+            .flat_map(|i| [format!("V{i}"), format!("V{}", i / 2), "V0".to_owned()])
+            .collect();
+        let expected = FactValue::set(names.clone());
+        let mut built = Facts::new();
+        for (k, n) in names.iter().enumerate() {
+            built = built.virus(n);
+            if k == 2 * INDEX_FROM {
+                // A clone keeps its own index.
+                let cloned = built.clone().virus("V1").virus("Extra");
+                assert!(
+                    matches!(cloned.get("virus"), Some(FactValue::Set(s)) if s.last().is_some_and(|l| l == "Extra"))
+                );
+            }
+        }
+        assert_eq!(built.get("virus"), Some(&expected));
+        assert!(built.owned & INDEXED != 0);
+        // Any other write to `virus` drops the index; adding goes on right.
+        let mut replaced = built.clone();
+        replaced.set("virus", FactValue::set(["A", "B"]));
+        assert!(replaced.owned & INDEXED == 0);
+        let replaced = replaced.virus("B").virus("C");
+        assert_eq!(
+            replaced.get("virus"),
+            Some(&FactValue::set(["A", "B", "C"]))
+        );
+        let mut gone = built.clone();
+        gone.unset("virus");
+        assert!(gone.owned & INDEXED == 0);
+        assert_eq!(gone.virus("V7").get("virus"), Some(&FactValue::set(["V7"])));
+        let again = built
+            .clone()
+            .viruses(names.iter().take(20))
+            .virus("V3")
+            .virus("New");
+        let mut twenty: Vec<String> = names.iter().take(20).cloned().collect();
+        twenty.push("New".to_owned());
+        assert_eq!(again.get("virus"), Some(&FactValue::set(twenty)));
     }
 
     #[test]

@@ -227,6 +227,12 @@ fn dropped_facts_free_every_value() {
             three.unset("virus");
             let four = one.clone().virus("Q");
             drop((one, two, three, four));
+            // A set of many names built one by one is indexed: the index is
+            // freed with the facts, and when `virus` changes.
+            let many = (0..40).fold(Facts::new(), |f, k| f.virus(format!("M{k}")));
+            let mut changed = many.clone().virus("M3");
+            changed.set("virus", FactValue::from("P"));
+            drop((many, changed));
         }
     });
     let allocs = ALLOCS.load(Ordering::SeqCst) - before.0;
