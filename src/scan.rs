@@ -50,12 +50,23 @@ use std::sync::Arc;
 /// Patterns in one DFA group.
 pub(crate) const GROUP_PATTERNS: usize = 256;
 
-/// Words of the per-evaluation memo: all groups' answers together, one bit
-/// per pattern (DFA groups) or literal (literal groups).
+/// Words of the per-evaluation memo of most policies: all groups' answers
+/// together, one bit per pattern (DFA groups) or literal (literal groups).
 pub(crate) const MEMO_WORDS: usize = 128;
 
-/// Bits of the memo.
-pub(crate) const MEMO_BITS: usize = MEMO_WORDS * 64;
+/// Words all groups of a policy may take: a policy whose groups need more
+/// than [`MEMO_WORDS`] (literal groups of more than ~8,000 keys: a
+/// generated policy of one virus family per rule, up to the 100,000 rules
+/// [`crate::Limits::max_rules`] allows) keeps the groups past them in the
+/// thread's [`WideMemo`].
+pub(crate) const WIDE_MEMO_WORDS: usize = 2048;
+
+/// Bits of the widest memo: what all groups of a policy may take.
+pub(crate) const MEMO_BITS: usize = WIDE_MEMO_WORDS * 64;
+
+/// Bits of one literal group (its tries mark bit + 1 in 16 bits): a fact
+/// with more literal keys has several groups.
+pub(crate) const LITERAL_GROUP_BITS: usize = u16::MAX as usize;
 
 /// Groups in one policy (each has a done and an unknown bit in the memo).
 pub(crate) const MAX_GROUPS: usize = 32;
@@ -170,7 +181,7 @@ impl ScanGroup {
             return None;
         }
         let words = patterns.len().div_ceil(64);
-        if base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+        if base + words > WIDE_MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
         let dfa = build_dfa(patterns, false, limit)?;
@@ -206,7 +217,7 @@ impl ScanGroup {
             return None;
         }
         let words = globs.len().div_ceil(64);
-        if base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+        if base + words > WIDE_MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
         // Each side's distinct patterns, and each glob's two indexes.
@@ -266,7 +277,7 @@ impl ScanGroup {
         globs: &[&crate::glob::Glob],
     ) -> Option<ScanGroup> {
         let words = globs.len().div_ceil(64);
-        if words == 0 || base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+        if words == 0 || base + words > WIDE_MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
         let parts = Parts::build(globs)?;
@@ -288,7 +299,7 @@ impl ScanGroup {
         lits: LitsBuilder,
     ) -> Option<ScanGroup> {
         let words = lits.bits().div_ceil(64);
-        if words == 0 || base + words > MEMO_WORDS || slot >= MAX_GROUPS {
+        if words == 0 || base + words > WIDE_MEMO_WORDS || slot >= MAX_GROUPS {
             return None;
         }
         Some(ScanGroup {
@@ -609,8 +620,10 @@ pub(crate) fn bit(hits: &[u64], i: usize) -> bool {
 }
 
 /// The answers of the groups scanned so far in one evaluation. The first
-/// [`SMALL_WORDS`] words are zeroed with the memo; the rest only at the
-/// first scan of a group that needs them.
+/// [`SMALL_WORDS`] words are zeroed with the memo; the rest of the first
+/// [`MEMO_WORDS`] only at the first scan of a group that needs them. The
+/// groups of a wide policy past them are kept in the thread's
+/// [`WideMemo`].
 #[derive(Debug, Clone)]
 pub(crate) struct ScanMemo {
     /// Bit `slot`: that group was scanned.
@@ -629,6 +642,29 @@ const SMALL_WORDS: usize = 16;
 
 const _: () = assert!(MAX_GROUPS <= 32);
 
+/// The answers of the groups that end past [`MEMO_WORDS`] (a policy with
+/// more than ~8,000 literal keys: the per-evaluation memo stays 1 KB, and
+/// is not made wider for every policy), one per thread: 16 KB of static
+/// thread-local storage, zeroed a group at a time when the group is
+/// scanned. Each group's words belong to the memo that scanned them last
+/// (`owner`: its address, unique among the memos alive), so that two
+/// evaluations alive on one thread at once (a lazy provider that evaluates
+/// another policy) never read each other's answers: a memo whose group was
+/// scanned over by another scans it again.
+struct WideMemo {
+    owner: [usize; MAX_GROUPS],
+    words: [u64; WIDE_MEMO_WORDS],
+}
+
+thread_local! {
+    static WIDE: std::cell::RefCell<WideMemo> = const {
+        std::cell::RefCell::new(WideMemo {
+            owner: [0; MAX_GROUPS],
+            words: [0; WIDE_MEMO_WORDS],
+        })
+    };
+}
+
 impl ScanMemo {
     /// An empty memo.
     #[inline]
@@ -641,7 +677,8 @@ impl ScanMemo {
         }
     }
 
-    /// The words of `group` (zeroed when first asked for).
+    /// The words of `group` (zeroed when first asked for); `None` for a
+    /// group past [`MEMO_WORDS`].
     #[inline]
     fn region(&mut self, group: &ScanGroup) -> Option<&mut [u64]> {
         let end = group.base + group.words;
@@ -667,7 +704,9 @@ impl ScanMemo {
     ) -> Option<Truth> {
         let b = 1u32.checked_shl(group.slot as u32)?;
         if self.done & b == 0 {
-            let region = self.region(group)?;
+            let Some(region) = self.region(group) else {
+                return self.answer_wide(src, group, i);
+            };
             let scanned = match src.value(group.fact) {
                 None => Some(false),
                 Some(Val::Str(s)) => group.scan(s, region).map(|()| true),
@@ -686,7 +725,76 @@ impl ScanMemo {
         if self.unknown & b != 0 {
             return Some(Truth::Unknown);
         }
-        Some(Truth::from_bool(bit(self.region(group)?, i)))
+        let Some(region) = self.region(group) else {
+            return self.answer_wide(src, group, i);
+        };
+        Some(Truth::from_bool(bit(region, i)))
+    }
+
+    /// [`ScanMemo::answer`] for a group past [`MEMO_WORDS`]: its words are
+    /// in the thread's [`WideMemo`], scanned again when another memo
+    /// scanned over them since. `None` when the thread's memo is in use
+    /// (it is not: no scan calls out) or gone (the thread is ending).
+    #[cold]
+    #[inline(never)]
+    fn answer_wide<S: FactSource + ?Sized>(
+        &mut self,
+        src: &mut S,
+        group: &ScanGroup,
+        i: usize,
+    ) -> Option<Truth> {
+        let b = 1u32.checked_shl(group.slot as u32)?;
+        let me = std::ptr::from_ref(self) as usize;
+        let range = group.base..group.base + group.words;
+        if self.done & b != 0 {
+            if self.unknown & b != 0 {
+                return Some(Truth::Unknown);
+            }
+            let kept = WIDE
+                .try_with(|w| {
+                    let w = w.try_borrow().ok()?;
+                    if w.owner.get(group.slot) != Some(&me) {
+                        return None;
+                    }
+                    Some(bit(w.words.get(range.clone())?, i))
+                })
+                .ok()
+                .flatten();
+            if let Some(hit) = kept {
+                return Some(Truth::from_bool(hit));
+            }
+        }
+        // Scan (again): the value first, as a provider may be asked for it
+        // (and evaluate something else) while nothing is borrowed.
+        let value = src.value(group.fact);
+        let hit = match value {
+            None => {
+                self.done |= b;
+                self.unknown |= b;
+                return Some(Truth::Unknown);
+            }
+            Some(v) => WIDE.try_with(|w| {
+                let mut w = w.try_borrow_mut().ok()?;
+                let region = w.words.get_mut(range)?;
+                region.fill(0);
+                let scanned = match v {
+                    Val::Str(s) => group.scan(s, region),
+                    Val::Set(names) => group.scan_names(names, region),
+                    _ => Some(()),
+                };
+                if scanned.is_none() {
+                    region.fill(0);
+                    return None;
+                }
+                let hit = bit(region, i);
+                *w.owner.get_mut(group.slot)? = me;
+                Some(hit)
+            }),
+        };
+        let hit = hit.ok().flatten()?;
+        self.done |= b;
+        self.unknown &= !b;
+        Some(Truth::from_bool(hit))
     }
 }
 
@@ -705,11 +813,38 @@ impl ScanMemo {
         if self.answer(src, group, 0)? == Truth::Unknown {
             return Some(Truth::Unknown);
         }
-        let region = self.region(group)?;
-        Some(Truth::from_bool(masks.iter().any(|&(w, m)| {
-            region.get(usize::from(w)).is_some_and(|x| x & m != 0)
-        })))
+        let Some(region) = self.region(group) else {
+            return self.answer_any_wide(group, masks);
+        };
+        Some(Truth::from_bool(any_masked(region, masks)))
     }
+
+    /// [`ScanMemo::answer_any`] for a group past [`MEMO_WORDS`], once
+    /// scanned ([`ScanMemo::answer_wide`]): its words in the thread's
+    /// [`WideMemo`]; `None` when another memo scanned over them since.
+    #[cold]
+    #[inline(never)]
+    fn answer_any_wide(&mut self, group: &ScanGroup, masks: &[(u16, u64)]) -> Option<Truth> {
+        let me = std::ptr::from_ref(self) as usize;
+        WIDE.try_with(|w| {
+            let w = w.try_borrow().ok()?;
+            if w.owner.get(group.slot) != Some(&me) {
+                return None;
+            }
+            let region = w.words.get(group.base..group.base + group.words)?;
+            Some(Truth::from_bool(any_masked(region, masks)))
+        })
+        .ok()
+        .flatten()
+    }
+}
+
+/// Whether any bit of `masks` (a word of `region` and a mask) is set.
+#[inline]
+fn any_masked(region: &[u64], masks: &[(u16, u64)]) -> bool {
+    masks
+        .iter()
+        .any(|&(w, m)| region.get(usize::from(w)).is_some_and(|x| x & m != 0))
 }
 
 /// Lines of a [`MaskCache`].
@@ -916,7 +1051,7 @@ impl LitsBuilder {
             &mut node.pre
         };
         if *slot == 0 {
-            if self.bits >= max_bits.min(usize::from(u16::MAX)) {
+            if self.bits >= max_bits.min(LITERAL_GROUP_BITS) {
                 return None;
             }
             self.bits += 1;
@@ -928,7 +1063,7 @@ impl LitsBuilder {
     /// A new bit for a key of exact strings ([`LitsBuilder::add_exact`]),
     /// unless that would make more than `max_bits`.
     pub(crate) fn new_bit(&mut self, max_bits: usize) -> Option<u16> {
-        if self.bits >= max_bits.min(usize::from(u16::MAX)) {
+        if self.bits >= max_bits.min(LITERAL_GROUP_BITS) {
             return None;
         }
         self.bits += 1;

@@ -14,7 +14,8 @@ use crate::glob::{fold, Glob};
 use crate::re::Re;
 use crate::scan::{
     glob_pattern, mask_address, mask_line, regex_literal, Literal, LitsBuilder, PairEnd, ScanGroup,
-    Side, BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, MASK_CACHE_LINES, MAX_GROUPS, MEMO_BITS,
+    Side, BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, LITERAL_GROUP_BITS, MASK_CACHE_LINES,
+    MAX_GROUPS, MEMO_BITS,
 };
 use crate::scan_parts::{self, queued_parts};
 use ipnet::IpNet;
@@ -1180,14 +1181,23 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
         if *uses < 2 {
             continue;
         }
-        // The literal tests first: one group, as wide as the memo allows.
-        if build.slots < MAX_GROUPS {
+        // The literal tests first: one group, as wide as the memo allows;
+        // when its bits ([`LITERAL_GROUP_BITS`]) run out, another for the
+        // keys left, and so on (a policy of 100,000 virus families: two).
+        let mut left: Vec<&(ScanKey, Form)> = keys
+            .iter()
+            .filter(|(_, f)| matches!(f, Form::Lits(_) | Form::Exact(_)))
+            .collect();
+        while !left.is_empty() && build.slots < MAX_GROUPS {
             let mut lits = LitsBuilder::default();
             let mut placed: Vec<(&ScanKey, Box<[u16]>)> = Vec::new();
+            let mut rest = Vec::new();
             let max_bits = MEMO_BITS.saturating_sub(build.words * 64);
-            for (key, form) in keys {
-                // A key that does not fit whole is matched leaf by leaf
-                // (the bits its first literals took stay unread).
+            for kf in left {
+                let (key, form) = kf;
+                // A key that does not fit whole is matched leaf by leaf,
+                // or by the next group when this one is full (the bits its
+                // first literals took stay unread).
                 let bits: Option<Box<[u16]>> = match form {
                     Form::Lits(ls) => ls.iter().map(|l| lits.add(l, max_bits)).collect(),
                     Form::Exact(strings) => lits.new_bit(max_bits).and_then(|bit| {
@@ -1198,18 +1208,27 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
                     }),
                     _ => continue,
                 };
-                if let Some(bits) = bits {
-                    placed.push((key, bits));
+                match bits {
+                    Some(bits) => placed.push((key, bits)),
+                    None => rest.push(kf),
                 }
             }
-            if let Some(g) = ScanGroup::literals(*fact, build.slots, build.words, lits) {
-                build.slots += 1;
-                build.words += g.words();
-                let g = Arc::new(g);
-                for (key, bits) in placed {
-                    groups.insert(key.clone(), (Arc::clone(&g), bits));
-                }
+            // Only a full group leaves keys to the next one (each group
+            // reads every key left once: at most three times in all).
+            let full = lits.bits() >= LITERAL_GROUP_BITS;
+            let Some(g) = ScanGroup::literals(*fact, build.slots, build.words, lits) else {
+                break;
+            };
+            build.slots += 1;
+            build.words += g.words();
+            let g = Arc::new(g);
+            for (key, bits) in placed {
+                groups.insert(key.clone(), (Arc::clone(&g), bits));
             }
+            if !full {
+                break;
+            }
+            left = rest;
         }
         // Pair groups (cheap to build: their DFAs are of literal-like
         // parts), up to 256 globs each.
@@ -1289,7 +1308,7 @@ struct Build<'b> {
     work: usize,
     /// Groups made (below [`MAX_GROUPS`]).
     slots: usize,
-    /// Memo words given out (below [`crate::scan::MEMO_WORDS`]).
+    /// Memo words given out (below [`crate::scan::WIDE_MEMO_WORDS`]).
     words: usize,
     /// DFA bytes per pattern of the last group made.
     per_pattern: usize,
