@@ -882,7 +882,8 @@ fn literal_groups_past_the_narrow_memo_decide_as_the_reference() {
         .collect::<String>()
         // A list of literal globs in the second group (its words tested
         // a word at a time).
-        + "rule \"r60000\" { when virus matches [\"Q0.*\", \"Q1.*\", \"Q2.*\", \"Q3.*\", \"Q4.*\", \"Q5.*\", \"Q6.*\", \"Q7.*\", \"Q8.*\", \"Q9.*\"] then reject }\n";
+        + "list q = [\"Q0.*\", \"Q1.*\", \"Q2.*\", \"Q3.*\", \"Q4.*\", \"Q5.*\", \"Q6.*\", \"Q7.*\", \"Q8.*\", \"Q9.*\"]\n"
+        + "rule \"r60000\" { when virus matches q then reject }\n";
     let p = Policy::parse(&src).expect("120,010 keys");
     let many: Vec<String> = (30_000..31_024)
         .map(|i| format!("W32/Fam{i}.bad"))
