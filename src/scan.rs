@@ -45,7 +45,6 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
-use std::sync::Arc;
 
 /// Patterns in one DFA group.
 pub(crate) const GROUP_PATTERNS: usize = 256;
@@ -851,18 +850,20 @@ fn any_masked(region: &[u64], masks: &[(u16, u64)]) -> bool {
 pub(crate) const MASK_CACHE_LINES: usize = 4;
 
 /// The last answer of a many-literal leaf ([`crate::compile`]'s `ScanAny`)
-/// per line ([`mask_line`] of the address of the leaf's shared masks), for
-/// one evaluation: the uses of one list in consecutive rules are answered
-/// once. Rules are tried in ascending order and a condition's leaves left to
-/// right, so each line misses at most as often as the leaves of its lists,
-/// in rule order, change list — which is what the pass budget counts.
+/// per line ([`mask_line`] of the leaf's list number), for one evaluation:
+/// the uses of one list in consecutive rules are answered once. Rules are
+/// tried in ascending order and a condition's leaves left to right, so each
+/// line misses at most as often as the leaves of its lists, in rule order,
+/// change list — which is what the pass budget counts. (List numbers, not
+/// addresses: what is counted, and so whether a policy is accepted, is the
+/// same on every machine.)
 #[derive(Debug, Clone)]
 pub(crate) struct MaskCache {
-    lines: [(usize, Truth); MASK_CACHE_LINES],
+    lines: [(u32, Truth); MASK_CACHE_LINES],
 }
 
 impl MaskCache {
-    /// An empty cache (no `Arc` has address 0).
+    /// An empty cache (lists are numbered from 1).
     #[inline]
     pub(crate) fn new() -> MaskCache {
         MaskCache {
@@ -870,35 +871,26 @@ impl MaskCache {
         }
     }
 
-    /// The cached answer for `masks` of `group`, if it is the last one.
+    /// The kept answer for list `list`, if it is its line's last one.
     #[inline]
-    pub(crate) fn get(&self, masks: &Arc<[(u16, u64)]>) -> Option<Truth> {
-        let a = mask_address(masks);
-        let (key, t) = self.lines.get(mask_line(a))?;
-        (*key == a).then_some(*t)
+    pub(crate) fn get(&self, list: u32) -> Option<Truth> {
+        let (key, t) = self.lines.get(mask_line(list))?;
+        (*key == list).then_some(*t)
     }
 
-    /// Keeps `t` as the answer for `masks`.
+    /// Keeps `t` as the answer for list `list`.
     #[inline]
-    pub(crate) fn put(&mut self, masks: &Arc<[(u16, u64)]>, t: Truth) {
-        let a = mask_address(masks);
-        if let Some(line) = self.lines.get_mut(mask_line(a)) {
-            *line = (a, t);
+    pub(crate) fn put(&mut self, list: u32, t: Truth) {
+        if let Some(line) = self.lines.get_mut(mask_line(list)) {
+            *line = (list, t);
         }
     }
 }
 
-/// The address of shared masks: one per list while the policy lives.
+/// The [`MaskCache`] line of list `list`.
 #[inline]
-pub(crate) fn mask_address(masks: &Arc<[(u16, u64)]>) -> usize {
-    Arc::as_ptr(masks).cast::<()>() as usize
-}
-
-/// The [`MaskCache`] line of the masks at `address` (allocations are
-/// 16-byte aligned: the bits above those).
-#[inline]
-pub(crate) fn mask_line(address: usize) -> usize {
-    (address >> 4) % MASK_CACHE_LINES
+pub(crate) fn mask_line(list: u32) -> usize {
+    list as usize % MASK_CACHE_LINES
 }
 
 /// Which trie a literal lives in: globs and regexes fold case differently

@@ -13,9 +13,9 @@ use crate::facts::{FactId, FactTable, FactType};
 use crate::glob::{fold, Glob};
 use crate::re::Re;
 use crate::scan::{
-    glob_pattern, mask_address, mask_line, regex_literal, Literal, LitsBuilder, PairEnd, ScanGroup,
-    Side, BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, LITERAL_GROUP_BITS, MASK_CACHE_LINES,
-    MAX_GROUPS, MEMO_BITS,
+    glob_pattern, mask_line, regex_literal, Literal, LitsBuilder, PairEnd, ScanGroup, Side,
+    BUILD_WORK, GROUP_MAX_BYTES, GROUP_PATTERNS, LITERAL_GROUP_BITS, MASK_CACHE_LINES, MAX_GROUPS,
+    MEMO_BITS,
 };
 use crate::scan_parts::{self, queued_parts};
 use ipnet::IpNet;
@@ -98,6 +98,9 @@ pub(crate) enum CExpr {
     ScanAny {
         group: Arc<ScanGroup>,
         masks: Arc<[(u16, u64)]>,
+        /// The list's number (from 1, in the order of first use): its
+        /// line of the cache and its key there, the same on every machine.
+        list: u32,
         leaf: Box<CExpr>,
     },
     /// Any other leaf, tested as the reference does.
@@ -772,7 +775,12 @@ impl CExpr {
                 Some(_) => Truth::False,
                 None => Truth::Unknown,
             },
-            CExpr::ScanAny { group, masks, leaf } => scan_any(group, masks, leaf, src),
+            CExpr::ScanAny {
+                group,
+                masks,
+                list,
+                leaf,
+            } => scan_any(group, masks, *list, leaf, src),
             CExpr::Scan { group, bits, leaf } => {
                 for &b in bits.iter() {
                     match src.scan(group, usize::from(b)) {
@@ -1010,15 +1018,19 @@ fn collect_scans<'c>(c: &'c CExpr, sets: u64, out: &mut Vec<(ScanKey, &'c CExpr)
 #[inline(never)]
 fn scan_any<S: FactSource + ?Sized>(
     group: &ScanGroup,
-    masks: &Arc<[(u16, u64)]>,
+    masks: &[(u16, u64)],
+    list: u32,
     leaf: &CExpr,
     src: &mut S,
 ) -> Truth {
-    match src.scan_any(group, masks) {
+    match src.scan_any(group, masks, list) {
         Some(t) => t,
         None => leaf.eval(src),
     }
 }
+
+/// Each many-literal key's shared masks and list number.
+type ListMasks = BTreeMap<ScanKey, (Arc<[(u16, u64)]>, u32)>;
 
 /// A leaf with this many bits or more reads them a word at a time
 /// ([`CExpr::ScanAny`]).
@@ -1057,7 +1069,7 @@ fn rewrite_scans(
     groups: &Placed,
     direct: &mut u32,
     per_fact: &mut [usize; 64],
-    masks: &mut BTreeMap<ScanKey, Arc<[(u16, u64)]>>,
+    masks: &mut ListMasks,
 ) {
     match c {
         CExpr::Not(inner) => rewrite_scans(inner, sets, groups, direct, per_fact, masks),
@@ -1098,10 +1110,14 @@ fn rewrite_scans(
                     _ => false,
                 };
                 let scan = if bits.len() >= MASK_MIN_BITS {
-                    let m = masks.entry(key).or_insert_with(|| word_masks(bits).into());
+                    let next = u32::try_from(masks.len() + 1).unwrap_or(u32::MAX);
+                    let (m, list) = masks
+                        .entry(key)
+                        .or_insert_with(|| (word_masks(bits).into(), next));
                     CExpr::ScanAny {
                         group: Arc::clone(group),
                         masks: Arc::clone(m),
+                        list: *list,
                         leaf: Box::new(old),
                     }
                 } else {
@@ -1295,6 +1311,21 @@ pub(crate) fn share_scans(conds: &mut [CExpr], sets: u64, budget: &mut usize) ->
                 *n = n.saturating_add(group_units(group, is_in(sets, group.fact)));
             }
         }
+    }
+    // The words of every many-literal leaf, as if no answer were kept (an
+    // upper bound of what `passes_past` counts).
+    let mut words = [0usize; 64];
+    for c in conds.iter() {
+        each_leaf(c, &mut |leaf| {
+            if let CExpr::ScanAny { group, masks, .. } = leaf {
+                if let Some(w) = words.get_mut(usize::from(group.fact.0)) {
+                    *w = w.saturating_add(masks.len());
+                }
+            }
+        });
+    }
+    for (n, w) in per_fact.iter_mut().zip(words) {
+        *n = n.saturating_add(w.saturating_mul(UNITS) / MASK_WORDS_PER_PASS);
     }
     let most = per_fact.iter().copied().max().unwrap_or(0);
     (!groups.is_empty(), most.div_ceil(UNITS))
@@ -1709,8 +1740,8 @@ struct Tally {
     /// a leaf's words count when its list is not the last one its line of
     /// the evaluation's [`crate::scan::MaskCache`] holds, in rule order.
     mask_words: [usize; 64],
-    /// Per line of the mask cache, the address of the last list.
-    mask_lines: [usize; MASK_CACHE_LINES],
+    /// Per line of the mask cache, the number of the last list.
+    mask_lines: [u32; MASK_CACHE_LINES],
 }
 
 /// Memo words a many-literal leaf may test for the cost of one pass over a
@@ -1784,13 +1815,13 @@ fn each_leaf(c: &CExpr, f: &mut impl FnMut(&CExpr)) {
 fn add_leaf(leaf: &CExpr, e: &Expr, t: &mut Tally) -> Option<Past> {
     let (fact, units, words) = match leaf {
         CExpr::Scan { group, .. } => (group.fact, first_reader(group, t), 0),
-        CExpr::ScanAny { group, masks, .. } => {
-            let address = mask_address(masks);
-            let line = mask_line(address);
-            let words = match t.mask_lines.get_mut(line) {
-                Some(last) if *last == address => 0,
+        CExpr::ScanAny {
+            group, masks, list, ..
+        } => {
+            let words = match t.mask_lines.get_mut(mask_line(*list)) {
+                Some(last) if *last == *list => 0,
                 Some(last) => {
-                    *last = address;
+                    *last = *list;
                     masks.len()
                 }
                 None => masks.len(),

@@ -60,7 +60,6 @@ use crate::scan::{MaskCache, ScanGroup, ScanMemo};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Most cells in the decision table.
 pub(crate) const MAX_CELLS: usize = 4096;
@@ -1296,12 +1295,12 @@ impl<S: FactSource + ?Sized> FactSource for ScanSource<'_, S> {
         self.memo.answer(&mut *self.inner, group, i)
     }
 
-    fn scan_any(&mut self, group: &ScanGroup, masks: &Arc<[(u16, u64)]>) -> Option<Truth> {
-        if let Some(t) = self.lists.as_ref().and_then(|c| c.get(masks)) {
+    fn scan_any(&mut self, group: &ScanGroup, masks: &[(u16, u64)], list: u32) -> Option<Truth> {
+        if let Some(t) = self.lists.as_ref().and_then(|c| c.get(list)) {
             return Some(t);
         }
         let t = self.memo.answer_any(&mut *self.inner, group, masks)?;
-        self.lists.get_or_insert_with(MaskCache::new).put(masks, t);
+        self.lists.get_or_insert_with(MaskCache::new).put(list, t);
         Some(t)
     }
 }

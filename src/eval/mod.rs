@@ -41,14 +41,16 @@ pub(crate) trait FactSource {
 
     /// Whether any bit of `masks` (word of the group's answers, mask) of a
     /// shared scan of `group`'s fact is set (unknown for an unknown fact),
-    /// or `None` when this source keeps no scan memo.
+    /// or `None` when this source keeps no scan memo. `list` numbers the
+    /// masks (from 1), for a source that keeps answers.
     #[inline]
     fn scan_any(
         &mut self,
         group: &crate::scan::ScanGroup,
-        masks: &std::sync::Arc<[(u16, u64)]>,
+        masks: &[(u16, u64)],
+        list: u32,
     ) -> Option<Truth> {
-        let _ = (group, masks);
+        let _ = (group, masks, list);
         None
     }
 
