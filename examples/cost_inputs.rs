@@ -72,7 +72,16 @@ fn write(dir: &Path) -> std::io::Result<()> {
         (
             "list-used-2000-times",
             attack::list_uses(),
-            ok(vec![("eval", None), ("fmt", None)]),
+            ok(vec![
+                ("eval", None),
+                // Infected: every rule's glob list is read (33 ms per
+                // evaluation before the lists were read a word at a time).
+                (
+                    "eval",
+                    f(&r#"{"scanner": "infected", "virus": ["W32/Fam1.A", "Worm.X"], "recipient": "u1@example.org", "size": 5000}"#.to_owned()),
+                ),
+                ("fmt", None),
+            ]),
         ),
         (
             "100k-strings-40k-networks",
@@ -234,7 +243,25 @@ fn write(dir: &Path) -> std::io::Result<()> {
         (
             "78k-plain-rules-16mb",
             attack::plain_rules(78_000),
-            ok(vec![("eval", None), ("fmt", None)]),
+            ok(vec![
+                ("eval", None),
+                ("eval", f(&attack::last_families_facts(78_000, 1024))),
+                ("fmt", None),
+            ]),
+        ),
+        (
+            "100k-virus-families",
+            attack::virus_family_rules(100_000),
+            ok(vec![
+                ("eval", f(&attack::last_families_facts(100_000, 6))),
+                ("eval", f(&attack::last_families_facts(100_000, 1024))),
+                ("eval", f(&most_names)),
+            ]),
+        ),
+        (
+            "100k-size-rules",
+            attack::size_rules(100_000),
+            ok(vec![("eval", f(&"{\"size\": 1}".to_owned()))]),
         ),
         (
             "90k-paren-operands-one-rule",

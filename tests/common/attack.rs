@@ -291,6 +291,41 @@ pub fn plain_rules(n: usize) -> String {
     src
 }
 
+/// `n` rules, each testing a virus family of its own and nothing else
+/// (`virus matches "W32/FamN.*"`): the most literal keys per byte.
+pub fn virus_family_rules(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("rule \"r{i}\" {{ when virus matches \"W32/Fam{i}.*\" then reject }}\n"))
+        .collect()
+}
+
+/// Facts for [`plain_rules`]`(n)` (and [`virus_family_rules`]) whose
+/// `virus` names the last `names` families (`W32/FamN.x`): more than 5
+/// give the gate too many ranges, so every rule is tried, in order, up
+/// to the first of them.
+pub fn last_families_facts(n: usize, names: usize) -> String {
+    let list: Vec<String> = (n.saturating_sub(names)..n)
+        .map(|i| format!("\"W32/Fam{i}.x\""))
+        .collect();
+    format!(
+        "{{\"virus\": [{}], \"direction\": \"inbound\", \"scanner\": \"infected\", \"sender\": \"z@example.org\"}}",
+        list.join(", ")
+    )
+}
+
+/// `n` rules `size > N` (no table key, no gate): every rule is tried on a
+/// small message.
+pub fn size_rules(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "rule \"r{i}\" {{ when size > {} then reject }}\n",
+                1_000_000_000 + i
+            )
+        })
+        .collect()
+}
+
 /// One rule whose condition is `n` operands `((a))` joined by `or`: the
 /// most grammar tokens per byte found (pest keeps ~28 pairs per operand).
 pub fn paren_or_chain(n: usize) -> String {
