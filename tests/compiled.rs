@@ -599,7 +599,7 @@ fn lazy_provider_is_asked_only_what_rules_need() {
 }
 
 #[test]
-fn gates_with_many_lists_fall_back_to_all_their_rules() {
+fn gates_with_many_lists_collect_their_rules() {
     // Twelve prefixes of one text, twelve suffixes and exact names: one
     // lookup yields more lists than the evaluator keeps apart.
     let mut src = String::new();
@@ -637,4 +637,244 @@ fn gates_with_many_lists_fall_back_to_all_their_rules() {
     assert!(seen.contains(&Some("s12".to_owned())));
     assert!(seen.contains(&Some("e12".to_owned())));
     assert!(seen.contains(&None));
+}
+
+// ---- lookups that push more than 5 ranges ---------------------------------
+
+/// A chain of prefixes: `CHAIN[..k]` for `k` in 1..=12 are the anchors of
+/// one deep path in a gate's prefix (or, reversed, suffix) trie.
+const CHAIN: &str = "abKcdéabcdab";
+
+/// The first `k` characters of [`CHAIN`].
+fn chain(k: usize) -> String {
+    CHAIN.chars().take(k.clamp(1, 12)).collect()
+}
+
+/// A rule whose required conjunct most often makes a gate (on `virus`,
+/// `sender` or `client_ip`), with another condition or not: deep prefix
+/// and suffix chains, exact names, networks, `all` (a gate that proves
+/// nothing), and some ungated rules for the cells' own lists.
+fn gated_rule() -> impl Strategy<Value = String> {
+    let gate = prop_oneof![
+        3 => (1usize..=12).prop_map(|k| format!("virus matches {}", quoted(&format!("{}*", chain(k))))),
+        2 => (1usize..=12).prop_map(|k| format!("virus matches {}", quoted(&format!("*{}", chain(k))))),
+        1 => (1usize..=12).prop_map(|k| format!("virus matches {}", quoted(&format!("{}?*", chain(k))))),
+        2 => (0usize..24).prop_map(|i| format!("virus == \"n{i}\"")),
+        1 => (0usize..24).prop_map(|i| format!("virus in [\"n{i}\", \"n{}\", {}]", i + 1, quoted(&chain(i % 12 + 1)))),
+        1 => (1usize..=12).prop_map(|k| format!("all virus matches {}", quoted(&format!("{}*", chain(k))))),
+        2 => (1usize..=12).prop_map(|k| format!("sender matches {}", quoted(&format!("{}*", chain(k))))),
+        1 => (0usize..12).prop_map(|i| format!("sender == {}", quoted(&chain(i + 1)))),
+        1 => prop::collection::vec(prop::sample::select(NETS), 1..=3)
+            .prop_map(|ns| format!("client_ip in {}", list(ns.iter().map(|n| n.to_string()).collect()))),
+        1 => (0i64..3000).prop_map(|n| format!("size > {n}")),
+        1 => enum_leaf("scanner", SCANS),
+    ];
+    (gate, prop::option::weighted(0.5, cond()), any::<bool>()).prop_map(|(g, extra, first)| {
+        match extra {
+            None => g,
+            Some(c) if first => format!("{g} and ({c})"),
+            Some(c) => format!("({c}) and {g}"),
+        }
+    })
+}
+
+/// Names and senders that reach deep into the chains, exact names, and
+/// others.
+fn chain_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1usize..=12, text(2)).prop_map(|(k, t)| format!("{}{t}", chain(k))),
+        (1usize..=12, text(2)).prop_map(|(k, t)| format!("{t}{}", chain(k))),
+        (1usize..=12).prop_map(|k| chain(k).to_uppercase()),
+        (0usize..25).prop_map(|i| format!("n{i}")),
+        text(4),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Many rules gated on one fact, and sets of many names or one string
+    /// deep in a prefix chain: a lookup pushes more than 5 ranges, whose
+    /// rules are collected (a bitset, several gates' together) and tried
+    /// in rule order, alone (one gate) or merged with the cell's rules and
+    /// other gates'.
+    #[test]
+    fn overflowing_lookups_decide_as_the_reference(
+        rules in prop::collection::vec(gated_rule(), 6..48),
+        all in prop::collection::vec(
+            (facts(), prop::collection::vec(chain_text(), 0..16), prop::option::of(chain_text())),
+            1..12,
+        ),
+    ) {
+        let mut src = HEADER.to_owned();
+        for i in 0..4 {
+            src.push_str(&format!("list globs{i} = [\"{}*\", \"*x\"]\n", chain(i + 3)));
+        }
+        for (i, c) in rules.iter().enumerate() {
+            let action = ["reject", "discard, quarantine", "tempfail"][i % 3];
+            src.push_str(&format!("rule \"r{i}\" {{ when {c} then {action} }}\n"));
+        }
+        let policy = match Policy::parse_with_limits(&src, &unbounded()) {
+            Ok(p) => p,
+            Err(e) => panic!("generated policy does not parse: {e}\n{src}"),
+        };
+        for (f, names, sender) in &all {
+            let f = f.clone().viruses(names.iter().cloned());
+            agree(&policy, &f);
+            if let Some(s) = sender {
+                agree(&policy, &f.clone().sender(s.as_str()));
+            }
+        }
+    }
+}
+
+/// The rule names of `policy` decided over `facts`, checked against the
+/// reference on the way.
+fn decided(policy: &Policy, facts: &[Facts]) -> std::collections::BTreeSet<Option<String>> {
+    facts
+        .iter()
+        .map(|f| {
+            agree(policy, f);
+            policy.evaluate(f).rule().map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn sets_of_many_names_try_the_rules_of_every_name_in_order() {
+    // 80 families, each gated on `virus` by prefix, suffix, exact name or
+    // `all` (a gate that proves nothing), some with a condition that is
+    // often false: one gate (the cells' lists are empty after the head).
+    let mut src = String::new();
+    for i in 0..80 {
+        let when = match i % 4 {
+            0 => format!("virus matches \"Fam{i}.*\""),
+            1 => format!("virus matches \"*.V{i}\" and forges_sender"),
+            2 => format!("virus in [\"Name{i}\", \"Fam{i}.x\"] and size > {}", i * 10),
+            _ => format!("all virus matches \"Fam{i}.*\""),
+        };
+        src.push_str(&format!("rule \"r{i}\" {{ when {when} then reject }}\n"));
+    }
+    let one_gate = Policy::parse(&src).expect("parses");
+    // The same rules with ungated ones in between and a second gate on
+    // `sender` (a deep prefix chain): the merge of several lists.
+    let mut merged_src = String::new();
+    for (i, line) in src.lines().enumerate() {
+        merged_src.push_str(line);
+        merged_src.push('\n');
+        if i % 9 == 4 {
+            merged_src.push_str(&format!(
+                "rule \"u{i}\" {{ when scanner == infected and size > {} then tempfail }}\n",
+                1000 + i
+            ));
+        }
+        if i % 7 == 3 {
+            let p = &"abcdefghijklmnopqrstuvwxyz"[..(i % 26).max(1)];
+            merged_src.push_str(&format!(
+                "rule \"s{i}\" {{ when sender matches \"{p}*\" and size > {} then discard, quarantine }}\n",
+                i * 10
+            ));
+        }
+    }
+    let merged = Policy::parse(&merged_src).expect("parses");
+    let mut facts = Vec::new();
+    for names in [
+        // The last families, each through a name of its own.
+        (70..80).map(|i| format!("Fam{i}.x")).collect::<Vec<_>>(),
+        (40..80).map(|i| format!("Name{i}")).collect(),
+        (0..80).rev().map(|i| format!("W.V{i}")).collect(),
+        (0..80).step_by(7).map(|i| format!("fam{i}.Y")).collect(),
+        (60..80)
+            .flat_map(|i| [format!("Fam{i}.x"), format!("x.V{i}"), format!("Name{i}")])
+            .collect(),
+        vec!["Fam3".to_owned(), "Fam31.a".to_owned(), "Fam3x".to_owned()],
+        // One family through many names: `all` holds.
+        "abcdefgh".chars().map(|c| format!("Fam71.{c}")).collect(),
+    ] {
+        for size in [0, 500, 5000] {
+            for fs in [false, true] {
+                let f = Facts::new()
+                    .viruses(names.iter().cloned())
+                    .size(size)
+                    .forges_sender(fs)
+                    .scanner(Scanner::Infected);
+                facts.push(f.clone().sender("abcdefghijklmnopqrstuvwxyz"));
+                facts.push(f.clone().sender("abc"));
+                facts.push(f);
+            }
+        }
+    }
+    let seen = decided(&one_gate, &facts);
+    // Late rules decide: the rules of all the names were tried.
+    for r in ["r0", "r1", "r42", "r60", "r70", "r71", "r72"] {
+        assert!(
+            seen.contains(&Some(r.to_owned())),
+            "{r} never decides: {seen:?}"
+        );
+    }
+    let seen = decided(&merged, &facts);
+    for r in ["r1", "r42", "r60", "r71", "r72", "s3", "u4"] {
+        assert!(
+            seen.contains(&Some(r.to_owned())),
+            "{r} never decides: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn deep_prefix_chains_try_their_rules_in_order() {
+    // `a*`, `ab*`, `abc*`, ... on `sender` (30 ranges for one lookup) and
+    // `*z`, `*yz`, ... on `virus`, each with a size threshold, so that the
+    // first true rule moves along the chain; alone (one gate) and with a
+    // second chain and ungated rules (a merge with two gates that
+    // overflow in the same evaluation).
+    let letters = "abcdefghijklmnopqrstuvwxyz0123";
+    let mut alone = String::new();
+    let mut both = String::new();
+    for k in 1..=30 {
+        let p = &letters[..k];
+        let s = &letters[30 - k..];
+        let size = 30_000 - 1000 * k;
+        alone.push_str(&format!(
+            "rule \"p{k}\" {{ when sender matches \"{p}*\" and size > {size} then reject }}\n"
+        ));
+        both.push_str(&format!(
+            "rule \"p{k}\" {{ when sender matches \"{p}*\" and size > {size} then reject }}\n\
+             rule \"v{k}\" {{ when virus matches \"*{s}\" and size > {} then discard, quarantine }}\n",
+            size + 500
+        ));
+        if k % 5 == 0 {
+            both.push_str(&format!(
+                "rule \"u{k}\" {{ when scanner == infected and size == {size} then tempfail }}\n"
+            ));
+        }
+    }
+    let alone = Policy::parse(&alone).expect("parses");
+    let both = Policy::parse(&both).expect("parses");
+    let mut facts = Vec::new();
+    for size in (0..31_000).step_by(250) {
+        for sender in [letters, "abcdefghij", "ABCDEFGHIJKLMNOPQRSTUVWXYZ01", "b"] {
+            let f = Facts::new()
+                .sender(sender)
+                .size(size)
+                .scanner(Scanner::Infected);
+            facts.push(f.clone().viruses([letters, "xyz0123", "q", "3"]));
+            facts.push(f.clone().virus(letters));
+            facts.push(f);
+        }
+    }
+    let seen = decided(&alone, &facts);
+    for r in ["p1", "p10", "p29", "p30"] {
+        assert!(
+            seen.contains(&Some(r.to_owned())),
+            "{r} never decides: {seen:?}"
+        );
+    }
+    let seen = decided(&both, &facts);
+    for r in ["p1", "p29", "v30", "v5", "u10", "u25"] {
+        assert!(
+            seen.contains(&Some(r.to_owned())),
+            "{r} never decides: {seen:?}"
+        );
+    }
 }

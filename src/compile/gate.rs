@@ -600,7 +600,8 @@ fn find_exact<T: Copy>(keys: &[u64], table: &[(Box<str>, T)], s: &str) -> Option
 pub(crate) struct Gate {
     pub(crate) id: FactId,
     /// Every rule gated here, ascending: the fallback when a lookup
-    /// yields more lists than the evaluator has room for.
+    /// yields more lists than the evaluator keeps apart and the thread's
+    /// bitset cannot collect their rules (see `super::collect`).
     pub(crate) all: Range,
     /// Exact strings, sorted, with their rules.
     exact: Box<[(Box<str>, Range)]>,
@@ -614,7 +615,8 @@ pub(crate) struct Gate {
 
 impl Gate {
     /// Pushes the lists of rules whose gate may pass for `v`; `false` if
-    /// `push` ran out of room (the caller then uses [`Gate::all`]).
+    /// `push` ran out of room (the caller then collects the lists' rules
+    /// in a bitset, or uses [`Gate::all`]).
     #[inline]
     pub(crate) fn lookup(&self, v: Val<'_>, push: &mut impl FnMut(Range) -> bool) -> bool {
         match v {
@@ -681,8 +683,8 @@ pub(crate) struct Gates {
     /// value (or a name), a network holding the address, an anchor-only
     /// glob (`"P*"`, `"*S"`) whose anchor the walk reached. Then the
     /// conjunct is true, and the evaluator need not test it again. Atoms
-    /// inside `all`, other globs and the [`Gate::all`] fallback prove
-    /// nothing.
+    /// inside `all`, other globs, the [`Gate::all`] fallback and rules
+    /// collected in the evaluator's bitset prove nothing.
     pub(crate) proves: Vec<u64>,
     /// The posting lists.
     pub(crate) pool: Pool,

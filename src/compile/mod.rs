@@ -28,6 +28,23 @@
 //!   cell's rules and the gates' rules are merged in rule order; a gate is
 //!   consulted only when the merge reaches its first rule that can be true
 //!   in the cell, so a decision made by an early rule reads no gate fact.
+//!   A lookup yields ranges of rules (one per exact name, trie node or
+//!   network segment it finds). Up to [`PER_GATE`] (5) are merged as they
+//!   are; past that (a set of many names, `virus` has up to 1,024, or a
+//!   string deep in a prefix chain `a*`, `ab*`, `abc*`, ...) their rules
+//!   are marked in a thread-local bitset of rules ([`collect`]), whose set
+//!   bits join the merge in ascending rule order. Several gates that
+//!   overflow in one evaluation share it (their union). So an evaluation
+//!   tries at most the rules of the ranges its lookups pushed, never every
+//!   rule of a gate: marking costs the ranges' length, the walk the words
+//!   between the lowest and highest rule marked plus the rules, and only
+//!   those words are cleared. Collected rules have no posting that proves
+//!   their gate conjunct: their whole condition is evaluated. Where the
+//!   bitset cannot be used (a policy of more rules than it covers, the
+//!   default [`crate::Limits::max_rules`]; the bitset already in use by
+//!   an evaluation on the same thread; the thread ending), every rule of
+//!   the overflowing gate is tried ([`gate::Gate::all`]): the same
+//!   decision, slower.
 //! - **Compiled leaves** ([`expr`]): enum/bool tests as bitmasks, string
 //!   sets sorted, CIDR lists as merged interval tables (binary search), globs
 //!   as exact/prefix/suffix comparisons where they are of that form (bytewise
@@ -39,7 +56,8 @@
 //! `benches/README.md`).
 //!
 //! Evaluation allocates nothing: the facts are read in place (or through the
-//! reference's stack-allocated memo table for lazy providers).
+//! reference's stack-allocated memo table for lazy providers); the bitset
+//! of collected rules is the thread's, made once (12.5 KB).
 //!
 //! **Lazy providers** ([`crate::Policy::evaluate_lazy`]) do not use the
 //! table: reading the table's facts first would ask the provider for
@@ -48,6 +66,7 @@
 //! reference's short-circuit order, so a provider is asked for exactly the
 //! facts the reference walk asks for, in the same order, each at most once.
 
+mod collect;
 mod expr;
 mod gate;
 
@@ -57,6 +76,7 @@ use crate::decision::Decision;
 use crate::eval::{eval_expr_traced, leaf_fact, test_leaf, FactSource, LeafRecorder};
 use crate::facts::{FactId, FactType};
 use crate::scan::{MaskCache, ScanGroup, ScanMemo};
+use collect::{NoSpill, Spill};
 use expr::CExpr;
 use gate::{Gate, MAX_GATES};
 use std::collections::HashMap;
@@ -137,6 +157,45 @@ const MAX_KEYS: usize = 12;
 const PER_GATE: usize = 5;
 /// The cell's list plus every gate's lists.
 const MAX_LISTS: usize = 1 + MAX_GATES * PER_GATE;
+
+/// `from` of [`Compiled::merge_run`]'s smallest head when it is the
+/// lowest collected rule (in the [`Spill`], not in `heads`).
+const SPILLED: usize = usize::MAX - 1;
+
+/// The state of [`Compiled::merge`]'s loop, handed over when a lookup
+/// overflows.
+#[derive(Clone, Copy)]
+struct MergeState {
+    /// The lists being merged, each as `(next, end)` in `Compiled::lists`.
+    heads: [(u32, u32); MAX_LISTS],
+    /// How many of `heads` are in use.
+    n: usize,
+    /// Bit `i`: gate `i` is not consulted yet.
+    pending: u32,
+    /// The last rule taken (`u32::MAX`: none yet).
+    last: u32,
+}
+
+/// Where [`Compiled::merge`] runs: per gate, its first rule that can be
+/// true in the cell; the cell's member rows; the first rule after the head.
+struct Place<'c> {
+    mins: &'c [u32],
+    rows: &'c [u32],
+    floor: u32,
+}
+
+/// The lowest rule that the merge may still take after `last` (`u32::MAX`:
+/// none taken) from `floor` on: the rules an overflowing lookup collects.
+/// A lower rule of the gate is not a candidate of the cell (a gate is
+/// consulted before the merge passes its first candidate), or was taken.
+#[inline]
+fn low(floor: u32, last: u32) -> u32 {
+    if last == u32::MAX {
+        floor
+    } else {
+        floor.max(last + 1)
+    }
+}
 
 /// One indexed fact.
 #[derive(Debug, Clone, Copy)]
@@ -349,6 +408,8 @@ impl Compiled {
     /// sorted ranges of `self.lists`, each as `(next, end)`). A gate is
     /// consulted (its fact read and looked up) only when the merge reaches
     /// the gate's first rule after the head that can be true in this cell.
+    /// A lookup that pushes more than [`PER_GATE`] ranges hands the merge
+    /// over to [`Compiled::merge_collecting`].
     #[inline(never)]
     fn merge<S: FactSource + ?Sized>(
         &self,
@@ -377,10 +438,85 @@ impl Compiled {
         let mut heads: [(u32, u32); MAX_LISTS] = [(0, 0); MAX_LISTS];
         // Index 0 exists: `MAX_LISTS` is at least 1.
         heads[0] = info.rest;
-        let mut n = 1usize;
-        let mut last = u32::MAX;
+        let state = MergeState {
+            heads,
+            n: 1,
+            pending,
+            last: u32::MAX,
+        };
+        let at = Place { mins, rows, floor };
+        match self.merge_run(state, &at, src, &mut NoSpill::<false>) {
+            Ok(r) => r,
+            Err((i, state)) => self.merge_collecting(i, state, &at, src),
+        }
+    }
+
+    /// [`Compiled::merge`] from `state` on, after gate `i`'s lookup pushed
+    /// more than [`PER_GATE`] ranges: its rules, and those of any other
+    /// gate that overflows later in this evaluation, are collected in the
+    /// thread's bitset ([`collect`]: their union, one bitset) and tried in
+    /// rule order with the other lists; when the bitset cannot be used,
+    /// every rule of such a gate is tried ([`Gate::all`]).
+    #[cold]
+    #[inline(never)]
+    fn merge_collecting<S: FactSource + ?Sized>(
+        &self,
+        i: usize,
+        state: MergeState,
+        at: &Place<'_>,
+        src: &mut S,
+    ) -> Option<usize> {
+        let g = self.gates.get(i)?;
+        if self.conds.len() <= collect::COLLECT_BITS {
+            let done = collect::with_bitset(|c| {
+                if let Some(v) = src.value(g.id) {
+                    c.collect(&self.lists, g, v, low(at.floor, state.last));
+                }
+                // A bitset takes every overflow: no `Err`.
+                self.merge_run(state, at, src, c).ok().flatten()
+            });
+            if let Some(r) = done {
+                return r;
+            }
+        }
+        let mut state = state;
+        if let Some(slot) = state.heads.get_mut(state.n) {
+            *slot = g.all;
+            state.n += 1;
+        }
+        self.merge_run(state, at, src, &mut NoSpill::<true>)
+            .ok()
+            .flatten()
+    }
+
+    /// The merge loop of [`Compiled::merge`] from `state`, with the rules
+    /// of overflowing lookups in `spill`; `Err` with the gate and the state
+    /// when a lookup overflows and `spill` cannot take it (nor falls back).
+    // The state goes back by value, only when a lookup overflows: no
+    // allocation, and inlined into its two callers.
+    #[allow(clippy::result_large_err)]
+    #[inline(always)]
+    fn merge_run<S: FactSource + ?Sized, W: Spill>(
+        &self,
+        state: MergeState,
+        at: &Place<'_>,
+        src: &mut S,
+        spill: &mut W,
+    ) -> Result<Option<usize>, (usize, MergeState)> {
+        let MergeState {
+            mut heads,
+            mut n,
+            mut pending,
+            mut last,
+        } = state;
+        let (mins, rows, floor) = (at.mins, at.rows, at.floor);
         loop {
-            let (best, from) = self.smallest_head(heads.get(..n).unwrap_or_default());
+            let (mut best, mut from) = self.smallest_head(heads.get(..n).unwrap_or_default());
+            let collected = spill.peek();
+            if collected < best {
+                best = collected;
+                from = SPILLED;
+            }
             if pending != 0 {
                 let mut consulted = false;
                 for (i, (g, &m)) in self.gates.iter().zip(mins).enumerate() {
@@ -406,6 +542,18 @@ impl Compiled {
                     });
                     if !fits {
                         n = first;
+                        if spill.collect(&self.lists, g, v, low(floor, last)) {
+                            continue;
+                        }
+                        if !W::FALLBACK {
+                            let state = MergeState {
+                                heads,
+                                n,
+                                pending,
+                                last,
+                            };
+                            return Err((i, state));
+                        }
                         if let Some(slot) = heads.get_mut(n) {
                             *slot = g.all;
                             n += 1;
@@ -416,8 +564,22 @@ impl Compiled {
                     continue;
                 }
             }
+            if from == SPILLED {
+                spill.take(best);
+                if best == last {
+                    continue;
+                }
+                last = best;
+                if self.collected_holds(best, rows, src) {
+                    return Ok(Some(best as usize));
+                }
+                continue;
+            }
             // No list has a rule left and no gate is pending: no rule applies.
-            let Some(at) = pop_head(heads.get_mut(from)?, best, &mut last, floor) else {
+            let Some(head) = heads.get_mut(from) else {
+                return Ok(None);
+            };
+            let Some(at) = pop_head(head, best, &mut last, floor) else {
                 continue;
             };
             let holds = if from == 0 {
@@ -426,7 +588,7 @@ impl Compiled {
                 self.gated_holds(at, best, rows, src)
             };
             if holds {
-                return Some(best as usize);
+                return Ok(Some(best as usize));
             }
         }
     }
@@ -454,8 +616,7 @@ impl Compiled {
             None => false,
         });
         if !fits {
-            heads[0] = g.all;
-            n = 1;
+            return self.one_gate_collecting(g, rows, floor, src);
         }
         if n == 1 {
             // One list (the usual case): in order, no merge.
@@ -479,6 +640,48 @@ impl Compiled {
                 return Some(best as usize);
             }
         }
+    }
+
+    /// [`Compiled::one_gate`] when the lookup pushed more than
+    /// [`PER_GATE`] ranges: their rules collected in the thread's bitset
+    /// ([`collect`]) and tried in rule order; when the bitset cannot be
+    /// used, every rule of the gate ([`Gate::all`]).
+    #[cold]
+    #[inline(never)]
+    fn one_gate_collecting<S: FactSource + ?Sized>(
+        &self,
+        g: &Gate,
+        rows: &[u32],
+        floor: u32,
+        src: &mut S,
+    ) -> Option<usize> {
+        if self.conds.len() <= collect::COLLECT_BITS {
+            let done = collect::with_bitset(|c| {
+                let v = src.value(g.id)?;
+                c.collect(&self.lists, g, v, floor);
+                loop {
+                    let r = c.peek();
+                    if r == u32::MAX {
+                        return None;
+                    }
+                    c.take(r);
+                    if self.collected_holds(r, rows, src) {
+                        return Some(r as usize);
+                    }
+                }
+            });
+            if let Some(r) = done {
+                return r;
+            }
+        }
+        let (start, end) = g.all;
+        for at in start..end {
+            let r = *self.lists.get(at as usize)?;
+            if r >= floor && self.gated_holds(at, r, rows, src) {
+                return Some(r as usize);
+            }
+        }
+        None
     }
 
     /// The smallest rule at the head of the merge's lists `heads` (each
@@ -525,6 +728,21 @@ impl Compiled {
         {
             skip |= self.proves.get(r as usize).copied().unwrap_or(0);
         }
+        self.holds_without(r, skip, src)
+    }
+
+    /// [`Compiled::gated_holds`] for a rule collected in the bitset: it has
+    /// no posting, so nothing proves its gate conjunct (the whole condition
+    /// but the cell's conjuncts is evaluated).
+    #[inline]
+    fn collected_holds<S: FactSource + ?Sized>(&self, r: u32, rows: &[u32], src: &mut S) -> bool {
+        self.in_cell(r, rows)
+            && self.holds_without(r, self.skip.get(r as usize).copied().unwrap_or(0), src)
+    }
+
+    /// Whether rule `r`'s condition is true without the conjuncts in `skip`.
+    #[inline(always)]
+    fn holds_without<S: FactSource + ?Sized>(&self, r: u32, skip: u64, src: &mut S) -> bool {
         let Some(c) = self.conds.get(r as usize) else {
             return false;
         };
@@ -1355,6 +1573,57 @@ mod tests {
             0 => format!("not ({a})"),
             1 => format!("({a}) and ({b})"),
             _ => format!("({a}) or ({b})"),
+        }
+    }
+
+    #[test]
+    fn overflowing_gates_decide_the_same_with_or_without_the_bitset() {
+        // A prefix chain on `sender` (one gate) and, with ungated rules in
+        // between, one on `virus` too (a merge of two overflowing gates).
+        let mut src = String::new();
+        for k in 1..=12 {
+            let p = &"abcdefghijkl"[..k];
+            let size = 1200 - 100 * k;
+            src.push_str(&format!(
+                "rule \"p{k}\" {{ when sender matches \"{p}*\" and size > {size} then reject }}\n\
+                 rule \"v{k}\" {{ when virus matches \"{p}*\" and size > {} then reject }}\n\
+                 rule \"u{k}\" {{ when scanner == infected and size == {size} then reject }}\n",
+                size + 50
+            ));
+        }
+        let policy = crate::Policy::parse(&src).expect("parses");
+        let only_sender = crate::Policy::parse(
+            &src.lines()
+                .filter(|l| l.contains("sender"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .expect("parses");
+        let mut facts = Vec::new();
+        for size in (0..1300).step_by(25) {
+            let f = crate::Facts::new()
+                .size(size)
+                .sender("abcdefghijklm")
+                .scanner(crate::Scanner::Infected);
+            facts.push(f.clone().viruses(["abcdefghijkl", "abc", "abcdefg"]));
+            facts.push(f);
+        }
+        for p in [&policy, &only_sender] {
+            let want: Vec<Option<String>> = facts
+                .iter()
+                .map(|f| p.evaluate_reference(f).rule().map(str::to_owned))
+                .collect();
+            let run = || -> Vec<Option<String>> {
+                facts
+                    .iter()
+                    .map(|f| p.evaluate(f).rule().map(str::to_owned))
+                    .collect()
+            };
+            assert_eq!(run(), want);
+            // The bitset in use (as in a nested evaluation): every rule of
+            // an overflowing gate is tried instead.
+            assert_eq!(collect::with_bitset(|_| run()), Some(want.clone()));
+            assert!(want.iter().flatten().count() > 20, "{want:?}");
         }
     }
 
