@@ -21,14 +21,18 @@
 //! Stages: `parse` (`Policy::parse`: syntax, checks and compiling),
 //! `compile` (`Policy::recompile`), `lint` (`Policy::check`), `eval`,
 //! `explain` (and its JSON), `test` (`Policy::run_tests`), `fmt`
-//! (`mailpolicy::format`), `facts` (`Policy::facts_from_json`).
+//! (`mailpolicy::format`), `facts` (`Policy::facts_from_json`); and
+//! `steps`, which prints the steps (`Limits::max_eval_steps`) the worst
+//! evaluation may take and all the rules' steps instead of a cost. With
+//! `COST_INPUTS_MAX_EVAL_STEPS=N` in the environment the policy is parsed
+//! with that `max_eval_steps`, to measure what the default refuses.
 
 #[path = "../tests/common/attack.rs"]
 mod attack;
 #[path = "../tests/common/gen.rs"]
 mod gen;
 
-use mailpolicy::{Facts, FactsInput, Policy};
+use mailpolicy::{Facts, FactsInput, Limits, Policy};
 use std::path::Path;
 
 fn main() -> Result<(), String> {
@@ -96,7 +100,9 @@ fn write(dir: &Path) -> std::io::Result<()> {
         (
             "20k-rules-one-value-enums",
             attack::one_value_enums(),
-            ok(vec![("eval", None)]),
+            // With every enum at its value, all 20,000 rules may be tried:
+            // 140,000 steps, past `max_eval_steps` (0.7 ms per evaluation).
+            refused(),
         ),
         (
             "50k-errors-one-line",
@@ -261,7 +267,9 @@ fn write(dir: &Path) -> std::io::Result<()> {
         (
             "100k-size-rules",
             attack::size_rules(100_000),
-            ok(vec![("eval", f(&"{\"size\": 1}".to_owned()))]),
+            // Every evaluation may try every rule: 200,000 steps (1.7 ms),
+            // refused by `max_eval_steps` at rule r16384.
+            refused(),
         ),
         (
             "90k-paren-operands-one-rule",
@@ -343,10 +351,19 @@ fn run(stage: &str, policy: &str, facts: &str) -> Result<(), String> {
     } else {
         read(facts)?
     };
+    // `COST_INPUTS_MAX_EVAL_STEPS=N`: parse with that `max_eval_steps`, to
+    // measure what the default refuses.
+    let limits = Limits {
+        max_eval_steps: std::env::var("COST_INPUTS_MAX_EVAL_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Limits::default().max_eval_steps),
+        ..Limits::default()
+    };
     let parsed = if stage == "parse" || stage == "fmt" {
         None
     } else {
-        Some(Policy::parse(&src).map_err(|e| format!("{policy}: {e}"))?)
+        Some(Policy::parse_with_limits(&src, &limits).map_err(|e| format!("{policy}: {e}"))?)
     };
     let one = |p: &Policy| -> Result<Facts, String> {
         match p.facts_from_json(&json).map_err(|e| e.to_string())? {
@@ -365,7 +382,7 @@ fn run(stage: &str, policy: &str, facts: &str) -> Result<(), String> {
     let t0 = cpu();
     let mut repeats = 1u32;
     let outcome = match stage {
-        "parse" => match Policy::parse(&src) {
+        "parse" => match Policy::parse_with_limits(&src, &limits) {
             Ok(p) => format!("ok:{}-rules", p.rule_names().count()),
             Err(e) => format!(
                 "error:{}-diagnostics:first={}",
@@ -383,6 +400,11 @@ fn run(stage: &str, policy: &str, facts: &str) -> Result<(), String> {
             "ok".into()
         }
         "lint" => format!("ok:{}-diagnostics", need()?.check().len()),
+        // The steps the worst evaluation may take, and all rules' steps.
+        "steps" => {
+            let (worst, all) = need()?.eval_steps();
+            format!("ok:{worst}-worst:{all}-all")
+        }
         "test" => {
             let r = need()?.run_tests();
             format!("ok:{}-passed:{}-failed", r.passed(), r.failed())

@@ -91,6 +91,21 @@ pub struct Limits {
     /// since each fact has its own budget, an evaluation reads at most this
     /// many times the facts' bytes.
     pub max_scan_passes: usize,
+    /// Most steps one evaluation ([`crate::Policy::evaluate`]) may take,
+    /// counted at compile time for the worst facts: a step is a rule
+    /// tried plus one per node of its condition (a test, `and`, `or`,
+    /// `not`). An evaluation tries the rules that the decision table's
+    /// cell (the enum and bool facts: `direction`, `scanner`, ...) and the
+    /// gates (`recipient == "..."`, `virus matches "W32/*"`, `client_ip in
+    /// [...]`: value indexes) leave, in rule order, until one is true; a
+    /// rule neither narrows is tried by every evaluation that reaches it.
+    /// On a set fact a gate's lookups are counted for
+    /// [`Limits::max_set_names`] names. A policy whose worst evaluation
+    /// takes more is refused with a positioned `limit` error at the first
+    /// rule past the budget. The default keeps an evaluation's rules under
+    /// about 1 ms (`docs/LIMITS.md`); what its tests read of the facts'
+    /// values is bounded apart by [`Limits::max_scan_passes`].
+    pub max_eval_steps: u64,
     /// The linter's work budget per megabyte of policy source (a policy under
     /// 1 MB gets one megabyte's worth). A unit is one step of its search or
     /// of its string automata, counted as it is done (about 25 million a
@@ -125,6 +140,9 @@ pub const MAX_FACT_SLOTS: usize = 64;
 /// [`Limits::max_scan_passes`]'s default.
 const DEFAULT_SCAN_PASSES: usize = 6;
 
+/// [`Limits::max_eval_steps`]'s default.
+const DEFAULT_EVAL_STEPS: u64 = 32_768;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -145,6 +163,7 @@ impl Default for Limits {
             max_explain_chars: 200,
             max_test_work: 10_000_000,
             max_scan_passes: DEFAULT_SCAN_PASSES,
+            max_eval_steps: DEFAULT_EVAL_STEPS,
             lint_work_per_mb: 32_000_000,
         }
     }

@@ -133,6 +133,19 @@ impl Policy {
                     );
                     return Err(ParseError::from_diagnostics(source, vec![d]));
                 }
+                if let Some(past) =
+                    compiled.steps_past(&model, limits.max_eval_steps, limits.max_set_names)
+                {
+                    let rule = model.rules.get(past.rule);
+                    let d = check::eval_steps_error(
+                        source,
+                        rule.map_or(Span::default(), |r| r.keyword),
+                        rule.map_or("", |r| r.name.as_str()),
+                        past.steps,
+                        limits.max_eval_steps,
+                    );
+                    return Err(ParseError::from_diagnostics(source, vec![d]));
+                }
                 let mut check_warnings = diagnostics;
                 diagnostics::place_all(source, &mut check_warnings);
                 Ok(Policy {
@@ -190,11 +203,21 @@ impl Policy {
     }
 
     /// Decides with facts from an embedder's provider, asking for each fact
-    /// only when a rule needs it and at most once.
+    /// at most once, and only when a rule needs it: the rules are tried in
+    /// order, as [`Policy::evaluate_lazy_reference`] does. A policy whose
+    /// rules together take more than [`Limits::max_eval_steps`] steps is
+    /// evaluated through its decision table and value indexes instead, to
+    /// stay within the per-evaluation cost bound: the provider is then asked
+    /// for the enum and bool facts the table is indexed by first, and for a
+    /// gated fact (`recipient`, `virus`, ...) when the first rule it gates is
+    /// reached (each still at most once; same decision).
     pub fn evaluate_lazy<P: FactProvider + ?Sized>(&self, provider: &P) -> Decision<'_> {
-        let rule = self
-            .compiled
-            .walk_scanning(&mut MemoSource::new(provider, &self.model.facts));
+        let mut src = MemoSource::new(provider, &self.model.facts);
+        let rule = if self.compiled.walk_within(self.limits.max_eval_steps) {
+            self.compiled.walk_scanning(&mut src)
+        } else {
+            self.compiled.decide_scanning(&mut src)
+        };
         compile::decision(&self.model, rule)
     }
 
@@ -206,6 +229,15 @@ impl Policy {
             &self.model,
             &mut MemoSource::new(provider, &self.model.facts),
         )
+    }
+
+    /// The most steps ([`Limits::max_eval_steps`]) one evaluation of this
+    /// policy may take, for facts within its facts limits, and the steps of
+    /// all its rules together (what trying every rule takes): lets the
+    /// benches and the attack corpus report them.
+    #[doc(hidden)]
+    pub fn eval_steps(&self) -> (u64, u64) {
+        self.compiled.steps(&self.model, self.limits.max_set_names)
     }
 
     /// Compiles the checked policy again and returns the compiled form's heap

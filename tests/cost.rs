@@ -182,11 +182,24 @@ fn descending_glob_prefixes_build_quickly() {
 #[test]
 fn one_value_enums_do_not_blow_up_the_table() {
     let src = attack::one_value_enums();
+    // With every enum at its value no cell rules anything out: an
+    // evaluation may try all 20,000 rules (140,000 steps: 0.7 ms, release),
+    // past the default `max_eval_steps`. The table's size is what is
+    // tested here, so that limit is raised.
+    let limits = Limits {
+        max_eval_steps: 1 << 20,
+        ..Limits::default()
+    };
     let p = timed("20,000 rules over 12 one-value enums", src.len(), || {
-        Policy::parse(&src).unwrap()
+        Policy::parse_with_limits(&src, &limits).unwrap()
     });
     let (bytes, _, _) = p.compiled_size();
     assert!(bytes < 100 * src.len(), "{bytes} bytes compiled");
+    drop(p);
+    let Err(err) = Policy::parse(&src) else {
+        panic!("the default `max_eval_steps` refuses it");
+    };
+    assert_eq!(err.diagnostics()[0].code.as_str(), "limit");
 }
 
 #[test]

@@ -178,6 +178,9 @@ pub(super) enum CheckErrorKind {
         passes: usize,
         limit: usize,
     },
+    /// The rules one evaluation may try, with their conditions, take more
+    /// than `max_eval_steps` steps.
+    EvalSteps { steps: u64, limit: u64 },
     /// One regex compiling to more than `max_regex_bytes`.
     RegexTooBig { limit: usize },
     /// A regex the regex crate refuses (`detail` is its message).
@@ -232,7 +235,7 @@ impl CheckErrorKind {
             UnknownRule { .. } => Code::UnknownRule,
             GivenTwice { .. } => Code::DuplicateItem,
             EmptyRegex | RegexTooBig { .. } | RegexSyntax { .. } => Code::InvalidRegex,
-            RegexBudget { .. } | ScanPasses { .. } => Code::Limit,
+            RegexBudget { .. } | ScanPasses { .. } | EvalSteps { .. } => Code::Limit,
             CidrHostBits { .. } | InvalidCidr { .. } => Code::InvalidCidr,
         }
     }
@@ -335,6 +338,9 @@ impl CheckErrorKind {
             } => format!(
                 "the globs and regexes on fact `{fact}` read its value {passes} times per evaluation, more than the limit of {limit}"
             ),
+            EvalSteps { steps, limit } => format!(
+                "an evaluation may try rules taking {steps} steps, more than the limit of {limit}"
+            ),
             RegexTooBig { .. } => "invalid regex: the compiled regex is too big".into(),
             RegexSyntax { detail, .. } => format!("invalid regex: {detail}"),
             CidrHostBits { text, .. } => format!("CIDR `{text}` has host bits set"),
@@ -428,6 +434,9 @@ impl CheckErrorKind {
                     .into(),
             ),
             RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
+            EvalSteps { .. } => Some(
+                "a step is a rule tried plus one per test, `and`, `or` and `not` in its condition; an evaluation tries the rules that the enum and bool facts (`direction`, `scanner`, ...) and the value indexes (a required `recipient == \"...\"`, `sender in [...]`, `virus matches \"W32/*\"`, `client_ip in [...]`) leave, so a rule with none of these is tried by every evaluation that reaches it (docs/LIMITS.md): give such rules one of these tests, merge rules that share actions, or raise `Limits::max_eval_steps`".into(),
+            ),
             ScanPasses { .. } => Some(format!(
                 "each shared scan of the fact (up to 256 patterns) is a pass, and so is each glob or regex no scan answers; a regex with a Unicode `\\b` counts {}; on a set fact (`virus`) every name is tested: a search or a regex no scan answers counts 3, `==`, `!=` or a glob a quarter, `in [...]` half a pass per halving of its list (docs/LIMITS.md): use prefix or suffix globs (they cost nothing), fewer patterns, `(?-u:\\b)` for an ASCII word boundary, or raise `Limits::max_scan_passes`",
                 crate::limits::UNICODE_BOUNDARY_PASSES

@@ -1334,6 +1334,26 @@ pub(crate) fn scan_passes_error(
     d
 }
 
+/// The error for a policy whose worst evaluation takes more than
+/// `max_eval_steps` steps, at the rule (its `rule` keyword) that passes it.
+pub(crate) fn eval_steps_error(
+    src: &str,
+    span: Span,
+    rule: &str,
+    steps: u64,
+    limit: u64,
+) -> Diagnostic {
+    let kind = CheckErrorKind::EvalSteps { steps, limit };
+    let mut d = Diagnostic::new(
+        kind.code(),
+        src,
+        span,
+        format!("{}{}", kind.message(), Context::Rule(rule)),
+    );
+    d.help = kind.help();
+    d
+}
+
 /// The compiled-regex budget of a policy of this source.
 pub(crate) fn regex_total(limits: &Limits, src: &str) -> usize {
     limits.max_regex_total_bytes.max(

@@ -137,12 +137,26 @@ impl Collected<'_> {
 impl Spill for Collected<'_> {
     const FALLBACK: bool = false;
 
+    /// Marking stops once the postings pushed would pass the gate's rules
+    /// (many names finding the same big range: 1,024 names each pushing a
+    /// range of 1,000 rules are a million postings); then every rule of the
+    /// gate is marked instead. So marking costs at most twice `Gate::all`'s
+    /// length, which the work bound counts.
     #[inline]
     fn collect(&mut self, lists: &[u32], g: &Gate, v: Val<'_>, low: u32) -> bool {
-        g.lookup(v, &mut |range| {
+        let cap = g.all.1.saturating_sub(g.all.0) as usize;
+        let mut pushed = 0usize;
+        let complete = g.lookup(v, &mut |range| {
+            pushed += range.1.saturating_sub(range.0) as usize;
+            if pushed > cap {
+                return false;
+            }
             self.mark(lists, range, low);
             true
         });
+        if !complete {
+            self.mark(lists, g.all, low);
+        }
         true
     }
 

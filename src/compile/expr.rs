@@ -143,6 +143,11 @@ fn in_intervals<T: Ord + Copy>(table: &[(T, T)], x: T) -> bool {
 }
 
 impl NetTable {
+    /// The intervals, IPv4 and IPv6 together.
+    pub(crate) fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
     fn new(nets: &[IpNet]) -> NetTable {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -959,7 +964,11 @@ fn scan_key(c: &CExpr, sets: u64) -> Option<ScanKey> {
         // On a set fact each name is compared: one walk of the exact trie
         // per name answers them all.
         CExpr::StrEq { id, text, .. } if is_in(sets, *id) => Some(ScanKey::Str(*id, text.clone())),
-        CExpr::StrSet { id, set } if is_in(sets, *id) => Some(ScanKey::StrSet(*id, addr(set))),
+        // `in LIST` on one string is a binary search of the list, by each
+        // rule that uses it (2,000 rules `recipient in LIST` of 10,000
+        // strings: 28,000 string compares per evaluation): one walk of the
+        // exact trie answers every use of every list of the fact.
+        CExpr::StrSet { id, set } => Some(ScanKey::StrSet(*id, addr(set))),
         _ => None,
     }
 }

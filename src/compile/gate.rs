@@ -265,6 +265,9 @@ impl Pool {
 struct FrozenTrie {
     /// Per node, its rules (a range of the pool; empty for most nodes).
     rules: Box<[Range]>,
+    /// Per node, its parent (the root: itself); parents come before their
+    /// children. Read only by [`FrozenTrie::worst_path`].
+    parent: Box<[u32]>,
     kids: Kids,
 }
 
@@ -382,13 +385,55 @@ impl FrozenTrie {
             at += 1;
         }
         let label: Vec<u8> = order.iter().map(|&(_, c)| c).collect();
+        let mut parent = vec![0u32; order.len()];
+        for (i, &(first, len)) in span.iter().enumerate() {
+            for p in parent
+                .get_mut(first as usize..(first + len) as usize)
+                .unwrap_or_default()
+            {
+                *p = i as u32;
+            }
+        }
         FrozenTrie {
             rules: order
                 .iter()
                 .map(|&(n, _)| rules.get(n as usize).copied().unwrap_or((0, 0)))
                 .collect(),
+            parent: parent.into(),
             kids: Kids::new(span, &label),
         }
+    }
+
+    /// The most one walk can push ([`FrozenTrie::walk`] pushes the rules
+    /// of every node on one path from the root): the largest `weight` of a
+    /// path's ranges together, and the most ranges on one path.
+    fn worst_path(&self, weight: &impl Fn(Range) -> u64) -> (u64, u64) {
+        let mut path = vec![(0u64, 0u64); self.rules.len()];
+        let mut most = (0u64, 0u64);
+        // Parents come first (breadth-first order): one pass.
+        for (i, &r) in self.rules.iter().enumerate().skip(1) {
+            let up = self
+                .parent
+                .get(i)
+                .and_then(|&p| path.get(p as usize))
+                .copied()
+                .unwrap_or((0, 0));
+            let here = if r.0 < r.1 {
+                (up.0.saturating_add(weight(r)), up.1 + 1)
+            } else {
+                up
+            };
+            if let Some(slot) = path.get_mut(i) {
+                *slot = here;
+            }
+            most = (most.0.max(here.0), most.1.max(here.1));
+        }
+        most
+    }
+
+    /// The weight of each node's rules, for the nodes that have some.
+    fn node_weights(&self, weight: &impl Fn(Range) -> u64, out: &mut Vec<u64>) {
+        out.extend(self.rules.iter().filter(|r| r.0 < r.1).map(|&r| weight(r)));
     }
 
     /// Pushes the rule lists of every node on the path spelled by `s`'s
@@ -467,7 +512,7 @@ impl FrozenTrie {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.rules.len() * 8 + self.kids.size()
+        self.rules.len() * 12 + self.kids.size()
     }
 }
 
@@ -559,6 +604,31 @@ impl<T: Ord + Copy> Segments<T> {
     fn heap_bytes(&self) -> usize {
         self.starts.len() * std::mem::size_of::<T>() + self.lists.len() * 8
     }
+
+    /// The largest `weight` of one segment's rules.
+    fn worst(&self, weight: &impl Fn(Range) -> u64) -> u64 {
+        self.lists.iter().map(|&r| weight(r)).max().unwrap_or(0)
+    }
+}
+
+/// The sum of the `k` largest of `items` (reordered).
+fn top_sum(items: &mut [u64], k: u64) -> u64 {
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    if k < items.len() {
+        // Linear: the `k` largest go before position `k`.
+        items.select_nth_unstable_by(k, |a, b| b.cmp(a));
+    }
+    items.iter().take(k).fold(0u64, |a, &b| a.saturating_add(b))
+}
+
+/// What the lookups of a gate's fact can propose in one evaluation, at most
+/// ([`Gate::worst`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Proposed {
+    /// The rules proposed, weighed as the caller asked (each once).
+    pub(crate) weight: u64,
+    /// The rule postings pushed (with repeats): what marking them costs.
+    pub(crate) postings: u64,
 }
 
 /// A string's first 8 bytes as a big-endian number, zero-padded. Strings in
@@ -652,6 +722,60 @@ impl Gate {
             return None;
         }
         find_exact(&self.exact_key8, &self.exact, s)
+    }
+
+    /// The most the lookups of one evaluation can propose ([`Proposed`]),
+    /// each rule weighing what `weight` says of a range of the pool (the
+    /// same rule may be in several ranges: counted in each). `names`: the
+    /// most names of a set value (`None`: the fact holds one value). Every
+    /// rule the gate proposes is in [`Gate::all`], so that is a bound too.
+    pub(crate) fn worst(&self, weight: &impl Fn(Range) -> u64, names: Option<usize>) -> Proposed {
+        let len = |r: Range| u64::from(r.1.saturating_sub(r.0));
+        let all = Proposed {
+            weight: weight(self.all),
+            postings: len(self.all),
+        };
+        let exact =
+            |w: &dyn Fn(Range) -> u64| self.exact.iter().map(|&(_, r)| w(r)).max().unwrap_or(0);
+        let (prefix, prefix_hits) = self.prefix.worst_path(weight);
+        let (suffix, suffix_hits) = self.suffix.worst_path(weight);
+        let nets = self.v4.worst(weight).max(self.v6.worst(weight));
+        // One value: one exact string, one path of each trie, one segment.
+        let one = Proposed {
+            weight: exact(weight)
+                .saturating_add(prefix)
+                .saturating_add(suffix)
+                .saturating_add(nets),
+            postings: exact(&len)
+                .saturating_add(self.prefix.worst_path(&len).0)
+                .saturating_add(self.suffix.worst_path(&len).0)
+                .saturating_add(self.v4.worst(&len).max(self.v6.worst(&len))),
+        };
+        // Marking stops once the postings pushed would pass the gate's
+        // rules, and `all` is marked instead ([`super::collect`]): at most
+        // twice `all`'s postings.
+        let most_postings = all.postings.saturating_mul(2);
+        let Some(names) = names else {
+            return Proposed {
+                weight: one.weight.min(all.weight),
+                postings: one.postings.min(most_postings),
+            };
+        };
+        // A set: each name finds at most one exact string and one path of
+        // each trie, so its names reach at most `names` strings and `names`
+        // times a path's nodes of each trie: at most the heaviest that many.
+        let n = names as u64;
+        let mut items: Vec<u64> = self.exact.iter().map(|&(_, r)| weight(r)).collect();
+        let mut reached = top_sum(&mut items, n);
+        for (trie, hits) in [(&self.prefix, prefix_hits), (&self.suffix, suffix_hits)] {
+            items.clear();
+            trie.node_weights(weight, &mut items);
+            reached = reached.saturating_add(top_sum(&mut items, n.saturating_mul(hits)));
+        }
+        Proposed {
+            weight: reached.min(all.weight),
+            postings: one.postings.saturating_mul(n).min(most_postings),
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -65,10 +65,15 @@
 //! Instead the compiled conditions are tried in rule order with the
 //! reference's short-circuit order, so a provider is asked for exactly the
 //! facts the reference walk asks for, in the same order, each at most once.
+//! Except for a policy whose rules together take more steps than
+//! [`crate::Limits::max_eval_steps`] ([`work`]): trying them all could pass
+//! the per-evaluation cost bound, so a provider's evaluation goes through
+//! the table too (same decision; the table's facts are asked first).
 
 mod collect;
 mod expr;
 mod gate;
+mod work;
 
 use crate::analysis::truth::{and_mask, bit, not_mask, or_mask, Truth, ANY, F, T, U};
 use crate::check::model::{Expr, ExprKind, Model, Val};
@@ -95,6 +100,9 @@ pub(crate) struct Compiled {
     /// The most passes ([`crate::Limits::max_scan_passes`]) an evaluation
     /// makes over one fact's value (see [`expr::passes_past`]).
     passes_max: usize,
+    /// The steps ([`crate::Limits::max_eval_steps`]) of every rule: what
+    /// [`Compiled::walk`] may take.
+    walk_steps: u64,
     /// Per rule: the top-level conjuncts of its condition (bit `i`: part
     /// `i` of its `and`, or bit 0 for a lone leaf) that test only a table
     /// key. Every rule a cell proposes is certainly true on those there
@@ -310,6 +318,7 @@ impl Compiled {
                 let early = early_answers(&keys, &t.cells, &lists);
                 let rows = cell_rows(&keys, t.cells.len(), t.words);
                 return Compiled {
+                    walk_steps: work::walk_steps(&conds, work::custom_read_steps(model)),
                     conds,
                     scans,
                     passes_max,
@@ -397,6 +406,8 @@ impl Compiled {
     /// condition without the conjuncts the cell already decided.
     #[inline]
     fn holds_in_cell<S: FactSource + ?Sized>(&self, r: u32, src: &mut S) -> bool {
+        #[cfg(test)]
+        work::tried(r);
         let skip = self.skip.get(r as usize).copied().unwrap_or(0);
         self.conds
             .get(r as usize)
@@ -743,6 +754,8 @@ impl Compiled {
     /// Whether rule `r`'s condition is true without the conjuncts in `skip`.
     #[inline(always)]
     fn holds_without<S: FactSource + ?Sized>(&self, r: u32, skip: u64, src: &mut S) -> bool {
+        #[cfg(test)]
+        work::tried(r);
         let Some(c) = self.conds.get(r as usize) else {
             return false;
         };
