@@ -272,6 +272,30 @@ fn write(dir: &Path) -> std::io::Result<()> {
             refused(),
         ),
         (
+            // At `max_eval_steps` (32,768 steps): every evaluation tries
+            // every rule.
+            "16k-size-rules-at-the-step-limit",
+            attack::size_rules(16_384),
+            ok(vec![("eval", f(&"{\"size\": 1}".to_owned()))]),
+        ),
+        (
+            // 5 set facts, each a gate, 1,024 names each finding its own
+            // rule: 5,120 lookups and 5,120 rules tried (31,365 steps).
+            "5-set-gates-1024-names",
+            attack::set_gate_rules(5, 1024),
+            ok(vec![("eval", f(&attack::set_gate_facts(5, 1024)))]),
+        ),
+        (
+            // A 100,000-string list used by 6,000 rules on one string:
+            // 1.3 ms per evaluation when each use was a binary search.
+            "100k-list-used-6000-times-on-one-string",
+            attack::list_on_one_string(100_000, 6_000),
+            ok(vec![(
+                "eval",
+                f(&"{\"sender\": \"user000001@example.org\", \"size\": 1}".to_owned()),
+            )]),
+        ),
+        (
             "90k-paren-operands-one-rule",
             attack::paren_or_chain(90_000),
             ok(vec![("fmt", None)]),

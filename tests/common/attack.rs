@@ -301,8 +301,8 @@ pub fn virus_family_rules(n: usize) -> String {
 
 /// Facts for [`plain_rules`]`(n)` (and [`virus_family_rules`]) whose
 /// `virus` names the last `names` families (`W32/FamN.x`): more than 5
-/// give the gate too many ranges, so every rule is tried, in order, up
-/// to the first of them.
+/// give the gate more ranges than the merge keeps apart, so their rules
+/// are collected in the evaluator's bitset and tried in order.
 pub fn last_families_facts(n: usize, names: usize) -> String {
     let list: Vec<String> = (n.saturating_sub(names)..n)
         .map(|i| format!("\"W32/Fam{i}.x\""))
@@ -324,6 +324,50 @@ pub fn size_rules(n: usize) -> String {
             )
         })
         .collect()
+}
+
+/// `facts` set facts `s0`, `s1`, ... (each a gate) with `per_fact` rules
+/// `sK matches "NIx*" and size > N` each: every name of a set finds its own
+/// rule, so on [`set_gate_facts`] an evaluation looks up every name of
+/// every set and tries every rule (the most a set's gate can propose).
+pub fn set_gate_rules(facts: usize, per_fact: usize) -> String {
+    let mut src: String = (0..facts)
+        .map(|k| format!("fact s{k}: [string]\n"))
+        .collect();
+    for k in 0..facts {
+        for i in 0..per_fact {
+            src.push_str(&format!(
+                "rule \"r{k}_{i}\" {{ when s{k} matches \"N{i}x*\" and size > {} then pass }}\n",
+                i + 10
+            ));
+        }
+    }
+    src
+}
+
+/// Facts for [`set_gate_rules`]: each set names every family (`NIx`), and
+/// the message is small, so no rule is true.
+pub fn set_gate_facts(facts: usize, per_fact: usize) -> String {
+    let names: Vec<String> = (0..per_fact).map(|i| format!("\"N{i}x\"")).collect();
+    let names = names.join(",");
+    let sets: Vec<String> = (0..facts).map(|k| format!("\"s{k}\": [{names}]")).collect();
+    format!("{{{}, \"size\": 1}}", sets.join(", "))
+}
+
+/// A list of `items` strings used by `n` rules `not sender in big and
+/// size > N` (no gate: `not`): on a sender in the list every rule is tried,
+/// and each use was a binary search of the list.
+pub fn list_on_one_string(items: usize, n: usize) -> String {
+    let list: Vec<String> = (0..items)
+        .map(|i| format!("\"user{i:06}@example.org\""))
+        .collect();
+    let mut src = format!("list big = [{}]\n", list.join(", "));
+    for i in 0..n {
+        src.push_str(&format!(
+            "rule \"r{i}\" {{ when not sender in big and size > {i} then pass }}\n"
+        ));
+    }
+    src
 }
 
 /// One rule whose condition is `n` operands `((a))` joined by `or`: the
