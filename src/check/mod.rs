@@ -1324,6 +1324,11 @@ pub(crate) fn scan_passes_error(
         passes,
         limit,
     };
+    rule_diagnostic(src, span, rule, &kind)
+}
+
+/// A diagnostic of `kind` at `span`, naming the rule it is in, with help.
+fn rule_diagnostic(src: &str, span: Span, rule: &str, kind: &CheckErrorKind) -> Diagnostic {
     let mut d = Diagnostic::new(
         kind.code(),
         src,
@@ -1343,15 +1348,7 @@ pub(crate) fn eval_steps_error(
     steps: u64,
     limit: u64,
 ) -> Diagnostic {
-    let kind = CheckErrorKind::EvalSteps { steps, limit };
-    let mut d = Diagnostic::new(
-        kind.code(),
-        src,
-        span,
-        format!("{}{}", kind.message(), Context::Rule(rule)),
-    );
-    d.help = kind.help();
-    d
+    rule_diagnostic(src, span, rule, &CheckErrorKind::EvalSteps { steps, limit })
 }
 
 /// The compiled-regex budget of a policy of this source.

@@ -631,14 +631,7 @@ impl Compiled {
         }
         if n == 1 {
             // One list (the usual case): in order, no merge.
-            let (start, end) = heads[0];
-            for at in start..end {
-                let r = *self.lists.get(at as usize)?;
-                if r >= floor && self.gated_holds(at, r, rows, src) {
-                    return Some(r as usize);
-                }
-            }
-            return None;
+            return self.first_in_range(heads[0], rows, floor, src);
         }
         let heads = heads.get_mut(..n)?;
         let mut last = u32::MAX;
@@ -685,7 +678,19 @@ impl Compiled {
                 return r;
             }
         }
-        let (start, end) = g.all;
+        self.first_in_range(g.all, rows, floor, src)
+    }
+
+    /// The first rule from `floor` on, of one gate's range `(start, end)`
+    /// of the lists, that is a candidate of the cell and true.
+    #[inline(always)]
+    fn first_in_range<S: FactSource + ?Sized>(
+        &self,
+        (start, end): (u32, u32),
+        rows: &[u32],
+        floor: u32,
+        src: &mut S,
+    ) -> Option<usize> {
         for at in start..end {
             let r = *self.lists.get(at as usize)?;
             if r >= floor && self.gated_holds(at, r, rows, src) {
