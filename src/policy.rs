@@ -92,8 +92,27 @@ impl Policy {
 
     /// Parses and checks a policy from bytes: invalid UTF-8 is an error at its position.
     pub fn parse_bytes(source: &[u8]) -> Result<Policy, ParseError> {
+        Policy::parse_bytes_with_limits(source, &Limits::default())
+    }
+
+    /// Parses and checks a policy from bytes with the given limits: invalid
+    /// UTF-8 is an error at its position, as with [`Policy::parse_bytes`].
+    ///
+    /// ```
+    /// use mailpolicy::{Limits, Policy};
+    /// let src = br#"rule "a" { when size > 1 then pass } rule "b" { when size > 2 then pass }"#;
+    /// // Each rule is tried with its one test: 2 steps a rule.
+    /// let small = Limits { max_eval_steps: 3, ..Limits::default() };
+    /// let err = Policy::parse_bytes_with_limits(src, &small).unwrap_err();
+    /// assert_eq!(err.diagnostics()[0].code.as_str(), "limit");
+    /// let raised = Limits { max_eval_steps: 4, ..Limits::default() };
+    /// assert!(Policy::parse_bytes_with_limits(src, &raised).is_ok());
+    /// let err = Policy::parse_bytes_with_limits(b"rule \"a\xff\" { then pass }", &raised).unwrap_err();
+    /// assert_eq!((err.diagnostics()[0].line, err.diagnostics()[0].column), (1, 8));
+    /// ```
+    pub fn parse_bytes_with_limits(source: &[u8], limits: &Limits) -> Result<Policy, ParseError> {
         match std::str::from_utf8(source) {
-            Ok(s) => Policy::parse(s),
+            Ok(s) => Policy::parse_with_limits(s, limits),
             Err(e) => {
                 let at = e.valid_up_to();
                 // The prefix before the first bad byte is UTF-8 by definition.

@@ -420,3 +420,101 @@ fn eval_explain_on_many_recipients_is_bounded() {
     let o = policy(&["eval", path, "--facts", "-"], Some(&facts(1_000)));
     assert_eq!(json(&o)["recipients"].as_array().map(Vec::len), Some(1_000));
 }
+
+/// `n` rules `size > i`, which neither the decision table nor a value index
+/// narrows: every evaluation may try all of them, 2 steps each (the rule
+/// and its test).
+fn ungated_rules(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("rule \"r{i}\" {{ when size > {i} then pass }}\n"))
+        .collect()
+}
+
+#[test]
+fn max_eval_steps_lets_a_trusted_heavy_policy_in() {
+    // 20,000 ungated rules: 40,000 steps, past the default of 32,768.
+    let p = file("heavy.policy", &ungated_rules(20_000));
+    let path = p.to_str().unwrap();
+    let o = policy(&["check", path], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("error[limit]: "), "{out}");
+    assert!(out.contains("more than the limit of 32768"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l == "1 file(s) checked: 1 error(s), 0 warning(s)"),
+        "{out}"
+    );
+    let o = policy(&["check", "--max-eval-steps", "100000", path], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("error["), "{}", stdout(&o));
+    // Without it `eval` refuses the policy; with it (a global option, so
+    // before the subcommand too) the policy decides.
+    let o = policy(&["eval", path, "--fact", "size=5"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("error[limit]: "), "{}", stderr(&o));
+    let o = policy(
+        &["--max-eval-steps=100000", "eval", path, "--fact", "size=5"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["rule"], "r0");
+}
+
+#[test]
+fn max_eval_steps_reaches_every_command_that_reads_a_policy() {
+    // Lowered to 1 step, the example policy is refused by every command
+    // that compiles it: the option is not dropped on the way.
+    let p = file("site-steps.policy", SITE);
+    let path = p.to_str().unwrap();
+    let log = file("empty.log", "");
+    let log = log.to_str().unwrap();
+    let low = "--max-eval-steps=1";
+    let o = policy(&["check", low, path], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("more than the limit of 1 "),
+        "{}",
+        stdout(&o)
+    );
+    for (args, code) in [
+        (vec!["eval", low, path], 1),
+        (vec!["test", low, path], 1),
+        (vec!["diff", low, path, path], 2),
+        (vec!["replay", low, path, log], 1),
+    ] {
+        let o = policy(&args, None);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("more than the limit of 1 "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    // `fmt` does not compile the policy: it accepts the option and ignores it.
+    let o = policy(&["fmt", low, path], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!o.stdout.is_empty());
+    assert_eq!(o.stdout, policy(&["fmt", path], None).stdout);
+}
+
+#[test]
+fn a_bad_max_eval_steps_is_a_usage_error() {
+    let p = file("site-badsteps.policy", SITE);
+    let path = p.to_str().unwrap();
+    for (value, says) in [
+        ("lots", "`lots` is not a whole number of steps"),
+        ("0", "the limit must be at least 1 step"),
+        ("1.5", "`1.5` is not a whole number of steps"),
+        ("", "is not a whole number of steps"),
+    ] {
+        let arg = format!("--max-eval-steps={value}");
+        let o = policy(&["check", &arg, path], None);
+        assert_eq!(o.status.code(), Some(2), "{value:?}");
+        assert!(o.stdout.is_empty(), "{value:?}");
+        let err = stderr(&o);
+        assert!(err.contains("--max-eval-steps"), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

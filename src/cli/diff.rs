@@ -2,7 +2,7 @@
 //! unified diff of behaviour grouped by the old policy's rules, or as JSON
 //! (`[{"example":{FACTS},"old":DECISION,"new":DECISION}]`).
 
-use mailpolicy::{FactValue, Facts, Policy, PolicyDiff};
+use mailpolicy::{FactValue, Facts, Limits, Policy, PolicyDiff};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,9 +14,9 @@ const DIFFERENT: i32 = 1;
 /// Exit code for trouble (usage, I/O, policy errors, an unfinished analysis).
 const TROUBLE: i32 = 2;
 
-fn load(path: &Path) -> Result<Option<Policy>, String> {
+fn load(path: &Path, limits: &Limits) -> Result<Option<Policy>, String> {
     let bytes = super::read(path)?;
-    match super::parse(path, &bytes) {
+    match super::parse(&bytes, limits) {
         Ok(p) => Ok(Some(p)),
         Err(d) => {
             super::print_errors(path, &d);
@@ -25,9 +25,14 @@ fn load(path: &Path) -> Result<Option<Policy>, String> {
     }
 }
 
-/// Runs the diff; returns the exit code.
-pub fn run(old_path: &Path, new_path: &Path, json_out: bool) -> Result<i32, String> {
-    let (Some(old), Some(new)) = (load(old_path)?, load(new_path)?) else {
+/// Runs the diff, parsing both policies with `limits`; returns the exit code.
+pub fn run(
+    old_path: &Path,
+    new_path: &Path,
+    limits: &Limits,
+    json_out: bool,
+) -> Result<i32, String> {
+    let (Some(old), Some(new)) = (load(old_path, limits)?, load(new_path, limits)?) else {
         return Ok(TROUBLE);
     };
     let diff = match old.diff(&new) {

@@ -10,7 +10,7 @@ mod replay;
 mod sarif;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mailpolicy::{Facts, FactsInput, MessageVerdict, Policy, Severity};
+use mailpolicy::{Facts, FactsInput, Limits, MessageVerdict, Policy, Severity};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -105,6 +105,24 @@ const EXIT_USAGE: i32 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Most steps one evaluation of the policy may take (rules tried plus the tests in their
+    /// conditions, counted for the worst facts); a policy past it is refused with a `limit`
+    /// error. Default 32768. Raise it for a large policy you trust, never for policies
+    /// written by strangers; `fmt` does not compile policies and ignores it.
+    #[arg(long, global = true, value_name = "N", value_parser = eval_steps)]
+    max_eval_steps: Option<u64>,
+}
+
+/// Reads `--max-eval-steps`: a whole number of steps, at least 1 (a
+/// bad value is a usage error, exit 2).
+fn eval_steps(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("the limit must be at least 1 step".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{text}` is not a whole number of steps (e.g. 100000)"
+        )),
+    }
 }
 
 /// `policy check`'s output formats.
@@ -215,29 +233,34 @@ pub fn run() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    let mut limits = Limits::default();
+    if let Some(steps) = cli.max_eval_steps {
+        limits.max_eval_steps = steps;
+    }
+    let limits = &limits;
     let result = match cli.command {
         Command::Check {
             files,
             format,
             deny_warnings,
             coverage,
-        } => check(&files, format, deny_warnings, coverage),
+        } => check(&files, limits, format, deny_warnings, coverage),
         Command::Eval {
             file,
             facts,
             fact,
             explain,
-        } => eval(&file, facts.as_deref(), &fact, explain),
-        Command::Test { files } => test(&files),
+        } => eval(&file, limits, facts.as_deref(), &fact, explain),
+        Command::Test { files } => test(&files, limits),
         Command::Fmt { file, check, write } => fmt(&file, check, write),
-        Command::Diff { old, new, format } => diff::run(&old, &new, format == Format::Json),
+        Command::Diff { old, new, format } => diff::run(&old, &new, limits, format == Format::Json),
         Command::Replay {
             policy,
             logs,
             format,
             show,
             forging,
-        } => replay_command(&policy, &logs, format, show, &forging),
+        } => replay_command(&policy, &logs, limits, format, show, &forging),
     };
     match result {
         Ok(code) => code,
@@ -253,12 +276,14 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn parse(_path: &Path, bytes: &[u8]) -> Result<Policy, Vec<mailpolicy::Diagnostic>> {
-    Policy::parse_bytes(bytes).map_err(|e| e.diagnostics().to_vec())
+/// Parses a policy with `limits` (the defaults, or `--max-eval-steps`).
+fn parse(bytes: &[u8], limits: &Limits) -> Result<Policy, Vec<mailpolicy::Diagnostic>> {
+    Policy::parse_bytes_with_limits(bytes, limits).map_err(|e| e.diagnostics().to_vec())
 }
 
 fn check(
     files: &[PathBuf],
+    limits: &Limits,
     format: CheckFormat,
     deny_warnings: bool,
     coverage: bool,
@@ -266,7 +291,7 @@ fn check(
     let mut all = Vec::new();
     for path in files {
         let bytes = read(path)?;
-        let diags = match parse(path, &bytes) {
+        let diags = match parse(&bytes, limits) {
             Ok(policy) => {
                 if coverage {
                     policy.check_with_coverage()
@@ -344,12 +369,13 @@ fn stdin_is_piped() -> bool {
 
 fn eval(
     path: &Path,
+    limits: &Limits,
     facts_arg: Option<&str>,
     fact_args: &[String],
     explain: bool,
 ) -> Result<i32, String> {
     let bytes = read(path)?;
-    let policy = match parse(path, &bytes) {
+    let policy = match parse(&bytes, limits) {
         Ok(p) => p,
         Err(d) => {
             print_errors(path, &d);
@@ -509,12 +535,12 @@ fn strip_position(s: &str) -> &str {
     }
 }
 
-fn test(files: &[PathBuf]) -> Result<i32, String> {
+fn test(files: &[PathBuf], limits: &Limits) -> Result<i32, String> {
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut out = std::io::stdout().lock();
     for path in files {
         let bytes = read(path)?;
-        let policy = match parse(path, &bytes) {
+        let policy = match parse(&bytes, limits) {
             Ok(p) => p,
             Err(d) => {
                 print_errors(path, &d);
@@ -560,6 +586,7 @@ fn test(files: &[PathBuf]) -> Result<i32, String> {
 fn replay_command(
     policy: &Path,
     logs: &[PathBuf],
+    limits: &Limits,
     format: Format,
     show: usize,
     forging: &[String],
@@ -576,7 +603,11 @@ fn replay_command(
         policy,
         logs,
         format == Format::Json,
-        replay::Options { show, forging },
+        replay::Options {
+            show,
+            forging,
+            limits: limits.clone(),
+        },
     )
 }
 

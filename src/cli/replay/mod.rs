@@ -45,6 +45,8 @@ pub struct Options {
     pub show: usize,
     /// `--forging`: which virus names forge their senders (unknown without it).
     pub forging: Option<regex::RegexSet>,
+    /// The limits the policy is parsed with (`--max-eval-steps`).
+    pub limits: mailpolicy::Limits,
 }
 
 /// A recipient of a message, with what the log says happened to it.
@@ -257,7 +259,7 @@ pub fn run(
     options: Options,
 ) -> Result<i32, String> {
     let bytes = super::read(policy_path)?;
-    let policy = match super::parse(policy_path, &bytes) {
+    let policy = match super::parse(&bytes, &options.limits) {
         Ok(p) => p,
         Err(d) => {
             super::print_errors(policy_path, &d);
