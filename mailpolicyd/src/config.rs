@@ -2,6 +2,7 @@
 //! keys refused with their line, values validated before the filter starts.
 
 use ipnet::IpNet;
+use mailpolicy::Limits;
 use regex::Regex;
 use serde::Deserialize;
 use std::fmt;
@@ -139,6 +140,9 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Logs.
     pub log: LogConfig,
+    /// `[limits]`: the limits the policy is parsed with (the library's
+    /// defaults unless raised here).
+    pub limits: Limits,
 }
 
 /// `[milter]`.
@@ -237,6 +241,7 @@ struct RawConfig {
     quarantine: Option<RawQuarantine>,
     notify: Option<RawNotify>,
     log: Option<RawLog>,
+    limits: Option<RawLimits>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +287,12 @@ struct RawNotify {
     submit: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
     hostname: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_eval_steps: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +543,19 @@ impl Config {
             }
         }
 
+        let mut limits = Limits::default();
+        if let Some(steps) = raw.limits.as_ref().and_then(|l| l.max_eval_steps.as_ref()) {
+            limits.max_eval_steps = match u64::try_from(*steps.get_ref()) {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(place(
+                        Some(steps.span()),
+                        "max_eval_steps must be at least 1".into(),
+                    ))
+                }
+            };
+        }
+
         Ok(Config {
             policy: path_of(raw.policy.get_ref()),
             milter,
@@ -541,6 +565,7 @@ impl Config {
             quarantine_dir,
             notify,
             log,
+            limits,
         })
     }
 }
@@ -711,6 +736,33 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, 5);
         assert!(e.message.starts_with("invalid regex"), "{e}");
+    }
+
+    #[test]
+    fn limits_raise_the_evaluation_steps() {
+        let base = "policy = \"p\"\n[milter]\nlisten = \"unix:m\"\n";
+        let d = parse(base).unwrap();
+        assert_eq!(d.limits, Limits::default());
+        let c = parse(&format!("{base}[limits]\nmax_eval_steps = 100000\n")).unwrap();
+        assert_eq!(c.limits.max_eval_steps, 100_000);
+        // Only that limit changes.
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_eval_steps: 100_000,
+                ..Limits::default()
+            }
+        );
+        for bad in ["0", "-5"] {
+            let e = parse(&format!("{base}[limits]\nmax_eval_steps = {bad}\n")).unwrap_err();
+            assert_eq!((e.line, e.column), (5, 18), "{e}");
+            assert_eq!(e.message, "max_eval_steps must be at least 1");
+        }
+        let e = parse(&format!("{base}[limits]\nmax_eval_steps = \"lots\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}[limits]\nmax_rules = 5\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 1), "{e}");
+        assert!(e.message.contains("max_rules"), "{e}");
     }
 
     #[test]

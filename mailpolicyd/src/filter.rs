@@ -11,7 +11,9 @@ use crate::message::Message;
 use crate::notify::{self, About, Submitter};
 use crate::quarantine::{self, Record};
 use crate::sanitize::{header_text, is_plain_address, log_text};
-use mailpolicy::{AlertTarget, Decision, Direction, Facts, MessageVerdict, Policy, Verdict};
+use mailpolicy::{
+    AlertTarget, Decision, Direction, Facts, Limits, MessageVerdict, Policy, Verdict,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -30,11 +32,12 @@ pub struct LoadedPolicy {
 }
 
 impl LoadedPolicy {
-    /// Reads and parses a policy file; the error is the rendered diagnostics.
-    pub fn load(path: &Path) -> Result<LoadedPolicy, String> {
+    /// Reads and parses a policy file with `limits` (the config's
+    /// `[limits]`); the error is the rendered diagnostics.
+    pub fn load(path: &Path, limits: &Limits) -> Result<LoadedPolicy, String> {
         let source = std::fs::read(path)
             .map_err(|e| format!("{}: cannot read the policy: {e}", path.display()))?;
-        let policy = Policy::parse_bytes(&source).map_err(|e| {
+        let policy = Policy::parse_bytes_with_limits(&source, limits).map_err(|e| {
             let rendered: Vec<String> = e
                 .diagnostics()
                 .iter()
@@ -188,7 +191,7 @@ pub struct Filter {
 impl Filter {
     /// Builds a filter: loads the policy and opens the decision log.
     pub fn new(config: Config) -> Result<Filter, String> {
-        let loaded = LoadedPolicy::load(&config.policy)?;
+        let loaded = LoadedPolicy::load(&config.policy, &config.limits)?;
         let decisions = DecisionLog::open(config.log.decisions.clone())
             .map_err(|e| format!("cannot open the decision log: {e}"))?;
         Ok(Filter {
@@ -217,7 +220,10 @@ impl Filter {
         if let Err(e) = self.decisions.reopen() {
             tracing::warn!("cannot reopen the decision log: {e}");
         }
-        let loaded = Arc::new(LoadedPolicy::load(&self.config.policy)?);
+        let loaded = Arc::new(LoadedPolicy::load(
+            &self.config.policy,
+            &self.config.limits,
+        )?);
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&loaded);
         Ok(loaded)
     }

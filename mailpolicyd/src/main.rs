@@ -169,7 +169,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let loaded = match LoadedPolicy::load(&config.policy) {
+    let loaded = match LoadedPolicy::load(&config.policy, &config.limits) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
