@@ -435,7 +435,7 @@ impl CheckErrorKind {
             ),
             RegexBudget { .. } => Some("use fewer or simpler regexes, or lists of globs".into()),
             EvalSteps { .. } => Some(
-                "a step is a rule tried plus one per test, `and`, `or` and `not` in its condition; an evaluation tries the rules that the enum and bool facts (`direction`, `scanner`, ...) and the value indexes (a required `recipient == \"...\"`, `sender in [...]`, `virus matches \"W32/*\"`, `client_ip in [...]`) leave, so a rule with none of these is tried by every evaluation that reaches it (docs/LIMITS.md): give such rules one of these tests, merge rules that share actions, or raise `Limits::max_eval_steps`".into(),
+                "a step is a rule tried, plus one per test, `and`, `or`, `not`; a rule that no enum or bool fact (`direction`, `scanner`, ...) and no required value test (`recipient == \"...\"`, `virus matches \"W32/*\"`, `client_ip in [...]`) narrows is tried by every evaluation (docs/LIMITS.md): give such rules one, merge rules, or, for a trusted policy, raise the limit (`policy --max-eval-steps N`, mailpolicyd `[limits] max_eval_steps`, `Limits::max_eval_steps`)".into(),
             ),
             ScanPasses { .. } => Some(format!(
                 "each shared scan of the fact (up to 256 patterns) is a pass, and so is each glob or regex no scan answers; a regex with a Unicode `\\b` counts {}; on a set fact (`virus`) every name is tested: a search or a regex no scan answers counts 3, `==`, `!=` or a glob a quarter, `in [...]` half a pass per halving of its list (docs/LIMITS.md): use prefix or suffix globs (they cost nothing), fewer patterns, `(?-u:\\b)` for an ASCII word boundary, or raise `Limits::max_scan_passes`",
