@@ -1266,6 +1266,33 @@ impl Kids {
     }
 }
 
+/// Freezes a built trie breadth-first (node `0` the root, a node's
+/// children consecutive): `visit` gets each node in that order with its
+/// frozen index and its label (the byte leading to it; the root's 0).
+/// Returns the children ([`Kids`]); none for an empty trie.
+fn breadth_first(mut nodes: Vec<BuildNode>, mut visit: impl FnMut(usize, u8, &BuildNode)) -> Kids {
+    if nodes.is_empty() {
+        return Kids::default();
+    }
+    // `order[i]`: the build node of frozen node `i`, and its label.
+    let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
+    order.push((0, 0));
+    let mut span = Vec::with_capacity(nodes.len());
+    let mut i = 0;
+    while let Some(&(b, label)) = order.get(i) {
+        let n = nodes
+            .get_mut(b as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        span.push((order.len() as u32, n.children.len() as u32));
+        visit(i, label, &n);
+        order.extend(n.children.iter().map(|&(l, t)| (t, l)));
+        i += 1;
+    }
+    let label: Vec<u8> = order.iter().map(|&(_, l)| l).collect();
+    Kids::new(span, &label)
+}
+
 /// A frozen literal trie (see [`Kids`]), with each node's bits.
 #[derive(Debug, Clone, Default)]
 struct Trie {
@@ -1289,36 +1316,19 @@ struct Mark {
 }
 
 impl Trie {
-    fn freeze(mut nodes: Vec<BuildNode>) -> Trie {
-        if nodes.is_empty() {
-            return Trie::default();
-        }
-        // Breadth-first: `order[i]` is the build node of frozen node `i`.
-        let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
-        order.push((0, 0));
+    fn freeze(nodes: Vec<BuildNode>) -> Trie {
         let mut marks = Vec::with_capacity(nodes.len());
-        let mut span = Vec::with_capacity(nodes.len());
-        let mut i = 0;
-        while let Some(&(b, _)) = order.get(i) {
-            let n = nodes
-                .get_mut(b as usize)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            span.push((order.len() as u32, n.children.len() as u32));
-            let label = order.get(i).map_or(0, |&(_, l)| l);
+        let kids = breadth_first(nodes, |i, label, n| {
             marks.push(Mark {
                 pre: n.pre,
                 end: n.end,
                 wb: n.wb,
                 word: i > 0 && (label.is_ascii_alphanumeric() || label == b'_'),
             });
-            order.extend(n.children.iter().map(|&(l, t)| (t, l)));
-            i += 1;
-        }
-        let label: Vec<u8> = order.iter().map(|&(_, l)| l).collect();
+        });
         Trie {
             marks: marks.into(),
-            kids: Kids::new(span, &label),
+            kids,
         }
     }
 
@@ -1495,32 +1505,17 @@ struct Exact {
 }
 
 impl Exact {
-    fn freeze(mut nodes: Vec<BuildNode>) -> Exact {
-        if nodes.is_empty() {
-            return Exact::default();
-        }
-        let mut order: Vec<(u32, u8)> = Vec::with_capacity(nodes.len());
-        order.push((0, 0));
-        let mut span = Vec::with_capacity(nodes.len());
+    fn freeze(nodes: Vec<BuildNode>) -> Exact {
         let mut ends = Vec::with_capacity(nodes.len());
         let mut keys = Vec::new();
-        let mut i = 0;
-        while let Some(&(b, _)) = order.get(i) {
-            let n = nodes
-                .get_mut(b as usize)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            span.push((order.len() as u32, n.children.len() as u32));
+        let kids = breadth_first(nodes, |_, _, n| {
             ends.push((keys.len() as u32, n.keys.len() as u32));
             keys.extend_from_slice(&n.keys);
-            order.extend(n.children.iter().map(|&(l, t)| (t, l)));
-            i += 1;
-        }
-        let label: Vec<u8> = order.iter().map(|&(_, l)| l).collect();
+        });
         Exact {
             ends: ends.into(),
             keys: keys.into(),
-            kids: Kids::new(span, &label),
+            kids,
         }
     }
 
